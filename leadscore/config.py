@@ -1,0 +1,171 @@
+"""Per-motion policy: a typed object built from conf/<motion>.yaml.
+
+One codebase, one file per motion: features, label and horizon, model settings, tiers, routes, SLAs, stage
+gates, promotion gates and feedback bounds.  Unknown keys are errors, so a typo never silently falls back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from leadscore.settings import Settings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ICP(_Strict):
+    industries: list[str] = []
+    employee_band: tuple[float, float] = (0, float("inf"))
+    revenue_band: tuple[float, float] = (0, float("inf"))
+    regions: list[str] = []
+
+
+class Label(_Strict):
+    """B2B: positive when ``stage`` is reached within the horizon. B2C: when ``purchased`` is true."""
+
+    stage: str | None = None
+    purchased: bool | None = None
+
+
+class Snapshots(_Strict):
+    """Training rows are (entity, as-of, label): one snapshot every ``every_days``, ``count`` of them."""
+
+    every_days: int = 30
+    count: int = 4
+
+
+class ModelConf(_Strict):
+    params: dict[str, float | int | str] = {}
+    max_rounds: int = 2000
+    early_stopping_rounds: int = 100
+    max_category_levels: int = 50
+    seed: int = 0
+    search_trials: int = 0
+
+
+class Value(_Strict):
+    """Expected value = probability × deal value − cost of the sales interaction."""
+
+    deal_value: float = 1000.0
+    value_feature: str | None = None
+    cost_of_contact: float = 0.0
+
+
+class TierLevel(_Strict):
+    name: str
+    share: float | None = Field(default=None, gt=0, le=1)
+    min_probability: float | None = Field(default=None, ge=0, le=1)
+    min_expected_value: float | None = None
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> TierLevel:
+        given = [x is not None for x in (self.share, self.min_probability, self.min_expected_value)]
+        if sum(given) > 1:
+            raise ValueError(f"tier {self.name!r}: give one of share, min_probability, min_expected_value")
+        return self
+
+
+class Tiers(_Strict):
+    """Ordered best first; the last level catches the rest. ``share`` is cumulative and fitted on validation."""
+
+    method: Literal["probability", "expected_value", "capacity"] = "probability"
+    levels: list[TierLevel]
+
+
+class Condition(_Strict):
+    feature: str | None = None
+    op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
+    value: float | str | bool | None = None
+    tier: list[str] | None = None
+    stage_at_least: str | None = None
+    stage_below: str | None = None
+    consent: Literal["any", "email", "sms", "none"] | None = None
+    expected_value_below: float | None = None
+
+
+class Route(_Strict):
+    """First matching route wins; ``when`` is a list of conditions that must all hold."""
+
+    name: str
+    when: list[Condition] = []
+    owner: Literal["account_owner", "territory_queue", "none"] = "none"
+    sla_minutes: int | None = None
+    actions: list[str] = []
+
+
+class Gate(_Strict):
+    """Evidence required before a lead may advance to ``stage``; ``missing`` is what a rep reads."""
+
+    stage: str
+    require: list[Condition]
+    missing: str
+
+
+class Grade(_Strict):
+    fit_cutoffs: list[float] = [75, 50, 25]
+    engagement_cutoffs: list[float] = [75, 50, 25]
+
+
+class Promotion(_Strict):
+    auc_margin: float = 0.005
+    ece_margin: float = 0.005
+    min_positives: int = 100
+
+
+class Leakage(_Strict):
+    max_single_feature_auc: float = 0.95
+
+
+class FeedbackConf(_Strict):
+    min_new_labels: int = 500
+    psi_bound: float = 0.2
+    ece_bound: float = 0.05
+    auc_drop_bound: float = 0.03
+
+
+class MotionConfig(_Strict):
+    motion: Literal["b2b", "b2c", "hybrid"]
+    feature_set: str
+    label: Label
+    horizon_days: int = Field(gt=0)
+    snapshots: Snapshots = Snapshots()
+    icp: ICP = ICP()
+    required_roles: list[str] = []
+    intent_half_life_days: float = 14.0
+    model_inputs_exclude: list[str] = []
+    gate_stage: str | None = None
+    model: ModelConf = ModelConf()
+    value: Value = Value()
+    tiers: Tiers
+    routes: list[Route]
+    gates: list[Gate] = []
+    grade: Grade = Grade()
+    promotion: Promotion = Promotion()
+    leakage: Leakage = Leakage()
+    feedback: FeedbackConf = FeedbackConf()
+    max_batch_size: int = 1000
+    sla_latency_ms: int = 50
+
+    @model_validator(mode="after")
+    def _routes_end_with_fallback(self) -> MotionConfig:
+        if not self.routes or self.routes[-1].when:
+            raise ValueError("the last route must have no conditions (the fallback)")
+        return self
+
+
+def load_config(motion_or_path: str | Path, settings: Settings | None = None) -> MotionConfig:
+    """Load ``conf/<motion>.yaml`` (or a YAML path) into a validated ``MotionConfig``."""
+    p = Path(motion_or_path)
+    if p.suffix not in (".yaml", ".yml"):
+        p = (settings or Settings.load()).conf_dir / f"{motion_or_path}.yaml"
+    if not p.exists():
+        raise FileNotFoundError(f"no motion configuration at {p} (motions: b2b, b2c, hybrid)")
+    with p.open() as fh:
+        raw = yaml.safe_load(fh)
+    return MotionConfig.model_validate(raw)
