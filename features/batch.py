@@ -1,0 +1,248 @@
+"""Point-in-time batch features and training sets from canonical tables.
+
+``prepare`` turns validated tables into arrays once (dedupes event ids, drops events of unknown entities,
+counting both); ``features_as_of`` computes a feature frame for every entity that exists at ``as_of``;
+``training_set`` stacks snapshots into (entity, as-of, label) rows with labels from the horizon after as-of.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from features.compute import B2B_CODE, B2C_CODE, DAY, ROLE_CODE, STAGE_RANK, B2BFrame, B2CFrame, compute
+from features.definitions import FeatureSet, feature_set
+from leadscore.config import MotionConfig
+from leadscore.schema import SENIORITIES, DropReport
+
+MAX_WINDOW = 90 * int(DAY)
+SENIORITY_RANK = {s: float(i) for i, s in enumerate(SENIORITIES)}
+
+
+@dataclass
+class Prepared:
+    """A motion's tables as arrays, ready for any number of as-of computations."""
+
+    motion: str
+    frame: B2BFrame | B2CFrame
+    entity_ids: np.ndarray           # lead_id or customer_id per entity index
+    entity_created: np.ndarray
+    account_ids: np.ndarray | None   # B2B: account_id per account index
+    outcomes: pd.DataFrame
+    stage_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # (lead idx, ts, rank) for hybrid
+    drops: DropReport = field(default_factory=DropReport)
+
+
+def _codes(values: pd.Series, categories: pd.Index) -> np.ndarray:
+    return pd.Categorical(values, categories=categories).codes.astype(np.int64)
+
+
+def _epoch(s: pd.Series) -> np.ndarray:
+    return s.to_numpy(dtype="datetime64[s]").astype(np.int64)
+
+
+def _clean_events(events: pd.DataFrame, entity_col: str, known: pd.Index, drops: DropReport) -> pd.DataFrame:
+    dup = events["event_id"].duplicated(keep="first").to_numpy()
+    drops.add("duplicate event_id (kept the first)", int(dup.sum()))
+    ev = events.loc[~dup]
+    if entity_col == "lead_id":  # account-level events have no lead
+        unknown = ev["lead_id"].notna().to_numpy() & ~ev["lead_id"].isin(known).to_numpy()
+    else:
+        unknown = ~ev[entity_col].isin(known).to_numpy()
+    drops.add(f"events for an unknown {entity_col}", int(unknown.sum()))
+    return ev.loc[~unknown]
+
+
+def prepare(motion: str, tables: dict[str, pd.DataFrame]) -> Prepared:
+    return _prepare_b2c(tables) if motion == "b2c" else _prepare_b2b(motion, tables)
+
+
+def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
+    drops = DropReport()
+    acc, leads = t["accounts"], t["leads"]
+    acc_idx = pd.Index(acc["account_id"])
+    lead_idx = pd.Index(leads["lead_id"])
+    ev = _clean_events(t["events"], "lead_id", lead_idx, drops)
+    bad_acc = ~ev["account_id"].isin(acc_idx).to_numpy()
+    drops.add("events for an unknown account_id", int(bad_acc.sum()))
+    ev = ev.loc[~bad_acc]
+    ev_lead = _codes(ev["lead_id"], lead_idx)
+    # An event's account is its lead's account when it has a lead (the CRM is the source of truth).
+    lead_account = _codes(leads["account_id"], acc_idx)
+    ev_account = np.where(ev_lead >= 0, lead_account[np.maximum(ev_lead, 0)], _codes(ev["account_id"], acc_idx))
+    topics = pd.Index(sorted(ev["topic"].dropna().unique()))[:63]
+    fr = B2BFrame(
+        lead_account=lead_account,
+        lead_created=_epoch(leads["created_at"]),
+        lead_role=leads["buying_role"].map(ROLE_CODE).to_numpy(dtype=np.int64),
+        lead_seniority=leads["seniority"].map(SENIORITY_RANK).to_numpy(dtype=np.float64, na_value=np.nan),
+        lead_business=(leads["email_domain_type"] == "business").to_numpy(dtype=np.float64),
+        lead_stage=np.zeros(len(leads), dtype=np.int64),
+        acc_industry=acc["industry"].to_numpy(dtype=object, na_value=None),
+        acc_employees=acc["employee_count"].to_numpy(dtype=np.float64, na_value=np.nan),
+        acc_revenue=acc["annual_revenue"].to_numpy(dtype=np.float64, na_value=np.nan),
+        acc_region=acc["region"].to_numpy(dtype=object, na_value=None),
+        ev_ts=_epoch(ev["ts"]),
+        ev_type=ev["type"].map(B2B_CODE).to_numpy(dtype=np.int8),
+        ev_lead=ev_lead, ev_account=ev_account,
+        ev_topic=_codes(ev["topic"], topics),
+    )
+    out = t["outcomes"]
+    o_lead = _codes(out["lead_id"], lead_idx)
+    ok = o_lead >= 0
+    drops.add("outcomes for an unknown lead_id", int((~ok).sum()))
+    stages = (o_lead[ok], _epoch(out["occurred_at"])[ok], out["stage"].map(STAGE_RANK).to_numpy(dtype=np.int64)[ok])
+    return Prepared(motion, fr, lead_idx.to_numpy(dtype=object), fr.lead_created, acc_idx.to_numpy(dtype=object),
+                    out, stages, drops)
+
+
+def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
+    drops = DropReport()
+    cust = t["customers"]
+    cidx = pd.Index(cust["customer_id"])
+    ev = _clean_events(t["events"], "customer_id", cidx, drops)
+    orders = t["orders"]
+    o_c = _codes(orders["customer_id"], cidx)
+    drops.add("orders for an unknown customer_id", int((o_c < 0).sum()))
+    cats = pd.Index(sorted(ev["category"].dropna().unique()))[:255]
+    fr = B2CFrame(
+        cust_created=_epoch(cust["created_at"]),
+        cust_channel=cust["channel"].to_numpy(dtype=object, na_value=None),
+        cust_device=cust["device"].to_numpy(dtype=object, na_value=None),
+        cust_consent_email=cust["consent_email"].fillna(False).to_numpy(dtype=np.float64),
+        cust_consent_sms=cust["consent_sms"].fillna(False).to_numpy(dtype=np.float64),
+        ev_ts=_epoch(ev["ts"]), ev_type=ev["type"].map(B2C_CODE).to_numpy(dtype=np.int8),
+        ev_cust=_codes(ev["customer_id"], cidx),
+        ev_session=pd.factorize(ev["session_id"])[0].astype(np.int64),
+        ev_category=_codes(ev["category"], cats),
+        ev_price=ev["price"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ev_qty=ev["quantity"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ord_cust=o_c[o_c >= 0], ord_ts=_epoch(orders["ts"])[o_c >= 0],
+        ord_amount=orders["amount"].to_numpy(dtype=np.float64)[o_c >= 0],
+    )
+    return Prepared("b2c", fr, cidx.to_numpy(dtype=object), fr.cust_created, None, t["outcomes"], None, drops)
+
+
+def stage_as_of(p: Prepared, as_of: int) -> np.ndarray:
+    """Highest funnel stage rank each lead had reached at ``as_of`` (0 = none)."""
+    rank = np.zeros(len(p.entity_ids), dtype=np.int64)
+    if p.stage_events is not None:
+        lead, ts, r = p.stage_events
+        m = ts <= as_of
+        np.maximum.at(rank, lead[m], r[m])
+    return rank
+
+
+def frame_as_of(p: Prepared, as_of: int) -> tuple[B2BFrame | B2CFrame, np.ndarray]:
+    """The frame restricted to entities that exist at ``as_of`` and events in the last 90 days.
+
+    Returns the frame and the original entity indices it keeps. Events of an entity that does not exist yet
+    are not attributable at ``as_of`` and are left out, exactly as the online store would not have them.
+    """
+    keep = np.flatnonzero(p.entity_created <= as_of)
+    remap = np.full(len(p.entity_ids), -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    fr = p.frame
+    win = (fr.ev_ts <= as_of) & (fr.ev_ts > as_of - MAX_WINDOW)
+    if isinstance(fr, B2CFrame):
+        win &= remap[fr.ev_cust] >= 0
+        o = fr.ord_ts <= as_of
+        o &= remap[fr.ord_cust] >= 0
+        return replace(
+            fr, cust_created=fr.cust_created[keep], cust_channel=fr.cust_channel[keep],
+            cust_device=fr.cust_device[keep], cust_consent_email=fr.cust_consent_email[keep],
+            cust_consent_sms=fr.cust_consent_sms[keep], ev_ts=fr.ev_ts[win], ev_type=fr.ev_type[win],
+            ev_cust=remap[fr.ev_cust[win]], ev_session=fr.ev_session[win], ev_category=fr.ev_category[win],
+            ev_price=fr.ev_price[win], ev_qty=fr.ev_qty[win], ord_cust=remap[fr.ord_cust[o]],
+            ord_ts=fr.ord_ts[o], ord_amount=fr.ord_amount[o]), keep
+    lead_ok = fr.ev_lead < 0
+    lead_ok[~lead_ok] = remap[fr.ev_lead[~lead_ok]] >= 0
+    win &= lead_ok
+    ev_lead = fr.ev_lead[win]
+    return replace(
+        fr, lead_account=fr.lead_account[keep], lead_created=fr.lead_created[keep], lead_role=fr.lead_role[keep],
+        lead_seniority=fr.lead_seniority[keep], lead_business=fr.lead_business[keep],
+        lead_stage=stage_as_of(p, as_of)[keep], ev_ts=fr.ev_ts[win], ev_type=fr.ev_type[win],
+        ev_lead=np.where(ev_lead >= 0, remap[np.maximum(ev_lead, 0)], -1), ev_account=fr.ev_account[win],
+        ev_topic=fr.ev_topic[win]), keep
+
+
+def to_timestamp(as_of: str | pd.Timestamp | int) -> int:
+    if isinstance(as_of, int | np.integer):
+        return int(as_of)
+    ts = pd.Timestamp(as_of)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(ts.as_unit("s").value)
+
+
+def features_as_of(p: Prepared, as_of: str | pd.Timestamp | int, conf: MotionConfig,
+                   fs: FeatureSet | None = None) -> pd.DataFrame:
+    """One row per entity existing at ``as_of``: ids, ``as_of`` and every feature of the set."""
+    fs = fs or feature_set(conf.feature_set)
+    t = to_timestamp(as_of)
+    fr, keep = frame_as_of(p, t)
+    values = compute(fr, t, conf, fs)
+    id_col = "customer_id" if p.motion == "b2c" else "lead_id"
+    cols: dict[str, object] = {id_col: p.entity_ids[keep]}
+    if p.account_ids is not None:
+        cols["account_id"] = p.account_ids[p.frame.lead_account[keep]]
+    cols["as_of"] = np.full(len(keep), t, dtype="int64").astype("datetime64[s]")
+    cols |= values
+    return pd.DataFrame(cols)
+
+
+def latest_time(p: Prepared) -> int:
+    return int(p.frame.ev_ts.max()) if len(p.frame.ev_ts) else int(p.entity_created.max())
+
+
+def snapshot_times(p: Prepared, conf: MotionConfig) -> list[int]:
+    """As-of dates whose whole label horizon is observed, newest first, after a 30-day warm-up."""
+    end = latest_time(p) - conf.horizon_days * int(DAY)
+    start = int(p.frame.ev_ts.min()) + 30 * int(DAY) if len(p.frame.ev_ts) else end
+    times = [end - k * conf.snapshots.every_days * int(DAY) for k in range(conf.snapshots.count)]
+    times = [t for t in times if t >= start]
+    if not times:
+        raise ValueError(f"the data spans too little time for a {conf.horizon_days}-day horizon and a 30-day warm-up")
+    return times
+
+
+def labels(p: Prepared, rows: pd.DataFrame, conf: MotionConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Label and realised value per (entity, as_of) row from outcomes in (as_of, as_of + horizon]."""
+    o = p.outcomes
+    id_col = "customer_id" if p.motion == "b2c" else "lead_id"
+    if p.motion == "b2c":
+        pos = o.loc[o["purchased"].fillna(False).astype(bool), [id_col, "occurred_at", "value"]]
+    else:
+        pos = o.loc[o["stage"] == conf.label.stage, [id_col, "occurred_at", "value"]]
+    m = rows[[id_col, "as_of"]].reset_index().merge(pos, on=id_col, how="inner")
+    h = pd.Timedelta(days=conf.horizon_days)
+    m = m[(m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= m["as_of"] + h)]
+    agg = m.groupby("index").agg(value=("value", "sum"))
+    y = np.zeros(len(rows), dtype=np.int8)
+    v = np.zeros(len(rows))
+    y[agg.index.to_numpy()] = 1
+    v[agg.index.to_numpy()] = agg["value"].fillna(0).to_numpy()
+    return y, v
+
+
+def open_at(p: Prepared, as_of: int) -> np.ndarray:
+    """B2B: leads not yet won or lost at ``as_of`` (closed deals are not scored)."""
+    if p.stage_events is None:
+        return np.ones(len(p.entity_ids), dtype=bool)
+    return stage_as_of(p, as_of) < STAGE_RANK["won"]
+
+
+def training_set(p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None) -> pd.DataFrame:
+    """Stacked snapshots of (entity, as_of, features, label, label_value), oldest first."""
+    frames = []
+    for t in sorted(snapshot_times(p, conf)):
+        rows = features_as_of(p, t, conf, fs)
+        if p.motion != "b2c":
+            still_open = open_at(p, t)[p.entity_created <= t]
+            rows = rows.loc[still_open].reset_index(drop=True)
+        y, v = labels(p, rows, conf)
+        frames.append(rows.assign(label=y, label_value=v))
+    return pd.concat(frames, ignore_index=True)
