@@ -33,6 +33,8 @@ class Prepared:
     outcomes: pd.DataFrame
     stage_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # (lead idx, ts, rank) for hybrid
     drops: DropReport = field(default_factory=DropReport)
+    vocab: dict[str, np.ndarray] = field(default_factory=dict)  # code → name: topic, category, session
+    event_ids: pd.Series | None = None                          # event_id per ev_pos
 
 
 def _codes(values: pd.Series, categories: pd.Index) -> np.ndarray:
@@ -87,7 +89,7 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
         ev_ts=_epoch(ev["ts"]),
         ev_type=ev["type"].map(B2B_CODE).to_numpy(dtype=np.int8),
         ev_lead=ev_lead, ev_account=ev_account,
-        ev_topic=_codes(ev["topic"], topics),
+        ev_topic=_codes(ev["topic"], topics), ev_pos=np.arange(len(ev), dtype=np.int64),
     )
     out = t["outcomes"]
     o_lead = _codes(out["lead_id"], lead_idx)
@@ -95,7 +97,7 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
     drops.add("outcomes for an unknown lead_id", int((~ok).sum()))
     stages = (o_lead[ok], _epoch(out["occurred_at"])[ok], out["stage"].map(STAGE_RANK).to_numpy(dtype=np.int64)[ok])
     return Prepared(motion, fr, lead_idx.to_numpy(dtype=object), fr.lead_created, acc_idx.to_numpy(dtype=object),
-                    out, stages, drops)
+                    out, stages, drops, {"topic": topics.to_numpy(dtype=object)}, ev["event_id"].reset_index(drop=True))
 
 
 def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
@@ -107,6 +109,7 @@ def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
     o_c = _codes(orders["customer_id"], cidx)
     drops.add("orders for an unknown customer_id", int((o_c < 0).sum()))
     cats = pd.Index(sorted(ev["category"].dropna().unique()))[:255]
+    sess_codes, sess_names = pd.factorize(ev["session_id"])
     fr = B2CFrame(
         cust_created=_epoch(cust["created_at"]),
         cust_channel=cust["channel"].to_numpy(dtype=object, na_value=None),
@@ -115,14 +118,17 @@ def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
         cust_consent_sms=cust["consent_sms"].fillna(False).to_numpy(dtype=np.float64),
         ev_ts=_epoch(ev["ts"]), ev_type=ev["type"].map(B2C_CODE).to_numpy(dtype=np.int8),
         ev_cust=_codes(ev["customer_id"], cidx),
-        ev_session=pd.factorize(ev["session_id"])[0].astype(np.int64),
+        ev_session=sess_codes.astype(np.int64),
         ev_category=_codes(ev["category"], cats),
         ev_price=ev["price"].to_numpy(dtype=np.float64, na_value=np.nan),
         ev_qty=ev["quantity"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ev_pos=np.arange(len(ev), dtype=np.int64),
         ord_cust=o_c[o_c >= 0], ord_ts=_epoch(orders["ts"])[o_c >= 0],
         ord_amount=orders["amount"].to_numpy(dtype=np.float64)[o_c >= 0],
     )
-    return Prepared("b2c", fr, cidx.to_numpy(dtype=object), fr.cust_created, None, t["outcomes"], None, drops)
+    vocab = {"category": cats.to_numpy(dtype=object), "session": np.asarray(sess_names, dtype=object)}
+    return Prepared("b2c", fr, cidx.to_numpy(dtype=object), fr.cust_created, None, t["outcomes"], None, drops, vocab,
+                    ev["event_id"].reset_index(drop=True))
 
 
 def stage_as_of(p: Prepared, as_of: int) -> np.ndarray:
@@ -136,37 +142,43 @@ def stage_as_of(p: Prepared, as_of: int) -> np.ndarray:
 
 
 def frame_as_of(p: Prepared, as_of: int) -> tuple[B2BFrame | B2CFrame, np.ndarray]:
-    """The frame restricted to entities that exist at ``as_of`` and events in the last 90 days.
-
-    Returns the frame and the original entity indices it keeps. Events of an entity that does not exist yet
-    are not attributable at ``as_of`` and are left out, exactly as the online store would not have them.
-    """
-    keep = np.flatnonzero(p.entity_created <= as_of)
-    remap = np.full(len(p.entity_ids), -1, dtype=np.int64)
-    remap[keep] = np.arange(len(keep))
+    """The prepared frame as it stood at ``as_of`` (see ``restrict``) and the entity indices it keeps."""
     fr = p.frame
+    if isinstance(fr, B2BFrame):
+        fr = replace(fr, lead_stage=stage_as_of(p, as_of))
+    return restrict(fr, as_of)
+
+
+def restrict(fr: B2BFrame | B2CFrame, as_of: int) -> tuple[B2BFrame | B2CFrame, np.ndarray]:
+    """Entities that exist at ``as_of`` and events of the last 90 days up to ``as_of``.
+
+    Shared by batch and online. Events of an entity that does not exist yet are not attributable at
+    ``as_of`` and are left out. Returns the frame and the original entity indices it keeps.
+    """
+    created = fr.cust_created if isinstance(fr, B2CFrame) else fr.lead_created
+    keep = np.flatnonzero(created <= as_of)
+    remap = np.full(len(created), -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
     win = (fr.ev_ts <= as_of) & (fr.ev_ts > as_of - MAX_WINDOW)
     if isinstance(fr, B2CFrame):
         win &= remap[fr.ev_cust] >= 0
-        o = fr.ord_ts <= as_of
-        o &= remap[fr.ord_cust] >= 0
+        o = (fr.ord_ts <= as_of) & (remap[fr.ord_cust] >= 0)
         return replace(
             fr, cust_created=fr.cust_created[keep], cust_channel=fr.cust_channel[keep],
             cust_device=fr.cust_device[keep], cust_consent_email=fr.cust_consent_email[keep],
             cust_consent_sms=fr.cust_consent_sms[keep], ev_ts=fr.ev_ts[win], ev_type=fr.ev_type[win],
             ev_cust=remap[fr.ev_cust[win]], ev_session=fr.ev_session[win], ev_category=fr.ev_category[win],
-            ev_price=fr.ev_price[win], ev_qty=fr.ev_qty[win], ord_cust=remap[fr.ord_cust[o]],
+            ev_price=fr.ev_price[win], ev_qty=fr.ev_qty[win], ev_pos=fr.ev_pos[win], ord_cust=remap[fr.ord_cust[o]],
             ord_ts=fr.ord_ts[o], ord_amount=fr.ord_amount[o]), keep
-    lead_ok = fr.ev_lead < 0
-    lead_ok[~lead_ok] = remap[fr.ev_lead[~lead_ok]] >= 0
-    win &= lead_ok
+    has_lead = fr.ev_lead >= 0
+    win &= ~has_lead | (remap[np.maximum(fr.ev_lead, 0)] >= 0)
     ev_lead = fr.ev_lead[win]
     return replace(
         fr, lead_account=fr.lead_account[keep], lead_created=fr.lead_created[keep], lead_role=fr.lead_role[keep],
         lead_seniority=fr.lead_seniority[keep], lead_business=fr.lead_business[keep],
-        lead_stage=stage_as_of(p, as_of)[keep], ev_ts=fr.ev_ts[win], ev_type=fr.ev_type[win],
+        lead_stage=fr.lead_stage[keep], ev_ts=fr.ev_ts[win], ev_type=fr.ev_type[win],
         ev_lead=np.where(ev_lead >= 0, remap[np.maximum(ev_lead, 0)], -1), ev_account=fr.ev_account[win],
-        ev_topic=fr.ev_topic[win]), keep
+        ev_topic=fr.ev_topic[win], ev_pos=fr.ev_pos[win]), keep
 
 
 def to_timestamp(as_of: str | pd.Timestamp | int) -> int:

@@ -21,8 +21,21 @@ B2C_CODE = {t: i for i, t in enumerate(B2C_EVENT_TYPES)}
 ROLE_CODE = {r: i for i, r in enumerate(BUYING_ROLES)}
 STAGE_RANK = {"none": 0, "mql": 1, "sql": 2, "opportunity": 3, "won": 4, "lost": 4}
 STAGE_NAMES = ("none", "mql", "sql", "opportunity", "closed")
-HIGH_INTENT = np.array([B2B_CODE[t] for t in ("solution_page", "pricing_page", "demo_request", "trial_signup",
-                                               "third_party_intent")], dtype=np.int8)
+HIGH_INTENT_TYPES = ("solution_page", "pricing_page", "demo_request", "trial_signup", "third_party_intent")
+
+
+def _lut(codes: dict[str, int], names) -> np.ndarray:
+    """Type code → membership, a lookup table (far cheaper than np.isin on small arrays)."""
+    t = np.zeros(len(codes), dtype=bool)
+    t[[codes[n] for n in names]] = True
+    return t
+
+
+HI_LUT = _lut(B2B_CODE, HIGH_INTENT_TYPES)
+DEMO_LUT = _lut(B2B_CODE, ("demo_request", "trial_signup"))
+CONTENT_LUT = _lut(B2B_CODE, ("content_download", "webinar"))
+BROWSE_LUT = _lut(B2C_CODE, ("product_view", "add_to_cart"))
+INTENT_LUT = _lut(B2C_CODE, ("add_to_cart", "checkout_start", "email_click"))
 assert set(STAGE_RANK) - {"none"} == set(B2B_STAGES)
 
 
@@ -45,6 +58,7 @@ class B2BFrame:
     ev_lead: np.ndarray          # int, -1 for account-level events
     ev_account: np.ndarray       # int
     ev_topic: np.ndarray         # int, -1 none
+    ev_pos: np.ndarray           # int, the event's row in its source (batch) or -1 (request)
 
     @property
     def n_leads(self) -> int:
@@ -69,6 +83,7 @@ class B2CFrame:
     ev_category: np.ndarray      # int, -1 none
     ev_price: np.ndarray         # float
     ev_qty: np.ndarray           # float
+    ev_pos: np.ndarray           # int, the event's row in its source (batch) or -1 (request)
     ord_cust: np.ndarray
     ord_ts: np.ndarray
     ord_amount: np.ndarray
@@ -108,27 +123,37 @@ def _surge(c7: np.ndarray, c35: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- B2B
 
+def _known(v: object) -> bool:
+    return v is not None and v == v
+
+
 def b2b_fit(fr: B2BFrame, conf: MotionConfig) -> dict[str, np.ndarray]:
+    """ICP match per account (then gathered to its leads) plus the lead's own email, seniority and role."""
     icp = conf.icp
+    industries, regions = set(icp.industries), set(icp.regions)
+    ind_known = np.fromiter((_known(v) for v in fr.acc_industry), bool, fr.n_accounts)
+    reg_known = np.fromiter((_known(v) for v in fr.acc_region), bool, fr.n_accounts)
+    ind_ok = np.fromiter((v in industries for v in fr.acc_industry), bool, fr.n_accounts)
+    reg_ok = np.fromiter((v in regions for v in fr.acc_region), bool, fr.n_accounts)
+    emp, rev = fr.acc_employees, fr.acc_revenue
+    acc = np.vstack([
+        np.where(ind_known, ind_ok, np.nan),
+        np.where(np.isnan(emp), np.nan, (emp >= icp.employee_band[0]) & (emp <= icp.employee_band[1])),
+        np.where(np.isnan(rev), np.nan, (rev >= icp.revenue_band[0]) & (rev <= icp.revenue_band[1])),
+        np.where(reg_known, reg_ok, np.nan),
+    ])
+    known_n = (~np.isnan(acc)).sum(0)
+    score = np.where(known_n > 0, np.nansum(acc, 0) / np.maximum(known_n, 1), np.nan)
     a = fr.lead_account
-    ind, emp, rev, reg = fr.acc_industry[a], fr.acc_employees[a], fr.acc_revenue[a], fr.acc_region[a]
-    known = lambda x: np.array([v is not None and v == v for v in x], dtype=bool)  # noqa: E731
-    ind_known, reg_known = known(ind), known(reg)
-    m = {
-        "fit_industry_match": np.where(ind_known, np.isin(ind, icp.industries), np.nan),
-        "fit_size_match": np.where(np.isnan(emp), np.nan, (emp >= icp.employee_band[0]) & (emp <= icp.employee_band[1])),
-        "fit_revenue_match": np.where(np.isnan(rev), np.nan, (rev >= icp.revenue_band[0]) & (rev <= icp.revenue_band[1])),
-        "fit_region_match": np.where(reg_known, np.isin(reg, icp.regions), np.nan),
+    return {
+        "fit_industry_match": acc[0][a], "fit_size_match": acc[1][a], "fit_revenue_match": acc[2][a],
+        "fit_region_match": acc[3][a], "fit_icp_score": score[a],
+        "fit_log_employees": np.log10(np.maximum(emp, 1.0))[a],
+        "fit_business_email": fr.lead_business.astype(np.float64),
+        "fit_seniority": fr.lead_seniority.astype(np.float64),
+        "fit_buying_role": np.asarray(BUYING_ROLES, dtype=object)[fr.lead_role],
+        "fit_industry": np.where(ind_known, fr.acc_industry, None)[a],
     }
-    stacked = np.vstack(list(m.values()))
-    known_n = (~np.isnan(stacked)).sum(0)
-    m["fit_icp_score"] = np.where(known_n > 0, np.nansum(stacked, 0) / np.maximum(known_n, 1), np.nan)
-    m["fit_log_employees"] = np.log10(np.maximum(emp, 1.0))
-    m["fit_business_email"] = fr.lead_business.astype(np.float64)
-    m["fit_seniority"] = fr.lead_seniority.astype(np.float64)
-    m["fit_buying_role"] = np.asarray(BUYING_ROLES, dtype=object)[fr.lead_role]
-    m["fit_industry"] = np.where(ind_known, ind, None)
-    return {k: (v.astype(np.float64) if v.dtype != object else v) for k, v in m.items()}
 
 
 def _window_masks(ts: np.ndarray, as_of: int) -> dict[int, np.ndarray]:
@@ -139,7 +164,7 @@ def _window_masks(ts: np.ndarray, as_of: int) -> dict[int, np.ndarray]:
 
 def b2b_intent(fr: B2BFrame, as_of: int, conf: MotionConfig, lead_level_only: bool = False) -> dict[str, np.ndarray]:
     w = _window_masks(fr.ev_ts, as_of)
-    hi = np.isin(fr.ev_type, HIGH_INTENT)
+    hi = HI_LUT[fr.ev_type]
     on_lead = fr.ev_lead >= 0
     decay = np.exp2(-(as_of - fr.ev_ts) / (conf.intent_half_life_days * DAY))
     nl, na = fr.n_leads, fr.n_accounts
@@ -150,8 +175,7 @@ def b2b_intent(fr: B2BFrame, as_of: int, conf: MotionConfig, lead_level_only: bo
         "intent_lead_hi_30d": _count(lead, hl & w[30], nl),
         "intent_lead_hi_90d": _count(lead, hl & w[90], nl),
         "intent_lead_pricing_7d": _count(lead, on_lead & w[7] & (fr.ev_type == B2B_CODE["pricing_page"]), nl),
-        "intent_lead_demo_30d": _count(lead, on_lead & w[30] & np.isin(
-            fr.ev_type, [B2B_CODE["demo_request"], B2B_CODE["trial_signup"]]), nl),
+        "intent_lead_demo_30d": _count(lead, on_lead & w[30] & DEMO_LUT[fr.ev_type], nl),
         "intent_lead_decayed": _count(lead, hl & w[90], nl, decay),
     }
     out["intent_lead_surge"] = _surge(out["intent_lead_hi_7d"], _count(lead, hl & w[35], nl))
@@ -209,7 +233,7 @@ def hybrid_behavior(fr: B2BFrame, as_of: int) -> dict[str, np.ndarray]:
     on_lead = fr.ev_lead >= 0
     lead = np.where(on_lead, fr.ev_lead, 0)
     day = (fr.ev_ts // int(DAY)) % 64
-    content = np.isin(fr.ev_type, [B2B_CODE["content_download"], B2B_CODE["webinar"]])
+    content = CONTENT_LUT[fr.ev_type]
     return {
         "behavior_recency_days": _days_since(_last(lead, fr.ev_ts, on_lead & w[90], nl), as_of),
         "behavior_events_7d": _count(lead, on_lead & w[7], nl),
@@ -265,7 +289,7 @@ def compute_b2c(fr: B2CFrame, as_of: int, conf: MotionConfig, fs: FeatureSet) ->
     s30 = s_ok & (s_age < 30 * DAY)
     minutes = _count(s_cust, s30, n, np.where(s_ok, (s_last - np.minimum(s_first, s_last)) / 60.0, 0.0))
     pv = k == code["product_view"]
-    browse = np.isin(k, [code["product_view"], code["add_to_cart"]]) & (fr.ev_category >= 0)
+    browse = BROWSE_LUT[k] & (fr.ev_category >= 0)
     ord_ok = fr.ord_ts <= as_of
     orders = _count(fr.ord_cust, ord_ok, n)
     monetary = _count(fr.ord_cust, ord_ok, n, fr.ord_amount)
@@ -320,7 +344,7 @@ def _b2c_lifecycle(fr: B2CFrame, as_of: int, f: dict[str, np.ndarray], w90: np.n
     n, c, k, code = fr.n, fr.ev_cust, fr.ev_type, B2C_CODE
     orders, since = f["behavior_orders"], f["behavior_days_since_order"]
     active90 = ~np.isnan(f["behavior_recency_days"])
-    intent = _count(c, w90 & np.isin(k, [code["add_to_cart"], code["checkout_start"], code["email_click"]]), n) > 0
+    intent = _count(c, w90 & INTENT_LUT[k], n) > 0
     stage = np.select(
         [(orders > 0) & (since > 180) & ~active90, (orders > 0) & (since > 90),
          orders >= 5, orders >= 2, orders >= 1, intent, fr.cust_consent_email > 0],

@@ -74,3 +74,33 @@ def generate(motion: Motion, leads: Annotated[int, typer.Option(help="leads (B2B
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+@app.command()
+@friendly
+def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of canonical tables")],
+             out: Annotated[Path, typer.Option(help="output .parquet")],
+             as_of: Annotated[str | None, typer.Option(help="point in time (default: latest event)")] = None,
+             materialize: Annotated[bool, typer.Option(help="also write the online store as of this time")] = False):
+    """Point-in-time features for every entity as of a timestamp (only rows with time ≤ as-of are used)."""
+    from features.batch import features_as_of, latest_time, prepare, to_timestamp
+    from features.online import materialize as write_online
+    from features.online import open_store
+    from leadscore.config import load_config
+    from leadscore.schema import load_dataset
+    from leadscore.settings import Settings
+    conf = load_config(motion)
+    p = prepare(motion, load_dataset(data, motion))
+    t = to_timestamp(as_of) if as_of else latest_time(p)
+    frame = features_as_of(p, t, conf)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    rows = {"entities": len(frame), "features": frame.shape[1] - 2, "as_of": str(frame["as_of"].iloc[0]) if len(frame) else t}
+    rows |= {f"dropped: {k}": v for k, v in p.drops.counts.items()}
+    if materialize:
+        s = Settings.load()
+        s.ensure_home()
+        store = open_store(s.online_store_url)
+        rows["online store entities"] = write_online(p, t, conf, store)
+        store.close()
+    summary(f"{motion} features → {out}", rows)
