@@ -187,7 +187,7 @@ def to_timestamp(as_of: str | pd.Timestamp | int) -> int:
     ts = pd.Timestamp(as_of)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(ts.as_unit("s").value)
+    return int(ts.timestamp())  # naive timestamps are UTC
 
 
 def features_as_of(p: Prepared, as_of: str | pd.Timestamp | int, conf: MotionConfig,
