@@ -1,0 +1,132 @@
+"""Online features equal batch features for the same entity and as-of, on every store backend."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.batch import features_as_of, latest_time, prepare
+from features.online import OnlineFeatures, materialize, open_store
+from leadscore.config import load_config
+from leadscore.errors import UserError
+from leadscore.schema import load_dataset
+from tests.conftest import PG_URL, REDIS_URL, data_dir, pg_available, redis_available
+
+
+def _jsonable(v):
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if v is None or (not isinstance(v, bool | np.bool_) and pd.isna(v)):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+class Payloads:
+    """What a CRM webhook or checkout would send: the entity's fields and its recent events."""
+
+    def __init__(self, motion: str, tables: dict, as_of: int):
+        self.motion = motion
+        self.id_col, ent = ("customer_id", "customers") if motion == "b2c" else ("lead_id", "leads")
+        self.entities = tables[ent].set_index(self.id_col)
+        t = pd.Timestamp(as_of, unit="s")
+        ev = tables["events"]
+        ev = ev[(ev["ts"] <= t) & (ev["ts"] > t - pd.Timedelta(days=90)) & ev[self.id_col].notna()]
+        self.events = {k: g for k, g in ev.groupby(self.id_col)}
+
+    def __call__(self, entity_id: str) -> dict:
+        rec = {k: _jsonable(v) for k, v in self.entities.loc[entity_id].items()} | {self.id_col: entity_id}
+        ev = self.events.get(entity_id)
+        events = [] if ev is None else [{k: _jsonable(v) for k, v in r.items()} for r in ev.to_dict("records")]
+        return {"customer" if self.motion == "b2c" else "lead": rec, "events": events}
+
+
+def assert_same(batch_row: pd.Series, online: dict, where: str) -> None:
+    for k, v in online.items():
+        b = batch_row[k]
+        if pd.isna(b) and (v is None or (isinstance(v, float) and np.isnan(v))):
+            continue
+        if isinstance(b, str) or isinstance(v, str):
+            assert b == v, (where, k, b, v)
+        else:
+            assert v == pytest.approx(b, rel=1e-12, abs=1e-12), (where, k, b, v)
+
+
+def _check(motion: str, folder, store_url: str, n: int, withhold: bool) -> int:
+    conf = load_config(motion)
+    tables = load_dataset(folder, motion)
+    p_full = prepare(motion, tables)
+    as_of = latest_time(p_full) - 30 * 86400
+    batch = features_as_of(p_full, as_of, conf)
+    id_col = "customer_id" if motion == "b2c" else "lead_id"
+    if motion != "b2c":  # one lead per account, so a withheld lead never hides a colleague's events
+        batch = batch.drop_duplicates("account_id")
+    sample = batch.sample(min(n, len(batch)), random_state=1)
+    store_tables = tables
+    if withhold:  # the store has never seen these entities' events: they arrive only in the request
+        ev = tables["events"]
+        store_tables = dict(tables, events=ev[~ev[id_col].isin(sample[id_col])])
+    store = open_store(store_url)
+    materialize(prepare(motion, store_tables), as_of, conf, store)
+    online = OnlineFeatures(conf, store)
+    payload = Payloads(motion, tables, as_of)
+    for _, row in sample.iterrows():
+        assert_same(row, online.compute(payload(row[id_col]), as_of), row[id_col])
+    store.close()
+    return len(sample)
+
+
+@pytest.mark.parametrize("motion", ["b2b", "b2c", "hybrid"])
+def test_parity_sqlite_thousands_of_entities(motion, b2b_dir, b2c_dir, tmp_path):
+    n = _check(motion, data_dir(motion, b2b_dir, b2c_dir), f"sqlite:///{tmp_path}/o.db", 2000, withhold=False)
+    assert n >= 1000
+
+
+@pytest.mark.parametrize("motion", ["b2b", "b2c"])
+def test_parity_when_events_arrive_only_in_the_request(motion, b2b_dir, b2c_dir, tmp_path):
+    _check(motion, data_dir(motion, b2b_dir, b2c_dir), f"sqlite:///{tmp_path}/o.db", 500, withhold=True)
+
+
+def _require(available: bool, what: str) -> None:
+    if not available:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} must be running on 127.0.0.1 in CI (.ci/run starts it)")
+        pytest.skip(f"{what} not running on 127.0.0.1")
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("motion", ["b2b", "b2c"])
+def test_parity_redis(motion, b2b_dir, b2c_dir):
+    _require(redis_available(), "Redis")
+    _check(motion, data_dir(motion, b2b_dir, b2c_dir), REDIS_URL, 300, withhold=True)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("motion", ["b2b", "b2c"])
+def test_parity_postgres(motion, b2b_dir, b2c_dir):
+    _require(pg_available(), "PostgreSQL")
+    _check(motion, data_dir(motion, b2b_dir, b2c_dir), PG_URL, 300, withhold=True)
+
+
+def test_unknown_entity_scores_from_the_request_alone(tmp_path):
+    conf = load_config("b2b")
+    online = OnlineFeatures(conf, open_store(f"sqlite:///{tmp_path}/o.db"))
+    as_of = 1_780_000_000
+    f = online.compute({"lead": {"lead_id": "new", "account_id": "new-acct", "created_at": as_of - 86400,
+                                 "buying_role": "economic_buyer", "email_domain_type": "business"},
+                        "account": {"industry": "software", "employee_count": 800, "region": "NA"},
+                        "events": [{"event_id": "e1", "ts": as_of - 60, "type": "pricing_page"}]}, as_of)
+    assert f["intent_lead_pricing_7d"] == 1 and f["fit_industry_match"] == 1
+    assert f["engagement_economic_buyer"] == 1
+    with pytest.raises(UserError, match="created after as_of"):
+        online.compute({"lead": {"lead_id": "x", "account_id": "a", "created_at": as_of + 10}}, as_of)
+    with pytest.raises(UserError, match="unparseable timestamp"):
+        online.compute({"lead": {"lead_id": "x", "account_id": "a", "created_at": "yesterday"}}, as_of)
+
+
+def test_store_url_is_validated():
+    with pytest.raises(UserError, match="unsupported online store URL"):
+        open_store(f"mysql://{uuid.uuid4()}")
