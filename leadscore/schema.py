@@ -144,7 +144,10 @@ def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> p
         s = out[col.name]
         null = s.isna().to_numpy()
         if col.kind == "datetime":
-            parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+            if s.dtype.kind == "M":  # already a timestamp (Parquet): only normalise zone and unit
+                parsed = s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
+            else:
+                parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
             bad = parsed.isna().to_numpy() & ~null
             if bad.any():
                 raise _bad(table, out, col.name, "unparseable timestamp", bad)
@@ -172,7 +175,7 @@ def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> p
                 raise _bad(table, out, col.name, "not a boolean (true/false, yes/no, 1/0)", bad)
             out[col.name] = mapped.astype("boolean")
         else:
-            out[col.name] = s.astype("string").astype(object).where(~null, None).astype("string")
+            out[col.name] = s if isinstance(s.dtype, pd.StringDtype) else s.astype("str")
         null = out[col.name].isna().to_numpy()
         if not col.nullable and null.any():
             raise _bad(table, out, col.name, "must not be empty", null)
