@@ -139,6 +139,7 @@ class MotionConfig(_Strict):
     required_roles: list[str] = []
     intent_half_life_days: float = 14.0
     model_inputs_exclude: list[str] = []
+    segments: list[str] = []         # per-segment metrics, always within this motion
     gate_stage: str | None = None
     model: ModelConf = ModelConf()
     value: Value = Value()

@@ -1,0 +1,68 @@
+"""Evaluation metrics, always computed within one motion (never across motions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+
+def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: |mean predicted − observed| per equal-width bin, weighted by count."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() * abs(p[m].mean() - y[m].mean())
+    return float(total / max(len(y), 1))
+
+
+def core(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    y = np.asarray(y)
+    if len(np.unique(y)) < 2:
+        return {"n": float(len(y)), "positives": float(y.sum()), "auc": float("nan"), "pr_auc": float("nan"),
+                "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"), "ece": ece(y, p)}
+    return {"n": float(len(y)), "positives": float(y.sum()), "auc": float(roc_auc_score(y, p)),
+            "pr_auc": float(average_precision_score(y, p)), "brier": float(brier_score_loss(y, p)), "ece": ece(y, p)}
+
+
+def by_decile(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """Conversion and lift by score decile (decile 1 = the top 10%)."""
+    order = np.argsort(-np.asarray(p), kind="stable")
+    dec = np.empty(len(p), dtype=int)
+    dec[order] = np.arange(len(p)) * 10 // max(len(p), 1) + 1
+    df = pd.DataFrame({"decile": dec, "y": y, "p": p})
+    g = df.groupby("decile").agg(n=("y", "size"), conversions=("y", "sum"), conversion=("y", "mean"),
+                                 mean_score=("p", "mean"))
+    base = float(np.mean(y)) if len(y) else 0.0
+    g["lift"] = g["conversion"] / base if base > 0 else np.nan
+    g["cumulative_gain"] = g["conversions"].cumsum() / max(float(np.sum(y)), 1.0)
+    return g.reset_index()
+
+
+def by_group(y: np.ndarray, p: np.ndarray, groups: np.ndarray, value: np.ndarray | None = None) -> pd.DataFrame:
+    """Conversion, lift, calibration (and revenue) per group — tiers or segments."""
+    df = pd.DataFrame({"group": groups, "y": y, "p": p, "value": value if value is not None else 0.0})
+    base = float(np.mean(y)) if len(y) else 0.0
+    g = df.groupby("group", dropna=False).agg(n=("y", "size"), conversions=("y", "sum"), conversion=("y", "mean"),
+                                              mean_score=("p", "mean"), revenue=("value", "sum"))
+    g["lift"] = g["conversion"] / base if base > 0 else np.nan
+    g["share"] = g["n"] / max(len(y), 1)
+    return g.reset_index()
+
+
+def segments(y: np.ndarray, p: np.ndarray, frame: pd.DataFrame, columns: list[str], min_n: int = 50) -> pd.DataFrame:
+    """AUC, calibration and conversion per value of each segment column (within the motion)."""
+    rows = []
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        vals = frame[col].astype("str").where(frame[col].notna(), "(missing)").to_numpy()
+        for v in pd.unique(vals):
+            m = vals == v
+            if m.sum() < min_n:
+                continue
+            rows.append({"segment": col, "value": v} | core(y[m], p[m]))
+    return pd.DataFrame(rows)

@@ -1,0 +1,100 @@
+"""The model artifact: one custom MLflow pyfunc per motion (or spec) holding everything scoring needs.
+
+Preprocessing, the LightGBM booster, the calibrator, fitted tier thresholds, reason wording and the drift
+reference travel together, so serving loads ``models:/NAME@champion`` and needs nothing else.
+``predict`` returns calibrated probabilities (not 0/1 labels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from training.calibration import Calibrator
+from training.preprocess import Preprocessor
+from training.reasons import Wording, group_sums, top_reasons
+from training.tiers import TierPolicy
+
+
+class LeadScoreModel(mlflow.pyfunc.PythonModel):
+    def __init__(self, *, name: str, motion: str, feature_set: str | None, preprocessor: Preprocessor,
+                 booster: lgb.Booster, calibrator: Calibrator, tiers: TierPolicy, words: dict[str, Wording],
+                 value_feature: str | None, reference: dict[str, Any], id_column: str | None = None):
+        self.name, self.motion, self.feature_set = name, motion, feature_set
+        self.preprocessor = preprocessor
+        self.booster_str = booster.model_to_string()
+        self.calibrator, self.tiers, self.words = calibrator, tiers, words
+        self.value_feature, self.reference, self.id_column = value_feature, reference, id_column
+        self._booster: lgb.Booster | None = booster
+
+    # -- persistence: the booster travels as its text model
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_booster"] = None
+        return state
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            self._booster = lgb.Booster(model_str=self.booster_str)
+        return self._booster
+
+    @property
+    def columns(self) -> list[str]:
+        return self.preprocessor.features_
+
+    def load_context(self, context) -> None:
+        _ = self.booster
+
+    # -- prediction
+    def predict(self, context, model_input, params: dict | None = None) -> np.ndarray:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.predict_matrix(self.preprocessor.transform(frame))
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_threads=1)
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        return np.clip(self.calibrator.predict(self.raw(X)), 0.0, 1.0)
+
+    def row_values(self, X: np.ndarray) -> np.ndarray | None:
+        if self.value_feature and self.value_feature in self.columns:
+            return X[:, self.columns.index(self.value_feature)]
+        return None
+
+    def score_matrix(self, X: np.ndarray, reasons: int = 3) -> list[dict]:
+        """Score, tier, expected value, reasons and per-group contributions for each row of ``X``."""
+        p = self.predict_matrix(X)
+        rv = self.row_values(X)
+        tiers = self.tiers.assign(p, rv)
+        ev = self.tiers.quantity(p, rv) if self.tiers.method == "expected_value" else \
+            TierPolicy("expected_value", [], [], self.tiers.value).quantity(p, rv)
+        out = []
+        contrib = self.booster.predict(X, pred_contrib=True, num_threads=1) if reasons else None
+        for i in range(len(p)):
+            row = {"score": float(p[i]), "score_100": int(round(100 * p[i])), "tier": str(tiers[i]),
+                   "expected_value": float(ev[i])}
+            if contrib is not None:
+                c = contrib[i, :-1]
+                display = [self.preprocessor.display_value(col, X[i, j]) for j, col in enumerate(self.columns)]
+                row["reasons"] = top_reasons(c, display, self.columns, self.words, reasons)
+                row["groups"] = group_sums(c, self.columns, self.words)
+                row["bias"] = float(contrib[i, -1])
+            out.append(row)
+        return out
+
+    def score_records(self, rows: list[dict], reasons: int = 3) -> list[dict]:
+        """Serving fast path: plain dicts in, no pandas."""
+        return self.score_matrix(self.preprocessor.transform_records(rows), reasons)
+
+    def score_frame(self, frame: pd.DataFrame, reasons: int = 3) -> pd.DataFrame:
+        scored = self.score_matrix(self.preprocessor.transform(frame), reasons)
+        out = pd.DataFrame({k: [r[k] for r in scored] for k in ("score", "score_100", "tier", "expected_value")},
+                           index=frame.index)
+        if reasons:
+            out["reasons"] = ["; ".join(f"{x['direction']} {x['text']}" for x in r["reasons"]) for r in scored]
+        return out

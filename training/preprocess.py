@@ -1,0 +1,162 @@
+"""Preprocessing that lives inside the persisted model, so training and serving cannot disagree.
+
+A scikit-learn-style estimator: ``__init__`` stores parameters, ``fit`` learns column kinds, fixed category
+levels and dropped columns (state ends in ``_``), ``transform`` returns a float matrix for LightGBM with
+categories as fixed integer codes (unknown → missing, counted). pandas 3 ``str`` columns, booleans, dates
+(→ age in days) and missing-value tokens are all handled here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+DAY_NS = 86_400 * 10**9
+
+
+def _is_text(s: pd.Series) -> bool:
+    return s.dtype == object or isinstance(s.dtype, pd.StringDtype | pd.CategoricalDtype)
+
+
+def _looks_like_dates(s: pd.Series) -> bool:
+    sample = s.dropna().astype("str").head(200)
+    if len(sample) < 5 or not sample.str.contains(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}", regex=True).all():
+        return False
+    return pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() > 0.95
+
+
+def _to_datetime(s: pd.Series) -> pd.Series:
+    if s.dtype.kind == "M":
+        return s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
+    return pd.to_datetime(s, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
+
+
+@dataclass
+class Dropped:
+    column: str
+    reason: str
+
+
+class Preprocessor(TransformerMixin, BaseEstimator):
+    """Learns column kinds and fixed category levels; emits a float matrix with category codes."""
+
+    def __init__(self, max_levels: int = 50, min_level_count: int = 5, time_column: str | None = None):
+        self.max_levels = max_levels
+        self.min_level_count = min_level_count
+        self.time_column = time_column
+
+    def fit(self, X: pd.DataFrame, y=None) -> Preprocessor:
+        self.kinds_: dict[str, str] = {}
+        self.levels_: dict[str, list[str]] = {}
+        self.dropped_: list[Dropped] = []
+        self.reference_time_ = None
+        for col in X.columns:
+            if col == self.time_column:
+                continue
+            s = X[col]
+            if s.isna().all():
+                self.dropped_.append(Dropped(col, "all values missing"))
+                continue
+            if s.nunique(dropna=False) <= 1:
+                self.dropped_.append(Dropped(col, "constant"))
+                continue
+            if s.dtype.kind == "M" or (_is_text(s) and _looks_like_dates(s)):
+                self.kinds_[col] = "date"
+                ref = _to_datetime(s).max()
+                self.reference_time_ = ref if self.reference_time_ is None else max(ref, self.reference_time_)
+            elif s.dtype.kind == "b" or str(s.dtype) == "boolean":
+                self.kinds_[col] = "number"
+            elif _is_text(s):
+                counts = s.astype("str").where(s.notna()).value_counts()
+                counts = counts[counts >= self.min_level_count]
+                self.levels_[col] = sorted(counts.index[: self.max_levels].tolist())
+                self.kinds_[col] = "category"
+            else:
+                self.kinds_[col] = "number"
+        self.features_ = list(self.kinds_)
+        self.categorical_ = [c for c in self.features_ if self.kinds_[c] == "category"]
+        self._lookup_ = {c: {v: i for i, v in enumerate(self.levels_[c])} for c in self.categorical_}
+        return self
+
+    def _ages(self, X: pd.DataFrame, col: str) -> np.ndarray:
+        d = _to_datetime(X[col])
+        if self.time_column and self.time_column in X.columns:
+            ref = _to_datetime(X[self.time_column])
+        else:
+            ref = pd.Series(self.reference_time_, index=X.index)
+        return ((ref - d).dt.total_seconds() / 86_400.0).to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """Float matrix in ``features_`` order; an absent column is all-missing, an unseen level missing."""
+        out = np.full((len(X), len(self.features_)), np.nan, dtype=np.float64)
+        self.unknown_counts_: dict[str, int] = {}
+        for j, col in enumerate(self.features_):
+            if col not in X.columns:
+                continue
+            kind = self.kinds_[col]
+            s = X[col]
+            if kind == "number":
+                out[:, j] = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            elif kind == "date":
+                out[:, j] = self._ages(X, col)
+            else:
+                lookup = self._lookup_[col]
+                vals = s.astype("str").where(s.notna()).to_numpy(dtype=object)
+                codes = np.fromiter((lookup.get(v, -1) if isinstance(v, str) else -2 for v in vals),
+                                    dtype=np.int64, count=len(vals))
+                self.unknown_counts_[col] = int((codes == -1).sum())
+                out[:, j] = np.where(codes >= 0, codes, np.nan)
+        return out
+
+    def transform_records(self, rows: list[dict]) -> np.ndarray:
+        """The serving fast path: plain dicts to the same matrix, no pandas."""
+        out = np.full((len(rows), len(self.features_)), np.nan, dtype=np.float64)
+        for j, col in enumerate(self.features_):
+            kind = self.kinds_[col]
+            if kind == "category":
+                lookup = self._lookup_[col]
+                for i, r in enumerate(rows):
+                    v = r.get(col)
+                    if v is not None and v == v:
+                        code = lookup.get(str(v))
+                        if code is not None:
+                            out[i, j] = code
+            elif kind == "number":
+                for i, r in enumerate(rows):
+                    v = r.get(col)
+                    if v is not None and not isinstance(v, str):
+                        out[i, j] = float(v)
+            else:
+                frame = pd.DataFrame(rows)
+                if col in frame.columns:
+                    out[:, j] = self._ages(frame, col)
+        return out
+
+    def unknown_levels(self, rows: list[dict]) -> dict[str, int]:
+        """How many values of each categorical column this model has never seen."""
+        n: dict[str, int] = {}
+        for col in self.categorical_:
+            lookup = self._lookup_[col]
+            k = sum(1 for r in rows if (v := r.get(col)) is not None and v == v and str(v) not in lookup)
+            if k:
+                n[col] = k
+        return n
+
+    def frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The same values as a DataFrame with fixed-level categoricals (for baselines and reports)."""
+        m = self.transform(X)
+        df = pd.DataFrame(m, columns=self.features_, index=X.index)
+        for c in self.categorical_:
+            df[c] = pd.Categorical.from_codes(np.nan_to_num(df[c], nan=-1).astype(int), categories=self.levels_[c]) \
+                if self.levels_[c] else pd.Categorical([None] * len(df))
+        return df
+
+    def display_value(self, col: str, code: float) -> object:
+        if code != code:
+            return None
+        if self.kinds_.get(col) == "category":
+            return self.levels_[col][int(code)]
+        return code

@@ -1,0 +1,233 @@
+"""The MLflow registry is the only hand-off to serving: ``champion`` serves, ``challenger`` waits.
+
+The first version of a name becomes champion (so a fresh demo serves); later versions become challenger and
+replace the champion only through ``promote``, which is gated on the challenger's (most recent) holdout:
+AUC no worse than a margin and ECE no worse than a margin, unless forced. MLflow keeps no history of alias
+moves, so every move is appended to the audit log in the project's store.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadscore.config import load_config
+from leadscore.errors import UserError
+from leadscore.settings import Settings
+from leadscore.store import Store
+from training import metrics
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def setup_mlflow() -> None:
+    import mlflow
+    uri = Settings.load().tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
+def client():
+    from mlflow import MlflowClient
+    setup_mlflow()
+    return MlflowClient()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _who() -> str:
+    return os.environ.get("LEADSCORE_USER") or getpass.getuser()
+
+
+def audit(name: str, alias: str, from_v: str | None, to_v: str | None, action: str, why: str,
+          metrics_: dict | None = None, store: Store | None = None) -> None:
+    s = store or Store.default()
+    s.execute("INSERT INTO alias_audit (at, who, model, alias, from_version, to_version, action, why, metrics) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              (_now(), _who(), name, alias, from_v, to_v, action, why, json.dumps(metrics_ or {}, default=float)))
+
+
+def audit_log(name: str | None = None, store: Store | None = None) -> list[dict]:
+    s = store or Store.default()
+    if name:
+        return s.query("SELECT * FROM alias_audit WHERE model = ? ORDER BY id", (name,))
+    return s.query("SELECT * FROM alias_audit ORDER BY id")
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except Exception:
+        return None
+
+
+def after_registration(name: str, version: str, test_metrics: dict, run_id: str) -> str:
+    c = client()
+    c.set_model_version_tag(name, version, "run_id", run_id)
+    champion = alias_version(name, CHAMPION)
+    if champion is None:
+        c.set_registered_model_alias(name, CHAMPION, version)
+        audit(name, CHAMPION, None, version, "initial", "first version of this model", {"after": test_metrics})
+        return CHAMPION
+    previous = alias_version(name, CHALLENGER)
+    c.set_registered_model_alias(name, CHALLENGER, version)
+    audit(name, CHALLENGER, previous, version, "register", "new version awaits the gated promotion",
+          {"after": test_metrics})
+    return CHALLENGER
+
+
+def resolve(ref: str) -> tuple[str, str]:
+    """``NAME``, ``NAME@alias`` or ``NAME/version`` → (name, version)."""
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        v = alias_version(name, alias)
+        if v is None:
+            raise UserError(f"model {name!r} has no version with alias {alias!r}")
+        return name, v
+    if "/" in ref:
+        name, v = ref.rsplit("/", 1)
+        return name, v
+    v = alias_version(ref, CHAMPION)
+    if v is None:
+        raise UserError(f"model {ref!r} has no champion; train one first (leadscore train …)")
+    return ref, v
+
+
+def load(ref: str):
+    """The unwrapped ``LeadScoreModel`` of ``NAME[@alias|/version]`` and its version."""
+    import mlflow.pyfunc
+    name, version = resolve(ref)
+    setup_mlflow()
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    except Exception as exc:
+        raise UserError(f"cannot load model {name} version {version}: {exc}") from None
+    return pyfunc.unwrap_python_model(), version
+
+
+def holdout(name: str, version: str) -> pd.DataFrame:
+    import mlflow
+    run_id = client().get_model_version(name, version).run_id
+    setup_mlflow()
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="holdout/holdout.parquet")
+    return pd.read_parquet(path)
+
+
+def compare(name: str, versions: list[str], data: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Metrics of several versions on the same labelled rows."""
+    y = data["label"].to_numpy()
+    X = data.drop(columns=[c for c in ("label", "label_value") if c in data.columns])
+    out = {}
+    for v in versions:
+        model, _ = load(f"{name}/{v}")
+        out[v] = metrics.core(y, model.predict(None, X))
+    return out
+
+
+@dataclass
+class Decision:
+    name: str
+    champion: str | None
+    challenger: str
+    promoted: bool
+    reasons: list[str]
+    metrics: dict[str, dict[str, float]]
+
+
+def gate(name: str, champion: str, challenger: str, data: pd.DataFrame | None = None) -> Decision:
+    """The evidence: both versions on the challenger's (most recent) holdout, or on ``data`` if given."""
+    c = client()
+    motion = c.get_model_version(name, challenger).tags.get("motion") or _motion_of(name, challenger)
+    conf = load_config(motion)
+    data = holdout(name, challenger) if data is None else data
+    m = compare(name, [champion, challenger], data)
+    a, b = m[champion], m[challenger]
+    reasons = []
+    ok_auc = b["auc"] >= a["auc"] - conf.promotion.auc_margin
+    ok_ece = b["ece"] <= a["ece"] + conf.promotion.ece_margin
+    reasons.append(f"AUC {b['auc']:.4f} vs champion {a['auc']:.4f} (margin {conf.promotion.auc_margin}): "
+                   + ("ok" if ok_auc else "worse"))
+    reasons.append(f"ECE {b['ece']:.4f} vs champion {a['ece']:.4f} (margin {conf.promotion.ece_margin}): "
+                   + ("ok" if ok_ece else "worse"))
+    return Decision(name, champion, challenger, ok_auc and ok_ece, reasons, m)
+
+
+def _motion_of(name: str, version: str) -> str:
+    run = client().get_run(client().get_model_version(name, version).run_id)
+    return run.data.tags.get("motion", "b2b")
+
+
+def promote(name: str, version: str | None = None, force: bool = False, why: str = "",
+            data: pd.DataFrame | None = None) -> Decision:
+    champion = alias_version(name, CHAMPION)
+    challenger = version or alias_version(name, CHALLENGER)
+    if challenger is None:
+        raise UserError(f"model {name!r} has no challenger to promote")
+    if champion == challenger:
+        raise UserError(f"version {challenger} of {name!r} is already the champion")
+    if champion is None:
+        d = Decision(name, None, challenger, True, ["no champion yet"], {})
+    else:
+        d = gate(name, champion, challenger, data)
+    if force and not d.promoted:
+        d.promoted, d.reasons = True, d.reasons + ["forced by the operator"]
+    c = client()
+    if d.promoted:
+        c.set_registered_model_alias(name, CHAMPION, challenger)
+        if alias_version(name, CHALLENGER) == challenger:
+            c.delete_registered_model_alias(name, CHALLENGER)
+        audit(name, CHAMPION, champion, challenger, "force-promote" if force else "promote",
+              why or "; ".join(d.reasons), {"before": d.metrics.get(champion, {}), "after": d.metrics.get(challenger, {})})
+    else:
+        audit(name, CHAMPION, champion, champion, "refused", "; ".join(d.reasons),
+              {"before": d.metrics.get(champion, {}), "after": d.metrics.get(challenger, {})})
+    return d
+
+
+def rollback(name: str, why: str = "") -> tuple[str, str]:
+    """Point champion back at the version it replaced last (from the audit log)."""
+    current = alias_version(name, CHAMPION)
+    moves = [r for r in audit_log(name) if r["alias"] == CHAMPION and r["action"] in
+             ("promote", "force-promote", "rollback") and r["to_version"] == current and r["from_version"]]
+    if not moves:
+        raise UserError(f"model {name!r}: no earlier champion to roll back to")
+    previous = moves[-1]["from_version"]
+    client().set_registered_model_alias(name, CHAMPION, previous)
+    audit(name, CHAMPION, current, previous, "rollback", why or "operator rollback")
+    return current, previous
+
+
+def list_versions(name: str | None = None) -> list[dict]:
+    c = client()
+    names = [name] if name else [m.name for m in c.search_registered_models()]
+    rows = []
+    for n in names:
+        try:
+            versions = c.search_model_versions(f"name='{n}'")
+        except Exception:
+            raise UserError(f"no registered model {n!r}") from None
+        if not versions:
+            raise UserError(f"no registered model {n!r}")
+        for mv in sorted(versions, key=lambda v: int(v.version)):
+            run = c.get_run(mv.run_id)
+            m = run.data.metrics
+            rows.append({"model": n, "version": mv.version, "aliases": ",".join(mv.aliases),
+                         "motion": run.data.tags.get("motion", ""), "auc": m.get("test_auc", np.nan),
+                         "ece": m.get("test_ece", np.nan), "lr_auc": m.get("logistic_auc", np.nan),
+                         "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
+                         .strftime("%Y-%m-%d %H:%M")})
+    return rows
+
+
+def ensure_dir(p: str | Path) -> Path:
+    Path(p).mkdir(parents=True, exist_ok=True)
+    return Path(p)
