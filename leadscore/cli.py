@@ -104,3 +104,119 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
         rows["online store entities"] = write_online(p, t, conf, store)
         store.close()
     summary(f"{motion} features → {out}", rows)
+
+
+@app.command()
+@friendly
+def train(motion: Annotated[str | None, typer.Argument(help="b2b, b2c or hybrid (canonical data)")] = None,
+          data: Annotated[Path | None, typer.Option(help="canonical folder, or a flat file with --spec")] = None,
+          spec: Annotated[Path | None, typer.Option(help="a data-set spec (bring your own data)")] = None,
+          search: Annotated[int, typer.Option(help="optuna trials (0 = sensible defaults)")] = 0):
+    """Train, evaluate beside two baselines, log to MLflow and register (first version → champion)."""
+    from training.train import train_motion, train_spec
+    if spec is None and motion is None:
+        raise ValueError("give a motion (b2b, b2c, hybrid) with --data, or --spec SPEC.yaml")
+    if spec is not None:
+        with console.status(f"training from spec {spec}"):
+            r = train_spec(spec, data, search)
+    else:
+        if motion not in ("b2b", "b2c", "hybrid"):
+            raise ValueError(f"unknown motion {motion!r}; expected b2b, b2c or hybrid")
+        if data is None:
+            raise ValueError("--data DIR is required with a motion")
+        with console.status(f"training {motion} on {data}"):
+            r = train_motion(motion, data, search)
+    f = r.fitted
+    t = Table(title=f"{r.name} v{r.version} → {r.alias}  ({f.params['split']} split, {f.params['calibration']} calibration)")
+    for col in ("model", "AUC", "PR-AUC", "Brier", "ECE"):
+        t.add_column(col)
+    for k, m in f.metrics.items():
+        t.add_row(k, f"{m['auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['brier']:.4f}", f"{m['ece']:.4f}")
+    Console().print(t)
+    for flag in f.flags:
+        console.print(f"[yellow]leakage guard excluded[/] {flag.column}: {flag.reason}")
+    for col, why in f.dropped:
+        console.print(f"[dim]preprocessing dropped {col}: {why}[/]")
+    Console().print(f.tables["tiers"].to_string(index=False))
+
+
+@models_app.command("list")
+@friendly
+def models_list(name: Annotated[str | None, typer.Argument()] = None):
+    """Registered versions, their aliases and test metrics."""
+    from training.registry import list_versions
+    rows = list_versions(name)
+    t = Table(title="registered models")
+    for col in ("model", "version", "aliases", "motion", "auc", "ece", "lr_auc", "created"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()])
+    Console().print(t)
+
+
+@models_app.command("promote")
+@friendly
+def models_promote(name: str, version: Annotated[str | None, typer.Option(help="default: the challenger")] = None,
+                   force: Annotated[bool, typer.Option(help="skip the gate (recorded as forced)")] = False,
+                   why: Annotated[str, typer.Option(help="reason, kept in the audit log")] = ""):
+    """Promote the challenger if it is no worse on the recent holdout (AUC and ECE), unless forced."""
+    from training.registry import promote
+    d = promote(name, version, force, why)
+    for r in d.reasons:
+        console.print(f"  {r}")
+    if not d.promoted:
+        console.print(f"[red]refused[/]: {name} v{d.challenger} stays challenger; champion v{d.champion}")
+        raise typer.Exit(1)
+    Console().print(f"promoted {name} v{d.challenger} to champion (was v{d.champion})")
+
+
+@models_app.command("rollback")
+@friendly
+def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
+    """Point champion back at the version it replaced."""
+    from training.registry import rollback
+    old, new = rollback(name, why)
+    Console().print(f"{name}: champion v{old} → v{new}")
+
+
+@models_app.command("audit")
+@friendly
+def models_audit(name: Annotated[str | None, typer.Argument()] = None):
+    """Every alias move: when, who, why, metrics before/after."""
+    from training.registry import audit_log
+    t = Table(title="alias audit log")
+    for col in ("at", "who", "model", "alias", "from", "to", "action", "why"):
+        t.add_column(col)
+    for r in audit_log(name):
+        t.add_row(r["at"], r["who"], r["model"], r["alias"], str(r["from_version"]), str(r["to_version"]),
+                  r["action"], r["why"] or "")
+    Console().print(t)
+
+
+@app.command()
+@friendly
+def score(model: Annotated[str, typer.Option(help="NAME, NAME@alias or NAME/version")],
+          data: Annotated[Path, typer.Option(help="canonical folder (motion models) or flat file (spec models)")],
+          out: Annotated[Path, typer.Option(help="output .csv or .parquet")],
+          as_of: Annotated[str | None, typer.Option(help="motion models: score as of (default: latest event)")] = None,
+          spec: Annotated[Path | None, typer.Option(help="spec models: the spec (reader options, id column)")] = None,
+          reasons: int = 3):
+    """Batch-score; keeps input order and ids; adds score, score_100, tier, route and reasons."""
+    from serving.batch import score_file
+    with console.status(f"scoring {data} with {model}"):
+        res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None)
+    summary(f"scored {len(res)} rows → {out}", res["tier"].value_counts().sort_index().to_dict())
+
+
+@app.command()
+def serve(port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+          host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+          workers: Annotated[int, typer.Option(help="worker processes (default 1; one per core at most)")] = 1):
+    """Start the BentoML scoring service (loads each motion's champion from the MLflow registry)."""
+    import os
+    env = os.environ.copy()
+    env["LEADSCORE_WORKERS"] = str(workers)
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host", host, "--port", str(port)]
+    os.chdir(root)
+    os.execvpe(cmd[0], cmd, env)

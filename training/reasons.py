@@ -17,6 +17,7 @@ from features.definitions import GROUP_LABEL, FeatureSet
 class Wording:
     group: str
     label: str  # format string over {v}
+    name: str = ""
 
     def text(self, value: object, contribution: float) -> str:
         group = GROUP_LABEL.get(self.group, self.group)
@@ -24,12 +25,13 @@ class Wording:
             group = f"strong {group}"
         elif contribution < 0:
             group = f"weak {group}" if self.group in ("intent", "engagement", "fit", "behavior") else group
+        if value is None or (isinstance(value, float) and value != value):
+            subject = self.name.split("_", 1)[-1].replace("_", " ") if self.group != "data" else self.name
+            return f"{group}: {subject} not known yet"
         return f"{group}: {_fill(self.label, value)}"
 
 
 def _fill(label: str, value: object) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return label.split("{")[0].rstrip(" :") + " unknown" if "{" in label else label
     try:
         return label.format(v=value)
     except (ValueError, TypeError):
@@ -41,9 +43,9 @@ def wordings(columns: list[str], fs: FeatureSet | None) -> dict[str, Wording]:
     out = {}
     for c in columns:
         if c in known:
-            out[c] = Wording(known[c].group, known[c].label)
+            out[c] = Wording(known[c].group, known[c].label, c)
         else:
-            out[c] = Wording("data", f"{c} = {{v}}")
+            out[c] = Wording("data", f"{c} = {{v}}", c)
     return out
 
 

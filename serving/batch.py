@@ -1,0 +1,107 @@
+"""Batch scoring (``leadscore score``): a flat file for spec models, canonical data for motion models.
+
+Keeps input order and the id column; adds score, score_100, tier, route and the top reasons. Every row is
+appended to the score log, like real-time scores.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.batch import features_as_of, latest_time, prepare, to_timestamp
+from leadscore.config import load_config
+from leadscore.errors import UserError
+from leadscore.schema import load_dataset, read_table
+from leadscore.store import Store
+from serving.routing import decide
+from training.registry import load, resolve
+
+ID_COLUMNS = ("lead_id", "customer_id", "account_id", "as_of")
+
+
+def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | None = None,
+               reasons: int = 3, store: Store | None = None, spec_path: str | None = None) -> pd.DataFrame:
+    name, version = resolve(model_ref)
+    model, version = load(f"{name}/{version}")
+    conf = load_config(model.motion)
+    data = Path(data)
+    if model.feature_set:  # a motion model: canonical tables in a folder
+        if not data.is_dir():
+            raise UserError(f"model {name!r} scores canonical {model.motion} data: pass a folder of tables")
+        p = prepare(model.motion if model.motion != "hybrid" else "hybrid", load_dataset(data, model.motion))
+        t = to_timestamp(as_of) if as_of else latest_time(p)
+        frame = features_as_of(p, t, conf)
+        id_col = "customer_id" if model.motion == "b2c" else "lead_id"
+        ids, inputs = frame[id_col].astype(str), frame
+    else:
+        if data.is_dir():
+            raise UserError(f"model {name!r} is a spec model: pass the flat file it was trained on the shape of")
+        inputs = _spec_frame(spec_path, data)
+        id_col = _spec_id(spec_path)
+        ids = inputs[id_col].astype(str) if id_col and id_col in inputs.columns else pd.Series(
+            np.arange(len(inputs)).astype(str), index=inputs.index)
+    X = model.preprocessor.transform(inputs)
+    scored = model.score_matrix(X, reasons)
+    # The score log keeps what the model saw, in readable values (levels, not codes), for the feedback loop.
+    feats = [{c: model.preprocessor.display_value(c, v) for c, v in zip(model.columns, row, strict=True)}
+             for row in X.tolist()]
+    routes = []
+    for i, s in enumerate(scored):
+        f = feats[i]
+        routes.append(decide(conf, tier=s["tier"], features=f, expected_value=s["expected_value"],
+                             groups=s.get("groups"), stage=f.get("lifecycle_stage")).route)
+    result = pd.DataFrame({
+        (id_col or "row"): ids.to_numpy(),
+        "score": [s["score"] for s in scored], "score_100": [s["score_100"] for s in scored],
+        "tier": [s["tier"] for s in scored], "route": routes,
+        "reasons": ["; ".join(f"{r['direction']} {r['text']}" for r in s.get("reasons", [])) for s in scored],
+    })
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        result.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        result.to_csv(out, index=False)
+    else:
+        raise UserError(f"--out must end in .csv or .parquet, not {out.suffix!r}")
+    _log(store or Store.default(), model, name, version, result, feats, frame["as_of"] if model.feature_set else None,
+         id_col or "row")
+    return result
+
+
+def _spec_frame(spec_path: str | None, data: Path) -> pd.DataFrame:
+    if spec_path:
+        from training.spec import load_spec
+        spec = load_spec(spec_path)
+        df = read_table(data, **spec.read_options)
+        return df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]]
+    return read_table(data)
+
+
+def _spec_id(spec_path: str | None) -> str | None:
+    if not spec_path:
+        return None
+    from training.spec import load_spec
+    return load_spec(spec_path).id
+
+
+def _log(store: Store, model, name: str, version: str, result: pd.DataFrame, feats: list[dict],
+         as_of: pd.Series | None, id_col: str) -> None:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    batch = f"batch-{uuid.uuid4().hex[:12]}"
+    when = as_of.astype(str).tolist() if as_of is not None else [now] * len(result)
+    rows = [(f"{batch}-{i}", now, when[i], model.motion, str(r[id_col]), name, version, float(r["score"]),
+             r["tier"], r["route"], "batch", json.dumps(_clean(feats[i])))
+            for i, r in enumerate(result.to_dict("records"))]
+    store.executemany("INSERT INTO score_log (request_id, at, as_of, motion, entity_id, model, version, score, "
+                      "tier, route, source, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _clean(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in d.items()}

@@ -1,0 +1,122 @@
+"""Typed request and response bodies (pydantic v2): the OpenAPI contract of the scoring service.
+
+NaN and infinity are rejected everywhere; unknown fields are ignored (CRM webhooks carry extras).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from leadscore.schema import B2B_EVENT_TYPES, B2B_STAGES, B2C_EVENT_TYPES, BUYING_ROLES, EMAIL_TYPES, SENIORITIES
+
+Motion = Literal["b2b", "b2c", "hybrid"]
+Time = datetime | float
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
+
+
+class Lead(_In):
+    lead_id: str = Field(min_length=1)
+    account_id: str = Field(min_length=1)
+    created_at: Time
+    source: str | None = None
+    title: str | None = None
+    seniority: Literal[SENIORITIES] | None = None  # type: ignore[valid-type]
+    buying_role: Literal[BUYING_ROLES] = "unknown"  # type: ignore[valid-type]
+    email_domain_type: Literal[EMAIL_TYPES] = "business"  # type: ignore[valid-type]
+    stage: Literal[B2B_STAGES] | None = Field(None, description="funnel stage reached (hybrid routing, gates)")  # type: ignore[valid-type]
+
+
+class Account(_In):
+    account_id: str | None = None
+    name: str | None = None
+    industry: str | None = None
+    employee_count: float | None = Field(None, ge=0)
+    annual_revenue: float | None = Field(None, ge=0)
+    country: str | None = None
+    region: str | None = None
+    owner_id: str | None = None
+    territory: str | None = None
+
+
+class Customer(_In):
+    customer_id: str = Field(min_length=1)
+    created_at: Time
+    channel: str | None = None
+    country: str | None = None
+    device: str | None = None
+    consent_email: bool = False
+    consent_sms: bool = False
+
+
+class Event(_In):
+    """B2B (lead/account) or B2C (session/cart) event; ``type`` is checked against the motion."""
+
+    event_id: str = Field(min_length=1)
+    ts: Time
+    type: Literal[tuple(sorted(set(B2B_EVENT_TYPES) | set(B2C_EVENT_TYPES)))]  # type: ignore[valid-type]
+    lead_id: str | None = None
+    topic: str | None = None
+    session_id: str | None = None
+    product_id: str | None = None
+    category: str | None = None
+    price: float | None = Field(None, ge=0)
+    quantity: float | None = Field(None, ge=0)
+
+
+class Order(_In):
+    ts: Time
+    amount: float = Field(ge=0)
+
+
+class ScoreRequest(_In):
+    motion: Motion
+    lead: Lead | None = None
+    account: Account | None = None
+    customer: Customer | None = None
+    events: list[Event] = Field(default_factory=list, max_length=5000)
+    orders: list[Order] = Field(default_factory=list, max_length=5000)
+    as_of: Time | None = Field(None, description="score as of this time (default: now); for replays and tests")
+    request_id: str | None = None
+
+
+class Reason(BaseModel):
+    feature: str
+    group: str
+    value: float | str | None
+    direction: Literal["+", "-"]
+    contribution: float
+    text: str
+
+
+class Gate(BaseModel):
+    stage: str
+    ready: bool
+    missing: list[str]
+
+
+class ScoreResponse(BaseModel):
+    request_id: str
+    lead_id: str
+    motion: Motion
+    model: str
+    version: str
+    score: float = Field(description="calibrated probability of conversion within the motion's horizon")
+    score_100: int
+    tier: str
+    route: str
+    owner: str | None
+    sla_minutes: int | None
+    next_actions: list[str]
+    expected_value: float
+    reasons: list[Reason]
+    fit_score: int | None = None
+    engagement_score: int | None = None
+    grade: str | None = Field(None, description="B2B fit × engagement grade, A1 (best) … D4")
+    gates: list[Gate] = []
+    unknown_categories: dict[str, int] = {}

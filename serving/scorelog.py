@@ -1,0 +1,82 @@
+"""The score log, written off the request path: a queue drained by one thread in batches, flushed on close.
+
+A failed write is retried (rows stay queued), so a burst of responses maps to the same number of rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from leadscore.store import Store
+
+log = logging.getLogger("leadscore.scorelog")
+INSERT = ("INSERT INTO score_log (request_id, at, as_of, motion, entity_id, model, version, score, tier, route, "
+          "source, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def row(result: dict[str, Any], source: str) -> tuple:
+    feats = {k: (None if isinstance(v, float) and v != v else v) for k, v in result["_features"].items()}
+    as_of = datetime.fromtimestamp(result["_as_of"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return (result["request_id"], datetime.now(timezone.utc).isoformat(timespec="milliseconds"), as_of,
+            result["motion"], result["lead_id"], result["model"], result["version"], result["score"],
+            result["tier"], result["route"], source, json.dumps(feats))
+
+
+class ScoreLog:
+    def __init__(self, store: Store, interval: float = 0.25, batch: int = 2000):
+        self.store, self.interval, self.batch = store, interval, batch
+        self._q: queue.Queue[tuple | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="score-log", daemon=True)
+        self._thread.start()
+        self.written = 0
+
+    def append(self, rows: list[tuple]) -> None:
+        for r in rows:
+            self._q.put(r)
+
+    def _drain(self, first: tuple) -> list[tuple]:
+        rows = [first]
+        while len(rows) < self.batch:
+            try:
+                r = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if r is None:
+                self._q.put(None)
+                break
+            rows.append(r)
+        return rows
+
+    def _write(self, rows: list[tuple]) -> None:
+        for attempt in range(20):
+            try:
+                self.store.executemany(INSERT, rows)
+                self.written += len(rows)
+                return
+            except Exception as exc:  # database busy or briefly away: retry, never drop
+                log.warning("score log write failed (%s), retry %d", exc, attempt + 1)
+                threading.Event().wait(min(0.1 * 2**attempt, 5))
+        log.error("score log: %d rows could not be written", len(rows))
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            self._write(self._drain(item))
+
+    def close(self, timeout: float = 30) -> None:
+        self._q.put(None)
+        self._thread.join(timeout)
+        rest = []
+        while not self._q.empty():
+            r = self._q.get_nowait()
+            if r is not None:
+                rest.append(r)
+        if rest:
+            self._write(rest)

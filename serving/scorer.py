@@ -1,0 +1,139 @@
+"""Scoring logic behind the service, testable without a server.
+
+Loads each motion's ``models:/MOTION@champion``, keeps the last good model when a new one fails to load,
+computes online features through ``features.online``, predicts, explains and routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from features.online import OnlineFeatures, open_store, parse_time
+from leadscore.config import MotionConfig, load_config
+from leadscore.errors import UserError
+from leadscore.settings import Settings
+from serving.routing import decide
+from serving.schemas import ScoreRequest
+from training import registry
+
+log = logging.getLogger("leadscore.serving")
+MOTIONS = ("b2b", "b2c", "hybrid")
+B2C_ONLY = {"product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start", "purchase", "wishlist_add"}
+B2B_ONLY = {"solution_page", "pricing_page", "demo_request", "trial_signup", "webinar", "content_download",
+            "email_open", "meeting_booked", "third_party_intent"}
+
+
+@dataclass
+class Loaded:
+    model: Any
+    version: str
+    conf: MotionConfig
+    online: OnlineFeatures
+
+
+class Scorer:
+    def __init__(self, settings: Settings | None = None, motions: tuple[str, ...] = MOTIONS):
+        self.settings = settings or Settings.load()
+        self.motions = motions
+        self.models: dict[str, Loaded] = {}
+        self.store = open_store(self.settings.online_store_url)
+        self._lock = threading.Lock()
+        self.load_errors: dict[str, str] = {}
+
+    # -- models
+    def reload(self) -> dict[str, str]:
+        """Load every motion whose champion moved; keep the last good model if loading fails."""
+        changed = {}
+        for motion in self.motions:
+            current = self.models.get(motion)
+            try:
+                version = registry.alias_version(motion, registry.CHAMPION)
+                if version is None or (current and current.version == version):
+                    continue
+                model, version = registry.load(f"{motion}/{version}")
+                conf = load_config(motion, self.settings)
+                loaded = Loaded(model, version, conf, OnlineFeatures(conf, self.store))
+                with self._lock:
+                    self.models[motion] = loaded
+                changed[motion] = version
+                self.load_errors.pop(motion, None)
+            except Exception as exc:  # keep serving the last good model
+                self.load_errors[motion] = str(exc)
+                log.error("could not load %s champion: %s (keeping %s)", motion, exc,
+                          current.version if current else "nothing")
+        return changed
+
+    def ready(self) -> bool:
+        return bool(self.models)
+
+    def status(self) -> dict[str, Any]:
+        return {"models": {m: v.version for m, v in self.models.items()}, "errors": self.load_errors}
+
+    # -- scoring
+    def _validate(self, req: ScoreRequest) -> tuple[str, dict]:
+        if req.motion == "b2c":
+            if req.customer is None:
+                raise UserError("customer: required for motion b2c")
+            bad = [i for i, e in enumerate(req.events) if e.type in B2B_ONLY]
+            entity = req.customer.customer_id
+        else:
+            if req.lead is None:
+                raise UserError(f"lead: required for motion {req.motion}")
+            bad = [i for i, e in enumerate(req.events) if e.type in B2C_ONLY]
+            entity = req.lead.lead_id
+        if bad:
+            raise UserError(f"events.{bad[0]}.type: {req.events[bad[0]].type!r} is not a {req.motion} event type")
+        payload = req.model_dump(exclude_none=True, mode="python")
+        return entity, payload
+
+    def score(self, req: ScoreRequest) -> dict[str, Any]:
+        return self.score_many([req])[0]
+
+    def score_many(self, reqs: list[ScoreRequest]) -> list[dict[str, Any]]:
+        """Score requests (any mix of motions); errors name the field, prefixed by the item index in a batch."""
+        out: list[dict[str, Any]] = []
+        for i, req in enumerate(reqs):
+            try:
+                out.append(self._score_one(req))
+            except UserError as exc:
+                raise UserError(f"{i}.{exc}" if len(reqs) > 1 else str(exc)) from None
+        return out
+
+    def _score_one(self, req: ScoreRequest) -> dict[str, Any]:
+        loaded = self.models.get(req.motion)
+        if loaded is None:
+            raise UserError(f"motion: no {req.motion} champion is loaded (train one: leadscore train {req.motion})")
+        entity, payload = self._validate(req)
+        as_of = parse_time(req.as_of) if req.as_of is not None else int(time.time())
+        t0 = time.perf_counter()
+        features = loaded.online.compute(payload, as_of)
+        model = loaded.model
+        rows = [features]
+        scored = model.score_records(rows, reasons=3)[0]
+        unknown = model.preprocessor.unknown_levels(rows)
+        stage = req.lead.stage if req.lead is not None and req.lead.stage else (
+            features.get("lifecycle_stage") if req.motion == "hybrid" else None)
+        d = decide(loaded.conf, tier=scored["tier"], features=features, expected_value=scored["expected_value"],
+                   groups=scored.get("groups"), stage=stage,
+                   account=req.account.model_dump() if req.account else None,
+                   consent_email=req.customer.consent_email if req.customer else None,
+                   consent_sms=req.customer.consent_sms if req.customer else None)
+        return {
+            "request_id": req.request_id or uuid.uuid4().hex, "lead_id": entity, "motion": req.motion,
+            "model": req.motion, "version": loaded.version, "score": scored["score"],
+            "score_100": scored["score_100"], "tier": scored["tier"], "route": d.route, "owner": d.owner,
+            "sla_minutes": d.sla_minutes, "next_actions": d.actions, "expected_value": scored["expected_value"],
+            "reasons": scored["reasons"], "fit_score": d.fit_score, "engagement_score": d.engagement_score,
+            "grade": d.grade, "gates": d.gates, "unknown_categories": unknown,
+            "_features": features, "_as_of": as_of, "_latency": time.perf_counter() - t0,
+        }
+
+
+def utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,107 @@
+"""The BentoML scoring service: ``bentoml serve serving.service:LeadScore`` (or ``leadscore serve``).
+
+Thin wiring over ``serving.scorer.Scorer``: typed pydantic IO, Prometheus metrics, a buffered score log,
+champion reload on alias moves (poll + POST /admin/reload), /livez and /readyz (ready once a model is loaded).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import InvalidArgument
+from pydantic import Field
+
+from leadscore.errors import UserError
+from leadscore.settings import Settings
+from leadscore.store import Store
+from serving.schemas import ScoreRequest, ScoreResponse
+from serving.scorelog import ScoreLog, row
+from serving.scorer import Scorer
+
+MAX_BATCH = int(os.environ.get("LEADSCORE_MAX_BATCH", "1000"))
+RELOAD_SECONDS = float(os.environ.get("LEADSCORE_RELOAD_SECONDS", "30"))
+
+SCORE = bentoml.metrics.Histogram(name="leadscore_score", documentation="calibrated scores served",
+                                  labelnames=["motion"], buckets=[i / 10 for i in range(1, 11)])
+TIERS = bentoml.metrics.Counter(name="leadscore_tier_total", documentation="scores by tier",
+                                labelnames=["motion", "tier"])
+LATENCY = bentoml.metrics.Histogram(name="leadscore_scoring_seconds",
+                                    documentation="feature + model + routing time per lead",
+                                    labelnames=["motion"], buckets=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1])
+UNKNOWN = bentoml.metrics.Counter(name="leadscore_unknown_category_total",
+                                  documentation="categorical values the model has never seen (scored as unknown)",
+                                  labelnames=["motion", "feature"])
+
+
+def _public(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in r.items() if not k.startswith("_")}
+
+
+@bentoml.service(
+    name="leadscore",
+    workers=int(os.environ.get("LEADSCORE_WORKERS", "1")),
+    traffic={"timeout": 10},
+    logging={"access": {"enabled": os.environ.get("LEADSCORE_ACCESS_LOG", "0") == "1"}},
+)
+class LeadScore:
+    def __init__(self) -> None:
+        settings = Settings.load()
+        settings.ensure_home()
+        self.scorer = Scorer(settings)
+        self.scorer.reload()
+        self.log = ScoreLog(Store(settings.store_url))
+        self._stop = threading.Event()
+        threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(RELOAD_SECONDS):
+            self.scorer.reload()
+
+    def __is_ready__(self) -> bool:
+        return self.scorer.ready()
+
+    def _observe(self, results: list[dict[str, Any]], source: str) -> None:
+        for r in results:
+            SCORE.labels(motion=r["motion"]).observe(r["score"])
+            TIERS.labels(motion=r["motion"], tier=r["tier"]).inc()
+            LATENCY.labels(motion=r["motion"]).observe(r["_latency"])
+            for feature, n in r["unknown_categories"].items():
+                UNKNOWN.labels(motion=r["motion"], feature=feature).inc(n)
+        self.log.append([row(r, source) for r in results])
+
+    def _run(self, reqs: list[ScoreRequest], source: str) -> list[dict[str, Any]]:
+        try:
+            results = self.scorer.score_many(reqs)
+        except UserError as exc:
+            raise InvalidArgument(str(exc)) from None
+        self._observe(results, source)
+        return [_public(r) for r in results]
+
+    @bentoml.api(route="/score")
+    def score(self, request: ScoreRequest) -> ScoreResponse:
+        """Score one lead (B2B, hybrid) or customer (B2C): calibrated score, tier, route, owner, SLA, reasons."""
+        return ScoreResponse.model_validate(self._run([request], "realtime")[0])
+
+    @bentoml.api(route="/score_batch")
+    def score_batch(self, requests: list[ScoreRequest] = Field(max_length=MAX_BATCH)) -> list[ScoreResponse]:
+        """Score a list of leads (any mix of motions); at most LEADSCORE_MAX_BATCH per call."""
+        return [ScoreResponse.model_validate(r) for r in self._run(requests, "batch-api")]
+
+    @bentoml.api(route="/admin/reload")
+    def admin_reload(self) -> dict:
+        """Reload champions whose alias moved (this worker); the poller does the same periodically."""
+        changed = self.scorer.reload()
+        return {"reloaded": changed} | self.scorer.status()
+
+    @bentoml.api(route="/admin/status")
+    def admin_status(self) -> dict:
+        return self.scorer.status() | {"score_log_written": self.log.written, "time": time.time()}
+
+    @bentoml.on_shutdown
+    def flush(self) -> None:
+        self._stop.set()
+        self.log.close()
