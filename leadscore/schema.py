@@ -264,3 +264,39 @@ class DropReport:
     def add(self, reason: str, n: int) -> None:
         if n:
             self.counts[reason] = self.counts.get(reason, 0) + int(n)
+
+
+def row_problems(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
+    """Every rule ``coerce`` applies, per row: the reasons a row breaks them ('' when it is clean).
+
+    Used where bad rows may be set aside (quarantine) instead of failing the whole file.
+    """
+    reasons = pd.Series([""] * len(df), index=df.index, dtype=object)
+
+    def add(mask: np.ndarray, text: str) -> None:
+        reasons[mask] = reasons[mask] + np.where(reasons[mask] == "", text, "; " + text)
+
+    missing = [c for c in table.names if c not in df.columns]
+    if missing:
+        raise SchemaError(table.name, missing[0], f"required column missing (have: {list(df.columns)[:20]})")
+    limit = (now if now is not None else pd.Timestamp.now("UTC").tz_localize(None)) + pd.Timedelta(days=1)
+    for col in table.columns:
+        s = df[col.name]
+        null = s.isna().to_numpy()
+        if not col.nullable:
+            add(null, f"{col.name}: must not be empty")
+        if col.kind == "datetime":
+            parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+            add(parsed.isna().to_numpy() & ~null, f"{col.name}: unparseable timestamp")
+            add((parsed > limit).to_numpy(), f"{col.name}: timestamp in the future")
+        elif col.kind in ("int", "float"):
+            num = pd.to_numeric(s, errors="coerce").astype("float64")
+            add(num.isna().to_numpy() & ~null, f"{col.name}: not a number")
+            add(np.isinf(num.to_numpy()), f"{col.name}: infinite value")
+            if col.min_value is not None:
+                add((num < col.min_value).to_numpy(), f"{col.name}: below minimum {col.min_value}")
+        elif col.kind == "bool":
+            add(s.map(_to_bool, na_action="ignore").isna().to_numpy() & ~null, f"{col.name}: not a boolean")
+        if col.allowed is not None:
+            add(~s.astype("str").isin(col.allowed).to_numpy() & ~null, f"{col.name}: value not in {list(col.allowed)}")
+    return reasons

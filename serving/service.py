@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import bentoml
 from bentoml.exceptions import InvalidArgument
@@ -53,6 +53,7 @@ class LeadScore:
         settings.ensure_home()
         self.scorer = Scorer(settings)
         self.scorer.reload()
+        self.store = Store(settings.store_url)
         self.log = ScoreLog(Store(settings.store_url))
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
@@ -90,6 +91,20 @@ class LeadScore:
     def score_batch(self, requests: list[ScoreRequest] = Field(max_length=MAX_BATCH)) -> list[ScoreResponse]:
         """Score a list of leads (any mix of motions); at most LEADSCORE_MAX_BATCH per call."""
         return [ScoreResponse.model_validate(r) for r in self._run(requests, "batch-api")]
+
+    @bentoml.api(route="/outcomes")
+    def outcomes(self, outcomes: list[dict] = Field(min_length=1, max_length=10_000),
+                 motion: Literal["b2b", "b2c", "hybrid"] | None = None) -> dict:
+        """Record outcomes (canonical outcomes rows): validated, idempotent, all-or-nothing."""
+        import pandas as pd
+
+        from feedback.ingest import ingest_frame
+        from leadscore.schema import SchemaError
+        try:
+            r = ingest_frame(pd.DataFrame(outcomes), self.store, motion, source="api")
+        except (SchemaError, UserError) as exc:
+            raise InvalidArgument(str(exc)) from None
+        return {"motion": r.motion, "rows": r.rows, "inserted": r.inserted, "duplicates": r.duplicates}
 
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:

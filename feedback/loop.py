@@ -1,0 +1,81 @@
+"""Labelled rows from the loop: score-log rows joined to outcomes that happened after scoring.
+
+The features are exactly what the model saw (stored with the score), the label comes only from outcomes in
+(as_of, as_of + horizon], and a row counts only once its horizon has elapsed — leakage-free by construction.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from leadscore.config import MotionConfig
+from leadscore.store import Store
+
+
+def family(motion: str) -> str:
+    return "b2c" if motion == "b2c" else "b2b"
+
+
+def outcomes(store: Store, motion: str) -> pd.DataFrame:
+    df = pd.DataFrame(store.query("SELECT entity_id, stage, purchased, value, occurred_at, contacted_at FROM outcomes "
+                                  "WHERE motion = ?", (family(motion),)))
+    if df.empty:
+        return pd.DataFrame(columns=["entity_id", "stage", "purchased", "value", "occurred_at", "contacted_at"])
+    df["occurred_at"] = pd.to_datetime(df["occurred_at"])
+    df["contacted_at"] = pd.to_datetime(df["contacted_at"])
+    return df
+
+
+def scores(store: Store, motion: str, since: str | None = None) -> pd.DataFrame:
+    sql = "SELECT request_id, at, as_of, motion, entity_id, model, version, score, tier, route, source, features " \
+          "FROM score_log WHERE motion = ?"
+    params: list = [motion]
+    if since:
+        sql += " AND as_of >= ?"
+        params.append(pd.Timestamp(since).strftime("%Y-%m-%d %H:%M:%S"))
+    df = pd.DataFrame(store.query(sql, params))
+    if df.empty:
+        return df
+    df["as_of"] = pd.to_datetime(df["as_of"], format="mixed", utc=True).dt.tz_localize(None)
+    df["at"] = pd.to_datetime(df["at"], format="mixed", utc=True).dt.tz_localize(None)
+    # The same lead scored twice for the same moment (e.g. a retried webhook) counts once.
+    return df.drop_duplicates(["entity_id", "as_of", "version"], keep="last").reset_index(drop=True)
+
+
+def labelled(store: Store, conf: MotionConfig, since: str | None = None,
+             horizon_end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Score-log rows with ``label``, ``label_value`` and ``contacted_at``; only matured rows.
+
+    A row is mature once ``as_of + horizon`` is not later than ``horizon_end`` (default: the latest outcome
+    seen, i.e. how far the outcome feed has got).
+    """
+    s = scores(store, conf.motion, since)
+    o = outcomes(store, conf.motion)
+    if s.empty:
+        return s
+    h = pd.Timedelta(days=conf.horizon_days)
+    end = horizon_end if horizon_end is not None else (o["occurred_at"].max() if len(o) else pd.Timestamp.min)
+    s = s[s["as_of"] + h <= end].reset_index(drop=True)
+    if conf.motion == "b2c":
+        pos = o[o["purchased"].fillna(0).astype(int) == 1]
+    else:
+        pos = o[o["stage"] == conf.label.stage]
+    m = s[["entity_id", "as_of"]].reset_index().merge(pos, on="entity_id", how="inner")
+    m = m[(m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= m["as_of"] + h)]
+    agg = m.groupby("index")["value"].sum(min_count=1)
+    s["label"] = 0
+    s.loc[agg.index, "label"] = 1
+    s["label_value"] = 0.0
+    s.loc[agg.index, "label_value"] = agg.fillna(0).to_numpy()
+    contact = o.dropna(subset=["contacted_at"]).groupby("entity_id")["contacted_at"].min()
+    s["contacted_at"] = s["entity_id"].map(contact) if len(contact) else pd.NaT
+    return s
+
+
+def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The features the model saw, one column each, plus ``as_of`` (for time splits)."""
+    feats = pd.DataFrame([json.loads(f) for f in rows["features"]], index=rows.index)
+    return feats.assign(as_of=rows["as_of"].to_numpy())
+
