@@ -22,7 +22,7 @@ models_app = typer.Typer(help="Registry: list, promote (gated), roll back.", no_
 feedback_app = typer.Typer(help="Closed loop: ingest outcomes, report, retrain on evidence.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(feedback_app, name="feedback")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable)
 
 

@@ -78,9 +78,10 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
 def _spec_frame(spec_path: str | None, data: Path) -> pd.DataFrame:
     if spec_path:
         from training.spec import load_spec
+        from training.spec import apply_missing
         spec = load_spec(spec_path)
         df = read_table(data, **spec.read_options)
-        return df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]]
+        return apply_missing(spec, df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]])
     return read_table(data)
 
 

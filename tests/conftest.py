@@ -62,3 +62,26 @@ def redis_available() -> bool:
         return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
     except Exception:
         return False
+
+
+@pytest.fixture(scope="session")
+def trained(b2b_dir, b2c_dir, _isolated_state):
+    """All three motions trained on the small data sets, champions registered, online stores materialized."""
+    from features.batch import latest_time, prepare
+    from features.online import materialize, open_store
+    from leadscore.config import load_config
+    from leadscore.schema import load_dataset
+    from leadscore.settings import Settings
+    from training.train import train_motion
+
+    results = {}
+    settings = Settings.load()
+    settings.ensure_home()
+    store = open_store(settings.online_store_url)
+    for motion in ("b2b", "b2c", "hybrid"):
+        folder = b2c_dir if motion == "b2c" else b2b_dir
+        results[motion] = train_motion(motion, folder)
+        p = prepare(motion, load_dataset(folder, motion))
+        materialize(p, latest_time(p), load_config(motion), store)
+    store.close()
+    return results

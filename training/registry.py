@@ -217,7 +217,8 @@ def list_versions(name: str | None = None) -> list[dict]:
             raise UserError(f"no registered model {n!r}") from None
         if not versions:
             raise UserError(f"no registered model {n!r}")
-        for mv in sorted(versions, key=lambda v: int(v.version)):
+        for found in sorted(versions, key=lambda v: int(v.version)):
+            mv = c.get_model_version(n, found.version)  # search results carry no aliases
             run = c.get_run(mv.run_id)
             m = run.data.metrics
             rows.append({"model": n, "version": mv.version, "aliases": ",".join(mv.aliases),

@@ -100,10 +100,11 @@ def _clean_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]]
 
 
-def read_flat(spec: DataSpec, override: str | Path | None = None) -> tuple[pd.DataFrame, np.ndarray, pd.Series | None]:
-    """Read a flat export and split it into (features frame, 0/1 label, ids).
+def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool = False):
+    """Read a flat export and split it into (features frame, 0/1 label, ids[, raw rows]).
 
-    The frame keeps the timestamp column (used for the split and for ages) but no id, label or excluded column.
+    The frame keeps the timestamp column (used for the split and for ages) but no id, label or excluded column;
+    the raw rows keep every column but the label (missing tokens applied), for holdouts and scoring.
     """
     df = _clean_columns(read_table(data_path(spec, override), **spec.read_options))
     for j in spec.join:
@@ -138,12 +139,19 @@ def read_flat(spec: DataSpec, override: str | Path | None = None) -> tuple[pd.Da
         seen = sorted(map(str, raw_label.unique()))[:10]
         raise UserError(f"no row has a positive label: {spec.label.column} in {sorted(positive)}; values seen: {seen}")
     ids = df[spec.id].astype("str") if spec.id else None
-    X = df.drop(columns=[c for c in [spec.label.column, spec.id, *spec.exclude] if c])
+    raw = apply_missing(spec, df.drop(columns=[spec.label.column]))
+    X = raw.drop(columns=[c for c in [spec.id, *spec.exclude] if c])
+    return (X, y, ids, raw) if with_raw else (X, y, ids)
+
+
+def apply_missing(spec: DataSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """Replace the spec's missing-value tokens by real missing values (the same at training and scoring)."""
+    df = df.copy()
     tokens = spec.missing_values
-    for col in X.columns:
+    for col in df.columns:
         col_tokens = tokens.get(col, []) if isinstance(tokens, dict) else tokens
         if col_tokens and col != spec.timestamp:
-            m = _is_missing_token(X[col], col_tokens)
+            m = _is_missing_token(df[col], col_tokens)
             if m.any():
-                X[col] = X[col].where(~m, None if X[col].dtype == object or X[col].dtype == "str" else np.nan)
-    return X, y, ids
+                df[col] = df[col].where(~m, None if df[col].dtype == object or df[col].dtype == "str" else np.nan)
+    return df

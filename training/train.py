@@ -114,8 +114,12 @@ def _search(params: dict, trials: int, Xtr, ytr, Xva, yva, cat_idx, conf) -> dic
 
 def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name: str, fs: FeatureSet | None,
                      time_col: str | None = None, keep: list[str] = (), segments: list[str] = (),
-                     label_value: np.ndarray | None = None, search: int = 0) -> Fitted:
+                     label_value: np.ndarray | None = None, search: int = 0,
+                     source: pd.DataFrame | None = None) -> Fitted:
+    """``source``: the full input rows (every column, excluded ones too), kept as the holdout so that a
+    later gate can score any version — whatever columns it uses — on the same recent rows."""
     seed = conf.model.seed
+    source = X if source is None else source
     y = np.asarray(y, dtype=np.int8)
     positives = int(y.sum())
     if positives < conf.promotion.min_positives:
@@ -172,7 +176,7 @@ def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name
     images = {"calibration.png": plots.calibration_curve(yte, curves, f"calibration — {title}"),
               "gains.png": plots.gains_chart(yte, curves, title),
               "shap_summary.png": plots.shap_summary(mean_abs, f"SHAP summary — {title}")}
-    holdout = X.iloc[te].reset_index(drop=True).assign(label=yte)
+    holdout = source.iloc[te].reset_index(drop=True).assign(label=yte)
     if value_te is not None:
         holdout["label_value"] = value_te
     params = params | {"best_iteration": booster.best_iteration, "split": split.kind, "calibration": calibrator.method,
@@ -264,6 +268,6 @@ def train_spec(spec_path: str | Path, data: str | Path | None = None, search: in
 
 
 def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search: int = 0) -> Fitted:
-    X, y, _ = read_flat(spec, data)
+    X, y, _, raw = read_flat(spec, data, with_raw=True)
     return fit_and_evaluate(X, y, conf, name=spec.name, fs=None, time_col=spec.timestamp, keep=spec.keep,
-                            segments=spec.segments or conf.segments, search=search)
+                            segments=spec.segments or conf.segments, search=search, source=raw)

@@ -1,0 +1,87 @@
+"""Training building blocks: calibration, tiers, leakage guard, preprocessing, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore.config import load_config
+from training.calibration import Calibrator, choose_calibrator
+from training.leakage import guard
+from training.metrics import by_decile, core, ece
+from training.preprocess import Preprocessor
+from training.tiers import fit_tiers
+
+
+def test_calibration_fixes_a_miscalibrated_score():
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0, 1, 20_000)
+    y = (rng.uniform(0, 1, 20_000) < true).astype(int)
+    raw = true ** 3                                     # systematically too low
+    assert ece(y, raw) > 0.1
+    cal, briers = choose_calibrator(raw[:10_000], y[:10_000])
+    assert set(briers) == {"isotonic", "sigmoid"} and cal.method == min(briers, key=briers.get)
+    fixed = cal.predict(raw[10_000:])
+    assert ece(y[10_000:], fixed) < 0.03
+    assert ((fixed >= 0) & (fixed <= 1)).all()
+    with pytest.raises(ValueError):
+        Calibrator("beta")
+
+
+def test_probability_tiers_follow_validation_shares():
+    conf = load_config("b2b")  # A 5%, B 20%, C 50% (cumulative), D the rest
+    p = np.random.default_rng(1).beta(1, 8, 50_000)
+    policy = fit_tiers(conf, p, None)
+    shares = pd.Series(policy.assign(p, None)).value_counts(normalize=True)
+    assert shares["A"] == pytest.approx(0.05, abs=0.005)
+    assert shares["A"] + shares["B"] == pytest.approx(0.20, abs=0.005)
+    assert shares["D"] == pytest.approx(0.50, abs=0.005)
+    assert policy.thresholds == sorted(policy.thresholds, reverse=True)
+
+
+def test_expected_value_tiers_use_the_row_value():
+    conf = load_config("b2c")  # expected value with value_feature cart_value, deal value 60, cost 0.5
+    p = np.array([0.1, 0.1, 0.5])
+    policy = fit_tiers(conf, np.random.default_rng(2).uniform(0, 0.3, 5000), np.zeros(5000))
+    ev = policy.quantity(p, np.array([0.0, 500.0, 0.0]))
+    assert ev.tolist() == pytest.approx([0.1 * 60 - 0.5, 0.1 * 500 - 0.5, 0.5 * 60 - 0.5])
+
+
+def test_leakage_guard_flags_leaks_ids_and_constants_unless_kept():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    X = pd.DataFrame({"leak": y * 10 + rng.normal(0, 0.1, 500), "id": [f"x{i}" for i in range(500)],
+                      "const": 1, "ok": rng.normal(0, 1, 500) + y * 0.5})
+    flags = {f.column: f.reason for f in guard(X, y, 0.95)}
+    assert set(flags) == {"leak", "id", "const"}
+    assert "single-feature AUC" in flags["leak"] and "id-like" in flags["id"] and flags["const"] == "constant"
+    assert "leak" not in {f.column for f in guard(X, y, 0.95, keep=["leak"])}
+
+
+def test_preprocessor_casts_strings_dates_and_unknown_levels():
+    train = pd.DataFrame({
+        "industry": pd.array(["a", "b", "a", "c", "a", "b"] * 5, dtype="str"),
+        "signup": pd.to_datetime(["2026-01-01", "2026-01-05"] * 15).astype(str),
+        "n": np.arange(30, dtype=float), "empty": [None] * 30, "same": ["x"] * 30,
+    })
+    pre = Preprocessor(min_level_count=1).fit(train)
+    assert pre.kinds_ == {"industry": "category", "signup": "date", "n": "number"}
+    assert {d.column for d in pre.dropped_} == {"empty", "same"}
+    assert pre.levels_["industry"] == ["a", "b", "c"]
+    new = pd.DataFrame({"industry": ["b", "zzz"], "signup": ["2026-01-05", "2025-12-31"], "n": [1.0, 2.0]})
+    m = pre.transform(new)
+    assert m[0, 0] == 1 and np.isnan(m[1, 0]) and pre.unknown_counts_["industry"] == 1
+    assert m[0, 1] == 0 and m[1, 1] == 5                       # ages in days against the training reference
+    recs = pre.transform_records([{"industry": "b", "n": 1.0}, {"industry": "zzz", "n": 2.0}])
+    np.testing.assert_array_equal(recs[:, [0, 2]], m[:, [0, 2]])
+    assert pre.unknown_levels([{"industry": "zzz"}, {"industry": "a"}]) == {"industry": 1}
+
+
+def test_metrics():
+    y = np.array([0, 0, 1, 1] * 250)
+    p = np.where(y == 1, 0.8, 0.2)
+    m = core(y, p)
+    assert m["auc"] == 1.0 and m["ece"] == pytest.approx(0.2)   # |0.2 − 0| and |0.8 − 1|
+    d = by_decile(y, p)
+    assert len(d) == 10 and d["n"].sum() == 1000 and d["conversion"].iloc[0] == 1.0
