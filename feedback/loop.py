@@ -31,14 +31,12 @@ def outcomes(store: Store, motion: str) -> pd.DataFrame:
 def scores(store: Store, motion: str, since: str | None = None) -> pd.DataFrame:
     sql = "SELECT request_id, at, as_of, motion, entity_id, model, version, score, tier, route, source, features " \
           "FROM score_log WHERE motion = ?"
-    params: list = [motion]
-    if since:
-        sql += " AND as_of >= ?"
-        params.append(pd.Timestamp(since).strftime("%Y-%m-%d %H:%M:%S"))
-    df = pd.DataFrame(store.query(sql, params))
+    df = pd.DataFrame(store.query(sql, [motion]))
     if df.empty:
         return df
     df["as_of"] = pd.to_datetime(df["as_of"], format="mixed", utc=True).dt.tz_localize(None)
+    if since:
+        df = df[df["as_of"] >= pd.Timestamp(since)].reset_index(drop=True)
     df["at"] = pd.to_datetime(df["at"], format="mixed", utc=True).dt.tz_localize(None)
     # The same lead scored twice for the same moment (e.g. a retried webhook) counts once.
     return df.drop_duplicates(["entity_id", "as_of", "version"], keep="last").reset_index(drop=True)

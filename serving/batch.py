@@ -96,7 +96,9 @@ def _log(store: Store, model, name: str, version: str, result: pd.DataFrame, fea
          as_of: pd.Series | None, id_col: str) -> None:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     batch = f"batch-{uuid.uuid4().hex[:12]}"
-    when = as_of.astype(str).tolist() if as_of is not None else [now] * len(result)
+    stamp = "%Y-%m-%d %H:%M:%S"
+    when = as_of.dt.strftime(stamp).tolist() if as_of is not None else \
+        [datetime.now(timezone.utc).strftime(stamp)] * len(result)
     rows = [(f"{batch}-{i}", now, when[i], model.motion, str(r[id_col]), name, version, float(r["score"]),
              r["tier"], r["route"], "batch", json.dumps(_clean(feats[i])))
             for i, r in enumerate(result.to_dict("records"))]

@@ -1,0 +1,172 @@
+"""The real service, started as a subprocess on a free port: examples, bad input, reload, score log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from leadscore.settings import PROJECT_ROOT, Settings
+from leadscore.store import Store
+
+EXAMPLES = PROJECT_ROOT / "serving" / "examples"
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = os.environ | {"LEADSCORE_RELOAD_SECONDS": "2", "LEADSCORE_MAX_BATCH": "200"}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host",
+                                 "127.0.0.1", "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {Path(log).read_text()[-3000:]}")
+        time.sleep(0.5)
+    else:
+        raise RuntimeError(f"server not ready: {Path(log).read_text()[-3000:]}")
+    yield url, proc
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def example(motion: str) -> dict:
+    return json.loads((EXAMPLES / f"{motion}.json").read_text())
+
+
+def post(url: str, path: str, body, raw: str | None = None) -> httpx.Response:
+    if raw is not None:
+        return httpx.post(url + path, content=raw, headers={"content-type": "application/json"}, timeout=30)
+    return httpx.post(url + path, json=body, timeout=30)
+
+
+def test_health_endpoints(server):
+    url, _ = server
+    assert httpx.get(f"{url}/livez").status_code == 200
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    assert "paths" in httpx.get(f"{url}/docs.json").json()
+
+
+@pytest.mark.parametrize("motion", ["b2b", "b2c", "hybrid"])
+def test_each_motion_example(server, motion):
+    url, _ = server
+    r = post(url, "/score", example(motion))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["motion"] == motion and body["model"] == motion and body["version"] == "1"
+    assert 0 <= body["score"] <= 1 and body["score_100"] == round(100 * body["score"])
+    assert body["tier"] and body["route"] and body["next_actions"] and body["reasons"]
+    assert all(x["text"] and x["direction"] in "+-" for x in body["reasons"])
+    if motion == "b2b":
+        assert body["grade"][0] in "ABCD" and body["fit_score"] is not None and body["owner"]
+        assert {g["stage"] for g in body["gates"]} == {"opportunity"}
+    if motion == "b2c":
+        assert body["grade"] is None and body["gates"] == []
+
+
+def test_batch_mixes_motions_in_order(server):
+    url, _ = server
+    reqs = [example(m)["request"] for m in ("b2c", "b2b", "hybrid", "b2c")]
+    r = post(url, "/score_batch", {"requests": reqs})
+    assert r.status_code == 200, r.text
+    assert [x["motion"] for x in r.json()] == ["b2c", "b2b", "hybrid", "b2c"]
+
+
+def _bad(server, body=None, raw=None, path="/score") -> str:
+    url, _ = server
+    r = post(url, path, body, raw)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    return r.text
+
+
+def test_bad_input_is_a_4xx_naming_the_field(server):
+    good = example("b2b")["request"]
+    lead = dict(good["lead"])
+    del lead["created_at"]
+    assert "created_at" in _bad(server, {"request": good | {"lead": lead}})
+    assert "employee_count" in _bad(server, {"request": good | {"account": {"employee_count": "lots"}}})
+    assert "motion" in _bad(server, {"request": good | {"motion": "b2x"}})
+    assert "ts" in _bad(server, raw=json.dumps({"request": good}).replace('"2026-06-19T15:00:00Z"', "NaN", 1))
+    assert "price" in _bad(server, raw=json.dumps({"request": example("b2c")["request"]}).replace("320.0", "Infinity", 1))
+    assert "Invalid JSON" in _bad(server, raw='{"request": {"motion": "b2b"')
+    assert "lead" in _bad(server, {"request": {"motion": "b2b"}})
+    assert "events.0.type" in _bad(server, {"request": good | {"events": [
+        {"event_id": "x", "ts": "2026-06-19T15:00:00Z", "type": "add_to_cart"}]}})
+    assert "created after as_of" in _bad(server, {"request": good | {"as_of": "2020-01-01T00:00:00Z"}})
+    assert "requests" in _bad(server, {"requests": [good] * 201}, path="/score_batch")
+    assert "1.lead" in _bad(server, {"requests": [good, {"motion": "b2b"}]}, path="/score_batch")
+
+
+def test_unknown_categories_score_and_are_counted(server):
+    url, _ = server
+    body = example("b2b")
+    body["request"]["account"]["industry"] = "asteroid_mining"
+    r = post(url, "/score", body)
+    assert r.status_code == 200 and r.json()["unknown_categories"] == {"fit_industry": 1}
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'leadscore_unknown_category_total{feature="fit_industry",motion="b2b"}' in metrics
+    assert 'leadscore_tier_total{motion="b2b"' in metrics and "leadscore_scoring_seconds_bucket" in metrics
+
+
+def test_score_log_rows_equal_responses_after_a_concurrent_burst(server):
+    url, _ = server
+    store = Store(Settings.load().store_url)
+    tag = f"burst-{time.time_ns()}"
+
+    def call(i: int) -> int:
+        body = example(("b2b", "b2c", "hybrid")[i % 3])
+        body["request"]["request_id"] = f"{tag}-{i}"
+        return post(url, "/score", body).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(call, range(300)))
+    assert codes.count(200) == 300
+    deadline = time.time() + 20
+    n = 0
+    while time.time() < deadline:
+        n = store.query("SELECT COUNT(*) AS n FROM score_log WHERE request_id LIKE ?", (f"{tag}-%",))[0]["n"]
+        if n == 300:
+            break
+        time.sleep(0.2)
+    assert n == 300
+    row = store.query("SELECT * FROM score_log WHERE request_id = ?", (f"{tag}-0",))[0]
+    assert row["motion"] == "b2b" and row["source"] == "realtime" and "intent_lead_pricing_7d" in json.loads(row["features"])
+
+
+def test_reload_after_a_promotion(server, b2c_dir):
+    from training import registry
+    from training.train import train_motion
+    url, _ = server
+    r = train_motion("b2c", b2c_dir)
+    assert r.alias == "challenger"
+    registry.promote("b2c", r.version, force=True, why="reload test")
+    status = post(url, "/admin/reload", {}).json()
+    assert status["models"]["b2c"] == r.version
+    assert post(url, "/score", example("b2c")).json()["version"] == r.version
+    assert post(url, "/score", example("b2b")).json()["version"] == "1"
