@@ -29,6 +29,7 @@ test-fast: install ## the suite without slow tests
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install ## feature, quality and serving benchmarks (ratios against peers in the same run)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "install wrk for the serving benchmark"
 	$(BIN)/python -m bench.run
 
 lint: install ## ruff

@@ -1,0 +1,75 @@
+"""``make bench``: every figure is a ratio against a peer measured in the same run.
+
+Feature throughput (vs a pandas groupby-apply), online feature CPU, quality on the shared real data sets (vs
+logistic regression, naive Bayes and a default LightGBM), serving (vs ``mlflow models serve`` and a
+hand-written FastAPI + LightGBM app). Each part runs in its own process; results go to bench/out/results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+OUT = Path(__file__).resolve().parent / "out"
+console = Console(soft_wrap=True)
+
+
+def part(module: str, *args: str) -> object:
+    console.print(f"[bold]running[/] {module} {' '.join(args)}")
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        console.print(out.stderr[-3000:])
+        raise SystemExit(f"{module} failed")
+    return json.loads(out.stdout[out.stdout.index("{") if out.stdout.lstrip()[0] == "{" else out.stdout.index("["):])
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    only = set(sys.argv[1:]) or {"features", "quality", "serving"}
+    results: dict = {}
+    if "features" in only:
+        results["features"] = [part("bench.features", m) for m in ("b2c", "b2b")]
+        results["online"] = part("bench.features", "online")
+        t = Table(title="features (point-in-time batch) vs pandas groupby-apply, same run")
+        for c in ("motion", "entities", "events", "events/s", "× pandas apply", "peak RSS GB"):
+            t.add_column(c)
+        for r in results["features"]:
+            t.add_row(r["motion"], f"{r['entities']:,}", f"{r['events']:,}", f"{r['events_per_s']:,}",
+                      f"{r['speedup_vs_pandas_apply']}", f"{r['peak_rss_gb']}")
+        console.print(t)
+        console.print(f"online features, CPU per lead (µs): {results['online']['online_cpu_us_per_lead']}")
+    if "quality" in only:
+        results["quality"] = part("bench.quality")
+        t = Table(title="quality on the shared data (test fold; same split for every model)")
+        for c in ("data", "model AUC", "LR AUC", "NB AUC", "LGBM default AUC", "model ECE", "LGBM default ECE", "model Brier"):
+            t.add_column(c)
+        for r in results["quality"]:
+            t.add_row(r["data"], f"{r['model_auc']:.4f}", f"{r['logistic_auc']:.4f}", f"{r['naive_bayes_auc']:.4f}",
+                      f"{r['lightgbm_default_auc']:.4f}", f"{r['model_ece']:.4f}", f"{r['lightgbm_default_ece']:.4f}",
+                      f"{r['model_brier']:.4f}")
+        console.print(t)
+    if "serving" in only:
+        results["serving"] = part("bench.serving")
+        s = results["serving"]
+        t = Table(title="serving at 32 connections (wrk, 127.0.0.1), same champion, same run")
+        for c in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors"):
+            t.add_column(c)
+        for k in ("leadscore /score", "mlflow models serve", "fastapi + lightgbm"):
+            r = s[k]
+            t.add_row(k, f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"] + r["non2xx"]))
+        console.print(t)
+        console.print(f"ratio vs mlflow models serve: {s['ratio vs mlflow models serve']:.2f}×; "
+                      f"vs FastAPI + LightGBM: {s['ratio vs fastapi + lightgbm']:.2f}×; /score_batch: "
+                      f"{s['leadscore /score_batch wrk']['leads_per_s']:.0f} leads/s (wrk, 200/call), "
+                      f"{s['leadscore /score_batch leads_per_s (1 client, 1000/call)']:.0f} leads/s (1 client)")
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    console.print(f"results → {OUT / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Serving throughput and latency with wrk at 32 connections on 127.0.0.1, against two peers on the same
+champion, measured one after the other in the same run: ``mlflow models serve`` and a hand-written FastAPI +
+LightGBM app. Then /score_batch throughput in leads per second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DURATION = int(os.environ.get("BENCH_SECONDS", "15"))
+CONNECTIONS = 32
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open(os.getenv("BODY_FILE")):read("*a")
+done = function(summary, latency, requests)
+  io.write(string.format("JSON{\\"requests\\":%d,\\"seconds\\":%f,\\"errors\\":%d,\\"non2xx\\":%d,\\"p50_ms\\":%f,\\"p99_ms\\":%f}\\n",
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready")
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wrk(url: str, body: str, tmp: Path, seconds: int = DURATION) -> dict:
+    (tmp / "post.lua").write_text(LUA)
+    (tmp / "body.json").write_text(body)
+    httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30).raise_for_status()
+    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d3s", "-s", str(tmp / "post.lua"), url],
+                   env=os.environ | {"BODY_FILE": str(tmp / "body.json")}, capture_output=True, check=True)  # warm-up
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "-s",
+                          str(tmp / "post.lua"), url], env=os.environ | {"BODY_FILE": str(tmp / "body.json")},
+                         capture_output=True, text=True, check=True).stdout
+    r = json.loads(re.search(r"JSON(\{.*\})", out).group(1))
+    r["rps"] = r["requests"] / r["seconds"]
+    return r
+
+
+def main() -> dict:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
+    tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "LEADSCORE_HOME": str(tmp / "home"),
+                        "LEADSCORE_WORKERS": "2", "LEADSCORE_MAX_BATCH": "1000"}
+    os.environ.update({k: env[k] for k in ("MLFLOW_TRACKING_URI", "LEADSCORE_HOME")})
+    from features.batch import latest_time, prepare
+    from features.online import materialize, open_store
+    from leadscore.config import load_config
+    from leadscore.schema import load_dataset
+    from leadscore.settings import Settings
+    from leadscore.synth import generate
+    from serving.schemas import ScoreRequest
+    from serving.scorer import Scorer
+    from training import registry
+    from training.train import train_motion
+
+    generate("b2b", 8000, 5, tmp / "b2b")
+    train_motion("b2b", tmp / "b2b")
+    p = prepare("b2b", load_dataset(tmp / "b2b", "b2b"))
+    settings = Settings.load()
+    settings.ensure_home()
+    materialize(p, latest_time(p), load_config("b2b"), open_store(settings.online_store_url))
+    model, version = registry.load("b2b@champion")
+    example = json.loads((ROOT / "serving/examples/b2b.json").read_text())
+    # The peers get the feature vector our service computes for the same request.
+    scorer = Scorer(motions=("b2b",))
+    scorer.reload()
+    feats = scorer.score(ScoreRequest.model_validate(example["request"]))["_features"]
+    matrix = model.preprocessor.transform_records([feats])
+    booster_file = tmp / "booster.txt"
+    booster_file.write_text(model.booster_str)
+    frame = {k: (None if isinstance(v, float) and v != v else v) for k, v in feats.items()}
+    results: dict = {"model_version": version}
+
+    port = free_port()
+    proc = start([sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host", "127.0.0.1",
+                  "--port", str(port)], env, tmp / "bentoml.log")
+    try:
+        wait(f"http://127.0.0.1:{port}/readyz", proc)
+        results["leadscore /score"] = wrk(f"http://127.0.0.1:{port}/score", json.dumps(example), tmp)
+        batch = {"requests": [example["request"] | {"request_id": f"b{i}"} for i in range(1000)]}
+        t0, n = time.perf_counter(), 0
+        with httpx.Client(timeout=60) as c:
+            while time.perf_counter() - t0 < DURATION / 2:
+                c.post(f"http://127.0.0.1:{port}/score_batch", json=batch).raise_for_status()
+                n += 1000
+        results["leadscore /score_batch leads_per_s (1 client, 1000/call)"] = n / (time.perf_counter() - t0)
+        results["leadscore /score_batch wrk"] = wrk(f"http://127.0.0.1:{port}/score_batch",
+                                                    json.dumps({"requests": batch["requests"][:200]}), tmp, DURATION // 2)
+        results["leadscore /score_batch wrk"]["leads_per_s"] = results["leadscore /score_batch wrk"]["rps"] * 200
+    finally:
+        stop(proc)
+
+    port = free_port()
+    proc = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/b2b/{version}", "--env-manager",
+                  "local", "-h", "127.0.0.1", "-p", str(port), "-w", "2"], env, tmp / "mlflow.log")
+    try:
+        wait(f"http://127.0.0.1:{port}/ping", proc)
+        body = {"dataframe_split": {"columns": list(frame), "data": [list(frame.values())]}}
+        results["mlflow models serve"] = wrk(f"http://127.0.0.1:{port}/invocations", json.dumps(body), tmp)
+    finally:
+        stop(proc)
+
+    port = free_port()
+    proc = start([sys.executable, "-m", "uvicorn", "bench.peer_fastapi:app", "--host", "127.0.0.1", "--port", str(port),
+                  "--workers", "2", "--no-access-log"], env | {"PEER_BOOSTER": str(booster_file)}, tmp / "fastapi.log")
+    try:
+        wait(f"http://127.0.0.1:{port}/docs", proc)
+        vec = [None if v != v else float(v) for v in matrix[0].tolist()]
+        results["fastapi + lightgbm"] = wrk(f"http://127.0.0.1:{port}/predict", json.dumps({"features": vec}), tmp)
+    finally:
+        stop(proc)
+    ours = results["leadscore /score"]["rps"]
+    results["ratio vs mlflow models serve"] = ours / results["mlflow models serve"]["rps"]
+    results["ratio vs fastapi + lightgbm"] = ours / results["fastapi + lightgbm"]["rps"]
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2, default=float))
