@@ -88,7 +88,8 @@ def main() -> dict:
         raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "LEADSCORE_HOME": str(tmp / "home"),
-                        "LEADSCORE_WORKERS": "2", "LEADSCORE_MAX_BATCH": "1000"}
+                        "LEADSCORE_WORKERS": "2", "LEADSCORE_MAX_BATCH": "1000",
+                        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     os.environ.update({k: env[k] for k in ("MLFLOW_TRACKING_URI", "LEADSCORE_HOME")})
     from features.batch import latest_time, prepare
     from features.online import materialize, open_store

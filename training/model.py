@@ -67,14 +67,21 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         return None
 
     def score_matrix(self, X: np.ndarray, reasons: int = 3) -> list[dict]:
-        """Score, tier, expected value, reasons and per-group contributions for each row of ``X``."""
-        p = self.predict_matrix(X)
+        """Score, tier, expected value, reasons and per-group contributions for each row of ``X``.
+
+        With reasons, one LightGBM call: SHAP contributions sum exactly to the raw log-odds.
+        """
+        contrib = self.booster.predict(X, pred_contrib=True, num_threads=1) if reasons else None
+        if contrib is not None:
+            raw = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1)))
+            p = np.clip(self.calibrator.predict(raw), 0.0, 1.0)
+        else:
+            p = self.predict_matrix(X)
         rv = self.row_values(X)
         tiers = self.tiers.assign(p, rv)
         ev = self.tiers.quantity(p, rv) if self.tiers.method == "expected_value" else \
             TierPolicy("expected_value", [], [], self.tiers.value).quantity(p, rv)
         out = []
-        contrib = self.booster.predict(X, pred_contrib=True, num_threads=1) if reasons else None
         for i in range(len(p)):
             row = {"score": float(p[i]), "score_100": int(round(100 * p[i])), "tier": str(tiers[i]),
                    "expected_value": float(ev[i])}

@@ -206,6 +206,9 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
     name = f.model.name
     mlflow.set_experiment(f"leadscore-{name}")
     example = f.holdout.drop(columns=[c for c in ("label", "label_value") if c in f.holdout]).head(5)
+    pre = f.model.preprocessor
+    if pre.time_column in example.columns and "date" not in pre.kinds_.values():
+        example = example.drop(columns=[pre.time_column])  # a split column, not a model input
     with mlflow.start_run(run_name=f"{name}-{tags.get('source', 'train')}") as run:
         mlflow.set_tags(tags | {"motion": conf.motion, "model_name": name})
         mlflow.log_params({k: v for k, v in f.params.items()})
@@ -227,7 +230,7 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
             mlflow.log_artifact(str(d / "evaluation.json"))
             f.holdout.to_parquet(d / "holdout.parquet", index=False)
             mlflow.log_artifact(str(d / "holdout.parquet"), "holdout")
-        signature = infer_signature(example, f.model.predict(None, example))
+        signature = _optional_inputs(infer_signature(example, f.model.predict(None, example)))
         info = mlflow.pyfunc.log_model(
             name="model", python_model=f.model, signature=signature, input_example=example,
             registered_model_name=name, pip_requirements=_requirements())
@@ -236,6 +239,14 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
     client().set_model_version_tag(name, version, "motion", conf.motion)
     alias = after_registration(name, version, f.metrics["model"], run.info.run_id)
     return TrainResult(name, version, run.info.run_id, alias, f)
+
+
+def _optional_inputs(signature):
+    """Every input may be missing or empty at scoring time (the model treats it as unknown)."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+    cols = [ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs]
+    return ModelSignature(inputs=Schema(cols), outputs=signature.outputs)
 
 
 def _requirements() -> list[str]:
