@@ -341,7 +341,7 @@ def _b2c_cart(fr: B2CFrame, as_of: int, w30: np.ndarray) -> dict[str, np.ndarray
 
 
 def _b2c_lifecycle(fr: B2CFrame, as_of: int, f: dict[str, np.ndarray], w90: np.ndarray) -> dict[str, np.ndarray]:
-    n, c, k, code = fr.n, fr.ev_cust, fr.ev_type, B2C_CODE
+    n, c, k = fr.n, fr.ev_cust, fr.ev_type
     orders, since = f["behavior_orders"], f["behavior_days_since_order"]
     active90 = ~np.isnan(f["behavior_recency_days"])
     intent = _count(c, w90 & INTENT_LUT[k], n) > 0

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +24,6 @@ from features.compute import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame
 from features.definitions import FeatureSet, feature_set
 from leadscore.config import MotionConfig
 from leadscore.errors import UserError
-
 
 # ---------------------------------------------------------------- stores
 
@@ -230,7 +229,7 @@ def parse_time(v: Any) -> int:
     else:
         raise UserError(f"unparseable timestamp {v!r}")
     if d.tzinfo is None:
-        d = d.replace(tzinfo=timezone.utc)
+        d = d.replace(tzinfo=UTC)
     return int(d.timestamp())
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +57,7 @@ def ingest_frame(df: pd.DataFrame, store: Store, motion: str | None = None, quar
         (q.to_parquet if quarantine.suffix == ".parquet" else q.to_csv)(quarantine, index=False)
     good = coerce(table, df.loc[~bad].reset_index(drop=True))
     keys = _keys(motion, good)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     contacted = pd.to_datetime(good["contacted_at"], errors="coerce", utc=True) if "contacted_at" in good else None
     rows = []
     for i, r in enumerate(good.to_dict("records")):

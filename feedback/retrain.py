@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features.definitions import feature_set
 from feedback.loop import feature_frame, labelled
 from feedback.report import drift
-from features.definitions import feature_set
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
 from leadscore.store import Store
@@ -118,6 +118,6 @@ def retrain(motion: str, store: Store | None = None, data: str | Path | None = N
 def _record(store: Store, d: RetrainDecision) -> None:
     store.execute("INSERT INTO retrain_decisions (at, motion, decision, reasons, challenger, promoted, metrics) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  (datetime.now(timezone.utc).isoformat(timespec="seconds"), d.motion,
+                  (datetime.now(UTC).isoformat(timespec="seconds"), d.motion,
                    "retrain" if d.retrain else "skip", json.dumps(d.reasons + d.gate), d.challenger, int(d.promoted),
                    json.dumps(d.metrics, default=float)))

@@ -335,7 +335,6 @@ def _b2c_chunk(rng: np.random.Generator, k_chunk: int, c0: int, n: int, event0: 
     pos = np.arange(len(ev_s)) - np.repeat(np.cumsum(per) - per, per)
     ev_t = s_t[ev_s] + pos * 45 + rng.integers(0, 40, len(ev_s))
     rs = np.flatnonzero(recover)
-    n_sess_ev = len(ev_s)
     ev_src = np.concatenate([ev_s, np.repeat(rs, 3)])            # session whose cart the event concerns
     ev_sid = np.concatenate([ev_s, ns + np.repeat(np.arange(len(rs)), 3)])
     ev_k = np.concatenate([ev_k, np.tile([0, 6, 7], len(rs))])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +77,7 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
 
 def _spec_frame(spec_path: str | None, data: Path) -> pd.DataFrame:
     if spec_path:
-        from training.spec import load_spec
-        from training.spec import apply_missing
+        from training.spec import apply_missing, load_spec
         spec = load_spec(spec_path)
         df = read_table(data, **spec.read_options)
         return apply_missing(spec, df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]])
@@ -94,11 +93,11 @@ def _spec_id(spec_path: str | None) -> str | None:
 
 def _log(store: Store, model, name: str, version: str, result: pd.DataFrame, feats: list[dict],
          as_of: pd.Series | None, id_col: str) -> None:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     batch = f"batch-{uuid.uuid4().hex[:12]}"
     stamp = "%Y-%m-%d %H:%M:%S"
     when = as_of.dt.strftime(stamp).tolist() if as_of is not None else \
-        [datetime.now(timezone.utc).strftime(stamp)] * len(result)
+        [datetime.now(UTC).strftime(stamp)] * len(result)
     rows = [(f"{batch}-{i}", now, when[i], model.motion, str(r[id_col]), name, version, float(r["score"]),
              r["tier"], r["route"], "batch", json.dumps(_clean(feats[i])))
             for i, r in enumerate(result.to_dict("records"))]

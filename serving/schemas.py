@@ -10,7 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadscore.schema import B2B_EVENT_TYPES, B2B_STAGES, B2C_EVENT_TYPES, BUYING_ROLES, EMAIL_TYPES, SENIORITIES
+from leadscore.schema import (
+    B2B_EVENT_TYPES,
+    B2B_STAGES,
+    B2C_EVENT_TYPES,
+    BUYING_ROLES,
+    EMAIL_TYPES,
+    SENIORITIES,
+)
 
 Motion = Literal["b2b", "b2c", "hybrid"]
 Time = datetime | float

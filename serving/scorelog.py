@@ -9,7 +9,7 @@ import json
 import logging
 import queue
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from leadscore.store import Store
@@ -21,8 +21,8 @@ INSERT = ("INSERT INTO score_log (request_id, at, as_of, motion, entity_id, mode
 
 def row(result: dict[str, Any], source: str) -> tuple:
     feats = {k: (None if isinstance(v, float) and v != v else v) for k, v in result["_features"].items()}
-    as_of = datetime.fromtimestamp(result["_as_of"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    return (result["request_id"], datetime.now(timezone.utc).isoformat(timespec="milliseconds"), as_of,
+    as_of = datetime.fromtimestamp(result["_as_of"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (result["request_id"], datetime.now(UTC).isoformat(timespec="milliseconds"), as_of,
             result["motion"], result["lead_id"], result["model"], result["version"], result["score"],
             result["tier"], result["route"], source, json.dumps(feats))
 

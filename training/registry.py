@@ -12,8 +12,7 @@ import getpass
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -41,7 +40,7 @@ def client():
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _who() -> str:
@@ -224,11 +223,6 @@ def list_versions(name: str | None = None) -> list[dict]:
             rows.append({"model": n, "version": mv.version, "aliases": ",".join(mv.aliases),
                          "motion": run.data.tags.get("motion", ""), "auc": m.get("test_auc", np.nan),
                          "ece": m.get("test_ece", np.nan), "lr_auc": m.get("logistic_auc", np.nan),
-                         "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
+                         "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
                          .strftime("%Y-%m-%d %H:%M")})
     return rows
-
-
-def ensure_dir(p: str | Path) -> Path:
-    Path(p).mkdir(parents=True, exist_ok=True)
-    return Path(p)

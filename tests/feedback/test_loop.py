@@ -20,8 +20,8 @@ from leadscore.schema import SchemaError
 from leadscore.store import Store
 from leadscore.synth import generate
 from serving.batch import score_file
-from tests.conftest import PG_URL, pg_available
 from tests.code.test_online_parity import _require
+from tests.conftest import PG_URL, pg_available
 from training import registry
 from training.train import fit_and_evaluate, log_and_register, motion_frame
 
