@@ -283,14 +283,34 @@ def open_at(p: Prepared, as_of: int) -> np.ndarray:
     return stage_as_of(p, as_of) < STAGE_RANK["won"]
 
 
-def training_set(p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None) -> pd.DataFrame:
-    """Stacked snapshots of (entity, as_of, features, label, label_value), oldest first."""
-    frames = []
-    for t in sorted(snapshot_times(p, conf)):
-        rows = features_as_of(p, t, conf, fs)
-        if p.motion != "b2c":
-            still_open = open_at(p, t)[p.entity_created <= t]
-            rows = rows.loc[still_open].reset_index(drop=True)
-        y, v = labels(p, rows, conf)
-        frames.append(rows.assign(label=y, label_value=v))
+def _snapshot(p: Prepared, t: int, conf: MotionConfig, fs: FeatureSet | None) -> pd.DataFrame:
+    rows = features_as_of(p, t, conf, fs)
+    if p.motion != "b2c":
+        still_open = open_at(p, t)[p.entity_created <= t]
+        rows = rows.loc[still_open].reset_index(drop=True)
+    y, v = labels(p, rows, conf)
+    return rows.assign(label=y, label_value=v)
+
+
+def training_set(p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None,
+                 scheduler: str | None = None) -> pd.DataFrame:
+    """Stacked snapshots of (entity, as_of, features, label, label_value), oldest first.
+
+    Snapshots are independent: with a Dask scheduler (``LEADSCORE_DASK_SCHEDULER`` or ``scheduler``) each one
+    is a task on the cluster, the prepared arrays broadcast once; otherwise they run in-process.
+    """
+    from leadscore.settings import Settings
+    times = sorted(snapshot_times(p, conf))
+    scheduler = scheduler or Settings.load().dask_scheduler
+    if scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("LEADSCORE_DASK_SCHEDULER is set but dask is not installed: pip install 'leadscore[dask]'") from None
+        with Client(scheduler) as client:
+            shared = client.scatter(p, broadcast=True)
+            futures = [client.submit(_snapshot, shared, t, conf, fs, pure=False) for t in times]
+            frames = client.gather(futures)
+    else:
+        frames = [_snapshot(p, t, conf, fs) for t in times]
     return pd.concat(frames, ignore_index=True)

@@ -21,6 +21,7 @@ class Settings:
     ``online_store_url``: online feature store (SQLite under ``home``, ``redis://`` or ``postgresql://``).
     ``tracking_uri``: MLflow tracking/registry URI (MLflow's own default: ``sqlite:///mlflow.db``).
     ``conf_dir``: the per-motion YAML policies.
+    ``dask_scheduler``: a Dask scheduler address for batch feature computation (``None``: in-process).
     """
 
     home: Path
@@ -28,6 +29,7 @@ class Settings:
     online_store_url: str
     tracking_uri: str
     conf_dir: Path
+    dask_scheduler: str | None = None
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Settings:
@@ -39,6 +41,7 @@ class Settings:
             online_store_url=env.get("LEADSCORE_ONLINE_STORE_URL", f"sqlite:///{home / 'online.db'}"),
             tracking_uri=env.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
             conf_dir=Path(env.get("LEADSCORE_CONF_DIR", PROJECT_ROOT / "conf")).resolve(),
+            dask_scheduler=env.get("LEADSCORE_DASK_SCHEDULER") or None,
         )
 
     def ensure_home(self) -> Path:
