@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-DURATION = int(os.environ.get("BENCH_SECONDS", "15"))
+DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 32
 LUA = """
 wrk.method = "POST"
@@ -119,45 +121,52 @@ def main() -> dict:
     booster_file.write_text(model.booster_str)
     frame = {k: (None if isinstance(v, float) and v != v else v) for k, v in feats.items()}
     results: dict = {"model_version": version}
-
-    port = free_port()
-    proc = start([sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host", "127.0.0.1",
-                  "--port", str(port)], env, tmp / "bentoml.log")
+    # All three servers up at once; short wrk rounds interleaved (A B C, A B C, ...) and medians reported,
+    # because this machine's speed drifts over minutes and sequential runs would not be comparable.
+    ports = {k: free_port() for k in ("leadscore", "mlflow", "fastapi")}
+    procs = {
+        "leadscore": start([sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host",
+                            "127.0.0.1", "--port", str(ports["leadscore"])], env, tmp / "bentoml.log"),
+        "mlflow": start([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/b2b/{version}",
+                         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "-w", "2"],
+                        env, tmp / "mlflow.log"),
+        "fastapi": start([sys.executable, "-m", "uvicorn", "bench.peer_fastapi:app", "--host", "127.0.0.1", "--port",
+                          str(ports["fastapi"]), "--workers", "2", "--no-access-log"],
+                         env | {"PEER_BOOSTER": str(booster_file)}, tmp / "fastapi.log"),
+    }
+    vec = [None if v != v else float(v) for v in matrix[0].tolist()]
+    targets = {
+        "leadscore /score": (f"http://127.0.0.1:{ports['leadscore']}/score", json.dumps(example)),
+        "mlflow models serve": (f"http://127.0.0.1:{ports['mlflow']}/invocations", json.dumps(
+            {"dataframe_split": {"columns": list(frame), "data": [list(frame.values())]}})),
+        "fastapi + lightgbm": (f"http://127.0.0.1:{ports['fastapi']}/predict", json.dumps({"features": vec})),
+    }
     try:
-        wait(f"http://127.0.0.1:{port}/readyz", proc)
-        results["leadscore /score"] = wrk(f"http://127.0.0.1:{port}/score", json.dumps(example), tmp)
+        wait(f"http://127.0.0.1:{ports['leadscore']}/readyz", procs["leadscore"])
+        wait(f"http://127.0.0.1:{ports['mlflow']}/ping", procs["mlflow"])
+        wait(f"http://127.0.0.1:{ports['fastapi']}/docs", procs["fastapi"])
+        # An uncounted warm-up round: /readyz answers once one worker has loaded; the others may still be loading.
+        for url, body in targets.values():
+            wrk(url, body, tmp, DURATION)
+        rounds: dict[str, list[dict]] = {k: [] for k in targets}
+        for _ in range(ROUNDS):
+            for name, (url, body) in targets.items():
+                rounds[name].append(wrk(url, body, tmp, DURATION))
+        for name, runs in rounds.items():
+            results[name] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")} | {
+                "errors": sum(r["errors"] for r in runs), "non2xx": sum(r["non2xx"] for r in runs),
+                "rounds_rps": [round(r["rps"]) for r in runs]}
+        url = f"http://127.0.0.1:{ports['leadscore']}"
         batch = {"requests": [example["request"] | {"request_id": f"b{i}"} for i in range(1000)]}
         t0, n = time.perf_counter(), 0
         with httpx.Client(timeout=60) as c:
-            while time.perf_counter() - t0 < DURATION / 2:
-                c.post(f"http://127.0.0.1:{port}/score_batch", json=batch).raise_for_status()
+            while time.perf_counter() - t0 < DURATION:
+                c.post(f"{url}/score_batch", json=batch).raise_for_status()
                 n += 1000
         results["leadscore /score_batch leads_per_s (1 client, 1000/call)"] = n / (time.perf_counter() - t0)
-        results["leadscore /score_batch wrk"] = wrk(f"http://127.0.0.1:{port}/score_batch",
-                                                    json.dumps({"requests": batch["requests"][:200]}), tmp, DURATION // 2)
-        results["leadscore /score_batch wrk"]["leads_per_s"] = results["leadscore /score_batch wrk"]["rps"] * 200
     finally:
-        stop(proc)
-
-    port = free_port()
-    proc = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/b2b/{version}", "--env-manager",
-                  "local", "-h", "127.0.0.1", "-p", str(port), "-w", "2"], env, tmp / "mlflow.log")
-    try:
-        wait(f"http://127.0.0.1:{port}/ping", proc)
-        body = {"dataframe_split": {"columns": list(frame), "data": [list(frame.values())]}}
-        results["mlflow models serve"] = wrk(f"http://127.0.0.1:{port}/invocations", json.dumps(body), tmp)
-    finally:
-        stop(proc)
-
-    port = free_port()
-    proc = start([sys.executable, "-m", "uvicorn", "bench.peer_fastapi:app", "--host", "127.0.0.1", "--port", str(port),
-                  "--workers", "2", "--no-access-log"], env | {"PEER_BOOSTER": str(booster_file)}, tmp / "fastapi.log")
-    try:
-        wait(f"http://127.0.0.1:{port}/docs", proc)
-        vec = [None if v != v else float(v) for v in matrix[0].tolist()]
-        results["fastapi + lightgbm"] = wrk(f"http://127.0.0.1:{port}/predict", json.dumps({"features": vec}), tmp)
-    finally:
-        stop(proc)
+        for proc in procs.values():
+            stop(proc)
     ours = results["leadscore /score"]["rps"]
     results["ratio vs mlflow models serve"] = ours / results["mlflow models serve"]["rps"]
     results["ratio vs fastapi + lightgbm"] = ours / results["fastapi + lightgbm"]["rps"]

@@ -48,6 +48,7 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._con = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
             self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the process
             self.kind, self._serial = "sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT"
         elif url.startswith(("postgresql://", "postgres://")):
             import psycopg

@@ -31,6 +31,7 @@ class ScoreLog:
     def __init__(self, store: Store, interval: float = 0.25, batch: int = 2000):
         self.store, self.interval, self.batch = store, interval, batch
         self._q: queue.Queue[tuple | None] = queue.Queue()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="score-log", daemon=True)
         self._thread.start()
         self.written = 0
@@ -68,9 +69,13 @@ class ScoreLog:
             item = self._q.get()
             if item is None:
                 return
+            # Let rows accumulate for one interval: a few commits a second instead of one per request.
+            if self._q.qsize() < self.batch:
+                self._stop.wait(self.interval)
             self._write(self._drain(item))
 
     def close(self, timeout: float = 30) -> None:
+        self._stop.set()
         self._q.put(None)
         self._thread.join(timeout)
         rest = []
