@@ -7,6 +7,7 @@ start the scoring service on 127.0.0.1 and print example calls. Re-running reuse
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-serve", action="store_true")
     args = ap.parse_args(argv)
     os.chdir(PROJECT_ROOT)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from features.batch import latest_time, prepare
     from features.online import materialize, open_store
     from leadscore.config import load_config

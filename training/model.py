@@ -51,7 +51,8 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         _ = self.booster
 
     # -- prediction
-    def predict(self, context, model_input, params: dict | None = None) -> np.ndarray:
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+        """Calibrated probabilities for a frame (or a list of records) of raw model inputs."""
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return self.predict_matrix(self.preprocessor.transform(frame))
 
