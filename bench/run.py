@@ -63,7 +63,7 @@ def main() -> None:
             r = s[k]
             t.add_row(k, f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"] + r["non2xx"]))
         console.print(t)
-        console.print(f"medians of interleaved rounds; req/s per round: "
+        console.print("medians of interleaved rounds; req/s per round: "
                       + "; ".join(f"{k} {s[k]['rounds_rps']}" for k in ("leadscore /score", "mlflow models serve",
                                                                       "fastapi + lightgbm")))
         console.print(f"ratio vs mlflow models serve: {s['ratio vs mlflow models serve']:.2f}×; "

@@ -34,7 +34,7 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
     if model.feature_set:  # a motion model: canonical tables in a folder
         if not data.is_dir():
             raise UserError(f"model {name!r} scores canonical {model.motion} data: pass a folder of tables")
-        p = prepare(model.motion if model.motion != "hybrid" else "hybrid", load_dataset(data, model.motion))
+        p = prepare(model.motion, load_dataset(data, model.motion))
         t = to_timestamp(as_of) if as_of else latest_time(p)
         frame = features_as_of(p, t, conf)
         id_col = "customer_id" if model.motion == "b2c" else "lead_id"

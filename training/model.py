@@ -23,12 +23,12 @@ from training.tiers import TierPolicy
 class LeadScoreModel(mlflow.pyfunc.PythonModel):
     def __init__(self, *, name: str, motion: str, feature_set: str | None, preprocessor: Preprocessor,
                  booster: lgb.Booster, calibrator: Calibrator, tiers: TierPolicy, words: dict[str, Wording],
-                 value_feature: str | None, reference: dict[str, Any], id_column: str | None = None):
+                 value_feature: str | None, reference: dict[str, Any]):
         self.name, self.motion, self.feature_set = name, motion, feature_set
         self.preprocessor = preprocessor
         self.booster_str = booster.model_to_string()
         self.calibrator, self.tiers, self.words = calibrator, tiers, words
-        self.value_feature, self.reference, self.id_column = value_feature, reference, id_column
+        self.value_feature, self.reference = value_feature, reference
         self._booster: lgb.Booster | None = booster
 
     # -- persistence: the booster travels as its text model
