@@ -118,7 +118,7 @@ def online_cpu(n: int = 2000) -> dict:
     """CPU per lead on the online path (payload + store → features), B2B and B2C."""
     import tempfile
 
-    from features.online import OnlineFeatures, SQLiteStore, materialize
+    from features.online import OnlineFeatures, SQLStore, materialize
     out = {}
     for motion in ("b2b", "b2c"):
         folder = OUT / f"{motion}_online"
@@ -128,7 +128,7 @@ def online_cpu(n: int = 2000) -> dict:
         tables = load_dataset(folder, motion)
         p = prepare(motion, tables)
         as_of = latest_time(p)
-        store = SQLiteStore(Path(tempfile.mkdtemp()) / "o.db")
+        store = SQLStore(f"sqlite:///{Path(tempfile.mkdtemp()) / 'o.db'}")
         materialize(p, as_of, conf, store)
         online = OnlineFeatures(conf, store)
         key = "customers" if motion == "b2c" else "leads"

@@ -10,11 +10,8 @@ identical for the same entity and as-of.  No pandas on this path.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,6 +21,7 @@ from features.compute import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame
 from features.definitions import FeatureSet, feature_set
 from leadscore.config import MotionConfig
 from leadscore.errors import UserError
+from leadscore.store import Store
 
 # ---------------------------------------------------------------- stores
 
@@ -33,31 +31,27 @@ class OnlineStore(Protocol):
     def close(self) -> None: ...
 
 
-class SQLiteStore:
-    """The embedded default: one file under LEADSCORE_HOME; safe to share across threads."""
+class SQLStore:
+    """SQLite (the embedded default, a file under LEADSCORE_HOME) or PostgreSQL, through the project's Store."""
 
-    def __init__(self, path: str | Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("CREATE TABLE IF NOT EXISTS online (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._lock = threading.Lock()
+    DDL = ["CREATE TABLE IF NOT EXISTS leadscore_online (key TEXT PRIMARY KEY, value TEXT NOT NULL)"]
+    UPSERT = ("INSERT INTO leadscore_online (key, value) VALUES (?, ?) "
+              "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+    def __init__(self, url: str):
+        self._db = Store(url, ddl=self.DDL)
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> int:
         rows = list(items)
-        with self._lock:
-            self._con.execute("BEGIN")
-            self._con.executemany("INSERT OR REPLACE INTO online (key, value) VALUES (?, ?)", rows)
-            self._con.execute("COMMIT")
+        self._db.executemany(self.UPSERT, rows)
         return len(rows)
 
     def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._con.execute("SELECT value FROM online WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self._db.query("SELECT value FROM leadscore_online WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
 
     def close(self) -> None:
-        self._con.close()
+        self._db.close()
 
 
 class RedisStore:
@@ -84,37 +78,12 @@ class RedisStore:
         self._r.close()
 
 
-class PostgresStore:
-    def __init__(self, url: str):
-        import psycopg
-        self._con = psycopg.connect(url, autocommit=True)
-        self._con.execute("CREATE TABLE IF NOT EXISTS leadscore_online (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._lock = threading.Lock()
-
-    def put_many(self, items: Iterable[tuple[str, str]]) -> int:
-        rows = list(items)
-        with self._lock, self._con.transaction(), self._con.cursor() as cur:
-            cur.executemany("INSERT INTO leadscore_online (key, value) VALUES (%s, %s) "
-                            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", rows)
-        return len(rows)
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._con.execute("SELECT value FROM leadscore_online WHERE key = %s", (key,)).fetchone()
-        return row[0] if row else None
-
-    def close(self) -> None:
-        self._con.close()
-
-
 def open_store(url: str) -> OnlineStore:
     """``sqlite:///path``, ``redis://host:port/db`` or ``postgresql://…``."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///"):])
+    if url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return SQLStore(url)
     if url.startswith(("redis://", "rediss://")):
         return RedisStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
     raise UserError(f"unsupported online store URL {url!r} (sqlite:///, redis://, postgresql://)")
 
 

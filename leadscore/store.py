@@ -40,7 +40,8 @@ INDEXES = [
 class Store:
     """A small, thread-safe wrapper over one connection (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, ddl: list[str] | None = None):
+        """``ddl``: the tables to create on first use (default: the project's own)."""
         self.url = url
         self._lock = threading.RLock()
         if url.startswith("sqlite:///"):
@@ -56,11 +57,10 @@ class Store:
             self.kind, self._serial = "postgres", "BIGSERIAL PRIMARY KEY"
         else:
             raise UserError(f"unsupported store URL {url!r} (sqlite:///path or postgresql://…)")
+        statements = ddl if ddl is not None else [d.format(serial=self._serial) for d in SCHEMA.values()] + INDEXES
         with self._lock:
-            for ddl in SCHEMA.values():
-                self._con.execute(ddl.format(serial=self._serial))
-            for ddl in INDEXES:
-                self._con.execute(ddl)
+            for statement in statements:
+                self._con.execute(statement)
 
     @classmethod
     def default(cls, settings: Settings | None = None) -> Store:
