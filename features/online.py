@@ -93,14 +93,16 @@ def _key(motion: str, entity: str) -> str:
 
 # ---------------------------------------------------------------- materialization
 
-def _groups(sorted_keys: np.ndarray) -> Iterator[tuple[int, int, int]]:
-    if len(sorted_keys) == 0:
-        return
-    cuts = np.flatnonzero(np.diff(sorted_keys)) + 1
-    starts = np.r_[0, cuts]
-    ends = np.r_[cuts, len(sorted_keys)]
-    for s, e in zip(starts, ends, strict=True):
-        yield int(sorted_keys[s]), int(s), int(e)
+def _grouped(keys: np.ndarray) -> dict[int, np.ndarray]:
+    """Row indices per key value: one stable sort, then a slice per group."""
+    if len(keys) == 0:
+        return {}
+    order = np.argsort(keys, kind="stable")
+    cuts = np.flatnonzero(np.diff(keys[order])) + 1
+    return {int(keys[order[s]]): order[s:e] for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(keys)], strict=True)}
+
+
+NONE = np.zeros(0, dtype=np.int64)
 
 
 def _nan_none(a: np.ndarray) -> list:
@@ -128,17 +130,11 @@ def materialize(p: Prepared, as_of: int, conf: MotionConfig, store: OnlineStore)
 
 def _b2b_contexts(motion: str, fr: B2BFrame, lead_ids: np.ndarray, account_ids: np.ndarray,
                   vocab: dict[str, np.ndarray], event_ids) -> Iterator[tuple[str, str]]:
-    lo = np.argsort(fr.lead_account, kind="stable")
-    eo = np.argsort(fr.ev_account, kind="stable")
-    ev_groups = {a: (s, e) for a, s, e in _groups(fr.ev_account[eo])}
-    lead_groups = {a: (s, e) for a, s, e in _groups(fr.lead_account[lo])}
+    leads_of, events_of = _grouped(fr.lead_account), _grouped(fr.ev_account)
     types = np.asarray(list(B2B_CODE), dtype=object)
-    for a in sorted(set(ev_groups) | set(lead_groups)):
-        ls, le = lead_groups.get(a, (0, 0))
-        li = lo[ls:le]
+    for a in sorted(set(events_of) | set(leads_of)):
+        li, ei = leads_of.get(a, NONE), events_of.get(a, NONE)
         local = {int(g): i for i, g in enumerate(li)}
-        es, ee = ev_groups.get(a, (0, 0))
-        ei = eo[es:ee]
         ctx = {
             "account": {"account_id": account_ids[a], "industry": fr.acc_industry[a],
                         "employee_count": _nan_none(fr.acc_employees[a:a + 1])[0],
@@ -156,16 +152,10 @@ def _b2b_contexts(motion: str, fr: B2BFrame, lead_ids: np.ndarray, account_ids: 
 
 def _b2c_contexts(motion: str, fr: B2CFrame, customer_ids: np.ndarray,
                   vocab: dict[str, np.ndarray], event_ids) -> Iterator[tuple[str, str]]:
-    eo = np.argsort(fr.ev_cust, kind="stable")
-    oo = np.argsort(fr.ord_cust, kind="stable")
-    ev_groups = {c: (s, e) for c, s, e in _groups(fr.ev_cust[eo])}
-    ord_groups = {c: (s, e) for c, s, e in _groups(fr.ord_cust[oo])}
+    events_of, orders_of = _grouped(fr.ev_cust), _grouped(fr.ord_cust)
     types = np.asarray(list(B2C_CODE), dtype=object)
     for c in range(fr.n):
-        es, ee = ev_groups.get(c, (0, 0))
-        ei = eo[es:ee]
-        os_, oe = ord_groups.get(c, (0, 0))
-        oi = oo[os_:oe]
+        ei, oi = events_of.get(c, NONE), orders_of.get(c, NONE)
         ctx = {
             "customer": {"customer_id": customer_ids[c], "created": int(fr.cust_created[c]),
                          "channel": fr.cust_channel[c], "device": fr.cust_device[c],

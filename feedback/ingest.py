@@ -49,9 +49,9 @@ def ingest_frame(df: pd.DataFrame, store: Store, motion: str | None = None, quar
     bad = problems != ""
     if bad.any():
         if quarantine is None:
-            shown = df.loc[bad].head(5).assign(reason=problems[bad].head(5))
             raise SchemaError("outcomes", "*", f"{int(bad.sum())} invalid rows; nothing was written "
-                              "(use --quarantine FILE to set them aside and load the rest)", shown)
+                              "(use --quarantine FILE to set them aside and load the rest)",
+                              df.loc[bad].assign(reason=problems[bad]), count=int(bad.sum()))
         q = df.loc[bad].assign(reason=problems[bad])
         quarantine.parent.mkdir(parents=True, exist_ok=True)
         (q.to_parquet if quarantine.suffix == ".parquet" else q.to_csv)(quarantine, index=False)

@@ -111,22 +111,18 @@ ENTITY = {"b2b": ("leads", "lead_id"), "b2c": ("customers", "customer_id"), "hyb
 class SchemaError(ValueError):
     """A table broke a rule of the canonical data model."""
 
-    def __init__(self, table: str, column: str, rule: str, rows: pd.DataFrame | None = None):
+    def __init__(self, table: str, column: str, rule: str, rows: pd.DataFrame | None = None,
+                 count: int | None = None):
         self.table, self.column, self.rule = table, column, rule
-        self.rows = rows if rows is not None else pd.DataFrame()
-        shown = "" if self.rows.empty else "\n" + self.rows.head(5).to_string()
-        n = len(self.rows)
-        more = f" ({n} rows; first 5 shown)" if n > 5 else (f" ({n} rows)" if n else "")
-        super().__init__(f"{table}.{column}: {rule}{more}{shown}")
+        self.rows = (rows if rows is not None else pd.DataFrame()).head(5)
+        n = count if count is not None else len(self.rows)
+        shown = f" ({n} rows; first {len(self.rows)} shown)\n{self.rows.to_string()}" if n else ""
+        super().__init__(f"{table}.{column}: {rule}{shown}")
 
 
 def _bad(table: Table, df: pd.DataFrame, column: str, rule: str, mask: np.ndarray) -> SchemaError:
-    rows = df.loc[mask, [c for c in table.names if c in df.columns]].head(5)
-    rows.attrs["count"] = int(mask.sum())
-    err = SchemaError(table.name, column, rule, rows)
-    err.args = (f"{table.name}.{column}: {rule} ({int(mask.sum())} rows; first {len(rows)} shown)\n"
-                + rows.to_string(),)
-    return err
+    rows = df.loc[mask, [c for c in table.names if c in df.columns]]
+    return SchemaError(table.name, column, rule, rows, count=int(mask.sum()))
 
 
 def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.DataFrame:
