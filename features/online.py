@@ -27,7 +27,7 @@ from leadscore.store import Store
 
 class OnlineStore(Protocol):
     def put_many(self, items: Iterable[tuple[str, str]]) -> int: ...
-    def get(self, key: str) -> str | None: ...
+    def get_many(self, keys: list[str]) -> list[str | None]: ...
     def close(self) -> None: ...
 
 
@@ -46,9 +46,15 @@ class SQLStore:
         self._db.executemany(self.UPSERT, rows)
         return len(rows)
 
-    def get(self, key: str) -> str | None:
-        rows = self._db.query("SELECT value FROM leadscore_online WHERE key = ?", (key,))
-        return rows[0]["value"] if rows else None
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        found: dict[str, str] = {}
+        distinct = list(dict.fromkeys(keys))
+        for s in range(0, len(distinct), 500):
+            part = distinct[s:s + 500]
+            rows = self._db.query(f"SELECT key, value FROM leadscore_online WHERE key IN ({','.join('?' * len(part))})",
+                                  tuple(part))
+            found.update((r["key"], r["value"]) for r in rows)
+        return [found.get(k) for k in keys]
 
     def close(self) -> None:
         self._db.close()
@@ -70,9 +76,8 @@ class RedisStore:
         pipe.execute()
         return n
 
-    def get(self, key: str) -> str | None:
-        v = self._r.get(key)
-        return v.decode() if v is not None else None
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        return [v.decode() if v is not None else None for v in self._r.mget(keys)] if keys else []
 
     def close(self) -> None:
         self._r.close()
@@ -111,12 +116,6 @@ def _nan_none(a: np.ndarray) -> list:
 
 def _names(codes: np.ndarray, vocab: np.ndarray) -> list:
     return [vocab[c] if c >= 0 else None for c in codes.tolist()]
-
-
-def _codes(names: list, table: dict[str, int]) -> np.ndarray:
-    """Names → codes consistent within one request (distinct counts need nothing more)."""
-    return np.fromiter((table.setdefault(x, len(table)) if x is not None else -1 for x in names),
-                       dtype=np.int64, count=len(names))
 
 
 def materialize(p: Prepared, as_of: int, conf: MotionConfig, store: OnlineStore) -> int:
@@ -196,99 +195,194 @@ def _num(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
+class ItemError(UserError):
+    """A bad item of a batch: ``index`` says which."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+
 class OnlineFeatures:
-    """Computes one entity's features for a motion from a payload and the online store."""
+    """Computes entities' features for a motion from request payloads and the online store.
+
+    A batch of requests becomes one frame with one pseudo-account (or customer) per request — the stored context
+    with the request merged over it — so the shared ``compute`` runs once for the whole batch.
+    """
 
     def __init__(self, conf: MotionConfig, store: OnlineStore | None, fs: FeatureSet | None = None):
         self.conf, self.store = conf, store
         self.fs = fs or feature_set(conf.feature_set)
 
+    def contexts(self, keys: list[str]) -> list[dict]:
+        if self.store is None:
+            return [{} for _ in keys]
+        raw = self.store.get_many([_key(self.conf.motion, k) for k in keys])
+        return [json.loads(r) if r else {} for r in raw]
+
     def context(self, key: str) -> dict:
-        raw = self.store.get(_key(self.conf.motion, key)) if self.store is not None else None
-        return json.loads(raw) if raw else {}
+        return self.contexts([key])[0]
 
     def compute(self, payload: dict, as_of: int) -> dict[str, Any]:
-        if self.conf.motion == "b2c":
-            fr = self._b2c_frame(payload)
-        else:
-            fr = self._b2b_frame(payload)
-        fr, keep = restrict(fr, as_of)
-        if len(keep) == 0 or keep[0] != 0:
-            raise UserError(f"the entity was created after as_of ({as_of}); nothing to score yet")
-        values = compute(fr, as_of, self.conf, self.fs)
-        return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in values.items()}
+        try:
+            return self.compute_many([payload], as_of)[0]
+        except ItemError as exc:
+            raise UserError(str(exc)) from None
 
-    def _b2b_frame(self, payload: dict) -> B2BFrame:
+    def compute_many(self, payloads: list[dict], as_of: int) -> list[dict[str, Any]]:
+        """One dict of feature values per payload, all as of ``as_of``; a bad payload raises ItemError."""
+        if not payloads:
+            return []
+        if self.conf.motion == "b2c":
+            fr, first = self._b2c_frame(payloads)
+            n = fr.n
+        else:
+            fr, first = self._b2b_frame(payloads)
+            n = fr.n_leads
+        fr, keep = restrict(fr, as_of)
+        position = np.full(n, -1, dtype=np.int64)
+        position[keep] = np.arange(len(keep))
+        row = position[first]
+        if (row < 0).any():
+            i = int(np.flatnonzero(row < 0)[0])
+            raise ItemError(i, f"the entity was created after as_of ({as_of}); nothing to score yet")
+        values = compute(fr, as_of, self.conf, self.fs)
+        columns = {k: v[row].tolist() for k, v in values.items()}
+        return [dict(zip(columns, r, strict=True)) for r in zip(*columns.values(), strict=True)]
+
+    def _b2b_frame(self, payloads: list[dict]) -> tuple[B2BFrame, np.ndarray]:
+        leads = {k: [] for k in ("account", "created", "role", "seniority", "business", "stage")}
+        acc = {k: [] for k in ("industry", "employees", "revenue", "region")}
+        ev = {k: [] for k in ("ts", "type", "lead", "account", "topic")}
+        first = np.empty(len(payloads), dtype=np.int64)
+        topics: dict[str, int] = {}
+        ctxs = self.contexts([str(p["lead"]["account_id"]) for p in payloads])
+        for i, (payload, ctx) in enumerate(zip(payloads, ctxs, strict=True)):
+            try:
+                self._b2b_item(i, payload, ctx, leads, acc, ev, first, topics)
+            except (KeyError, TypeError, ValueError, UserError) as exc:
+                raise ItemError(i, _message(exc)) from None
+        n_ev = len(ev["ts"])
+        return B2BFrame(
+            lead_account=np.array(leads["account"], np.int64), lead_created=np.array(leads["created"], np.int64),
+            lead_role=np.array(leads["role"], np.int64), lead_seniority=np.array(leads["seniority"], np.float64),
+            lead_business=np.array(leads["business"], np.float64), lead_stage=np.array(leads["stage"], np.int64),
+            acc_industry=_objects(acc["industry"]), acc_employees=np.array(acc["employees"], np.float64),
+            acc_revenue=np.array(acc["revenue"], np.float64), acc_region=_objects(acc["region"]),
+            ev_ts=np.array(ev["ts"], np.int64), ev_type=np.array(ev["type"], np.int8),
+            ev_lead=np.array(ev["lead"], np.int64), ev_account=np.array(ev["account"], np.int64),
+            ev_topic=np.array(ev["topic"], np.int64), ev_pos=np.full(n_ev, -1, dtype=np.int64),
+        ), first
+
+    @staticmethod
+    def _b2b_item(i: int, payload: dict, ctx: dict, leads: dict, acc: dict, ev: dict, first: np.ndarray,
+                  topics: dict[str, int]) -> None:
         lead = payload["lead"]
-        ctx = self.context(str(lead["account_id"]))
-        acc = dict(ctx.get("account", {}))
-        acc.update({k: v for k, v in (payload.get("account") or {}).items() if v is not None})
+        a = dict(ctx.get("account", {}))
+        a.update({k: v for k, v in (payload.get("account") or {}).items() if v is not None})
+        acc["industry"].append(a.get("industry"))
+        acc["employees"].append(_num(a.get("employee_count")))
+        acc["revenue"].append(_num(a.get("annual_revenue")))
+        acc["region"].append(a.get("region"))
         cl = ctx.get("leads") or _EMPTY_LEADS
         ids = cl["lead_id"]
-        # The request lead is index 0, replacing its stored copy; the account's other contacts follow.
+        # The request lead comes first, replacing its stored copy; the account's other contacts follow.
         old = ids.index(lead["lead_id"]) if lead["lead_id"] in ids else -1
-        order = [i for i in range(len(ids)) if i != old]
-        new_index = {o: j + 1 for j, o in enumerate(order)}
+        order = [j for j in range(len(ids)) if j != old]
+        base = len(leads["account"])
+        first[i] = base
+        new_index = {o: base + j + 1 for j, o in enumerate(order)}
         if old >= 0:
-            new_index[old] = 0
+            new_index[old] = base
         stage = STAGE_RANK[lead["stage"]] if lead.get("stage") else (cl["stage"][old] if old >= 0 else 0)
+        leads["account"] += [i] * (len(order) + 1)
+        leads["created"] += [parse_time(lead["created_at"])] + [cl["created"][j] for j in order]
+        leads["role"] += [ROLE_CODE.get(lead.get("buying_role") or "unknown", ROLE_CODE["unknown"])] + [
+            cl["role"][j] for j in order]
+        leads["seniority"] += [SENIORITY_RANK.get(lead.get("seniority") or "", np.nan)] + [
+            cl["seniority"][j] for j in order]
+        leads["business"] += [float(lead.get("email_domain_type") == "business")] + [
+            cl["business"][j] for j in order]
+        leads["stage"] += [stage] + [cl["stage"][j] for j in order]
         ce = ctx.get("events") or _EMPTY_B2B_EVENTS
         seen = set(ce["event_id"])
         pe = [e for e in payload.get("events") or () if e.get("event_id") not in seen]
         me = lead["lead_id"]
-        n_ev = len(ce["ts"]) + len(pe)
-        ev_lead = [new_index[x] if x >= 0 else -1 for x in ce["lead"]]
-        ev_lead += [0 if e.get("lead_id", me) in (me, None) and e.get("type") != "third_party_intent" else -1
-                    for e in pe]
-        return B2BFrame(
-            lead_account=np.zeros(len(order) + 1, dtype=np.int64),
-            lead_created=np.array([parse_time(lead["created_at"])] + [cl["created"][i] for i in order], np.int64),
-            lead_role=np.array([ROLE_CODE.get(lead.get("buying_role") or "unknown", ROLE_CODE["unknown"])]
-                               + [cl["role"][i] for i in order], np.int64),
-            lead_seniority=np.array([SENIORITY_RANK.get(lead.get("seniority") or "", np.nan)]
-                                    + [cl["seniority"][i] for i in order], np.float64),
-            lead_business=np.array([float(lead.get("email_domain_type") == "business")]
-                                   + [cl["business"][i] for i in order], np.float64),
-            lead_stage=np.array([stage] + [cl["stage"][i] for i in order], np.int64),
-            acc_industry=np.array([acc.get("industry")], dtype=object),
-            acc_employees=np.array([_num(acc.get("employee_count"))]),
-            acc_revenue=np.array([_num(acc.get("annual_revenue"))]),
-            acc_region=np.array([acc.get("region")], dtype=object),
-            ev_ts=np.array(ce["ts"] + [parse_time(e["ts"]) for e in pe], np.int64),
-            ev_type=np.array([B2B_CODE[t] for t in ce["type"]] + [B2B_CODE[e["type"]] for e in pe], np.int8),
-            ev_lead=np.array(ev_lead, np.int64), ev_account=np.zeros(n_ev, dtype=np.int64),
-            ev_topic=_codes(ce["topic"] + [e.get("topic") for e in pe], {}),
-            ev_pos=np.full(n_ev, -1, dtype=np.int64),
-        )
+        ev["ts"] += ce["ts"] + [parse_time(e["ts"]) for e in pe]
+        ev["type"] += [B2B_CODE[t] for t in ce["type"]] + [B2B_CODE[e["type"]] for e in pe]
+        ev["lead"] += [new_index[x] if x >= 0 else -1 for x in ce["lead"]]
+        ev["lead"] += [base if e.get("lead_id", me) in (me, None) and e.get("type") != "third_party_intent" else -1
+                       for e in pe]
+        ev["account"] += [i] * (len(ce["ts"]) + len(pe))
+        ev["topic"] += [topics.setdefault(x, len(topics)) if x is not None else -1
+                        for x in ce["topic"] + [e.get("topic") for e in pe]]
 
-    def _b2c_frame(self, payload: dict) -> B2CFrame:
-        cust = payload["customer"]
-        ctx = self.context(str(cust["customer_id"]))
+    def _b2c_frame(self, payloads: list[dict]) -> tuple[B2CFrame, np.ndarray]:
+        cust = {k: [] for k in ("created", "channel", "device", "consent_email", "consent_sms")}
+        ev = {k: [] for k in ("ts", "type", "cust", "session", "category", "price", "qty")}
+        orders = {k: [] for k in ("cust", "ts", "amount")}
+        sessions: dict[tuple[int, str], int] = {}
+        categories: dict[str, int] = {}
+        ctxs = self.contexts([str(p["customer"]["customer_id"]) for p in payloads])
+        for i, (payload, ctx) in enumerate(zip(payloads, ctxs, strict=True)):
+            try:
+                self._b2c_item(i, payload, ctx, cust, ev, orders, sessions, categories)
+            except (KeyError, TypeError, ValueError, UserError) as exc:
+                raise ItemError(i, _message(exc)) from None
+        n_ev = len(ev["ts"])
+        return B2CFrame(
+            cust_created=np.array(cust["created"], dtype=np.int64), cust_channel=_objects(cust["channel"]),
+            cust_device=_objects(cust["device"]), cust_consent_email=np.array(cust["consent_email"], np.float64),
+            cust_consent_sms=np.array(cust["consent_sms"], np.float64),
+            ev_ts=np.array(ev["ts"], np.int64), ev_type=np.array(ev["type"], np.int8),
+            ev_cust=np.array(ev["cust"], np.int64), ev_pos=np.full(n_ev, -1, dtype=np.int64),
+            ev_session=np.array(ev["session"], np.int64), ev_category=np.array(ev["category"], np.int64),
+            ev_price=np.array(ev["price"], np.float64), ev_qty=np.array(ev["qty"], np.float64),
+            ord_cust=np.array(orders["cust"], np.int64), ord_ts=np.array(orders["ts"], np.int64),
+            ord_amount=np.array(orders["amount"], np.float64),
+        ), np.arange(len(payloads), dtype=np.int64)
+
+    @staticmethod
+    def _b2c_item(i: int, payload: dict, ctx: dict, cust: dict, ev: dict, orders: dict,
+                  sessions: dict[tuple[int, str], int], categories: dict[str, int]) -> None:
         c = dict(ctx.get("customer", {}))
-        c.update({k: v for k, v in cust.items() if v is not None})
+        c.update({k: v for k, v in payload["customer"].items() if v is not None})
+        cust["created"].append(parse_time(c.get("created_at", c.get("created"))))
+        cust["channel"].append(c.get("channel"))
+        cust["device"].append(c.get("device"))
+        cust["consent_email"].append(float(bool(c.get("consent_email"))))
+        cust["consent_sms"].append(float(bool(c.get("consent_sms"))))
         ce = ctx.get("events") or _EMPTY_B2C_EVENTS
         seen = set(ce["event_id"])
         pe = [e for e in payload.get("events") or () if e.get("event_id") not in seen]
+        ev["ts"] += ce["ts"] + [parse_time(e["ts"]) for e in pe]
+        ev["type"] += [B2C_CODE[t] for t in ce["type"]] + [B2C_CODE[e["type"]] for e in pe]
+        ev["cust"] += [i] * (len(ce["ts"]) + len(pe))
+        ev["session"] += [sessions.setdefault((i, x), len(sessions))
+                          for x in ce["session"] + [str(e.get("session_id")) for e in pe]]
+        ev["category"] += [categories.setdefault(x, len(categories)) if x is not None else -1
+                           for x in ce["category"] + [e.get("category") for e in pe]]
+        ev["price"] += ce["price"] + [e.get("price") for e in pe]
+        ev["qty"] += ce["quantity"] + [e.get("quantity") for e in pe]
         co = ctx.get("orders") or {"ts": [], "amount": []}
         po = payload.get("orders") or []
-        n_ev = len(ce["ts"]) + len(pe)
-        return B2CFrame(
-            cust_created=np.array([parse_time(c.get("created_at", c.get("created")))], dtype=np.int64),
-            cust_channel=np.array([c.get("channel")], dtype=object),
-            cust_device=np.array([c.get("device")], dtype=object),
-            cust_consent_email=np.array([float(bool(c.get("consent_email")))]),
-            cust_consent_sms=np.array([float(bool(c.get("consent_sms")))]),
-            ev_ts=np.array(ce["ts"] + [parse_time(e["ts"]) for e in pe], np.int64),
-            ev_type=np.array([B2C_CODE[t] for t in ce["type"]] + [B2C_CODE[e["type"]] for e in pe], np.int8),
-            ev_cust=np.zeros(n_ev, dtype=np.int64), ev_pos=np.full(n_ev, -1, dtype=np.int64),
-            ev_session=_codes(ce["session"] + [str(e.get("session_id")) for e in pe], {}),
-            ev_category=_codes(ce["category"] + [e.get("category") for e in pe], {}),
-            ev_price=np.array(ce["price"] + [e.get("price") for e in pe], np.float64),
-            ev_qty=np.array(ce["quantity"] + [e.get("quantity") for e in pe], np.float64),
-            ord_cust=np.zeros(len(co["ts"]) + len(po), dtype=np.int64),
-            ord_ts=np.array(co["ts"] + [parse_time(o["ts"]) for o in po], np.int64),
-            ord_amount=np.array(co["amount"] + [float(o["amount"]) for o in po], np.float64),
-        )
+        orders["cust"] += [i] * (len(co["ts"]) + len(po))
+        orders["ts"] += co["ts"] + [parse_time(o["ts"]) for o in po]
+        orders["amount"] += co["amount"] + [float(o["amount"]) for o in po]
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"{exc.args[0]}: unknown or missing value"
+    return str(exc)
 
 
 _EMPTY_LEADS = {"lead_id": [], "created": [], "role": [], "seniority": [], "business": [], "stage": []}

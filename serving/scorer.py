@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from features.online import OnlineFeatures, open_store, parse_time
+from features.online import ItemError, OnlineFeatures, open_store, parse_time
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
 from leadscore.settings import Settings
@@ -76,63 +76,64 @@ class Scorer:
         return {"models": {m: v.version for m, v in self.models.items()}, "errors": self.load_errors}
 
     # -- scoring
-    def _validate(self, req: ScoreRequest) -> tuple[str, dict]:
+    def _validate(self, req: ScoreRequest) -> dict:
         if req.motion == "b2c":
             if req.customer is None:
                 raise UserError("customer: required for motion b2c")
             bad = [i for i, e in enumerate(req.events) if e.type in B2B_ONLY]
-            entity = req.customer.customer_id
         else:
             if req.lead is None:
                 raise UserError(f"lead: required for motion {req.motion}")
             bad = [i for i, e in enumerate(req.events) if e.type in B2C_ONLY]
-            entity = req.lead.lead_id
         if bad:
             raise UserError(f"events.{bad[0]}.type: {req.events[bad[0]].type!r} is not a {req.motion} event type")
-        payload = req.model_dump(exclude_none=True, mode="python")
-        return entity, payload
+        return req.model_dump(exclude_none=True, mode="python")
 
     def score(self, req: ScoreRequest) -> dict[str, Any]:
         return self.score_many([req])[0]
 
     def score_many(self, reqs: list[ScoreRequest]) -> list[dict[str, Any]]:
-        """Score requests (any mix of motions): features per request, then one model call per motion.
+        """Score requests (any mix of motions): per motion and as-of, one feature pass and one model call.
 
         Errors name the field, prefixed by the item's index in a batch.
         """
-        prepared: list[tuple[Loaded, str, dict, int, float]] = []
+        def fail(i: int, message: str) -> UserError:
+            return UserError(f"{i}.{message}" if len(reqs) > 1 else message)
+
+        now = int(time.time())
+        groups: dict[tuple[str, int], list[int]] = {}
+        payloads: list[dict] = []
         for i, req in enumerate(reqs):
             try:
-                prepared.append(self._features(req))
+                if req.motion not in self.models:
+                    raise UserError(f"motion: no {req.motion} champion is loaded "
+                                    f"(train one: leadscore train {req.motion})")
+                payloads.append(self._validate(req))
+                as_of = parse_time(req.as_of) if req.as_of is not None else now
             except UserError as exc:
-                raise UserError(f"{i}.{exc}" if len(reqs) > 1 else str(exc)) from None
+                raise fail(i, str(exc)) from None
+            groups.setdefault((req.motion, as_of), []).append(i)
         out: list[dict[str, Any] | None] = [None] * len(reqs)
-        by_motion: dict[str, list[int]] = {}
-        for i, req in enumerate(reqs):
-            by_motion.setdefault(req.motion, []).append(i)
-        for idx in by_motion.values():
-            loaded = prepared[idx[0]][0]
-            rows = [prepared[i][2] for i in idx]
+        for (motion, as_of), idx in groups.items():
+            loaded = self.models[motion]
             t0 = time.perf_counter()
-            scored = loaded.model.score_records(rows, reasons=3)
+            try:
+                features = loaded.online.compute_many([payloads[i] for i in idx], as_of)
+            except ItemError as exc:
+                raise fail(idx[exc.index], str(exc)) from None
+            t1 = time.perf_counter()
+            scored = loaded.model.score_records(features, reasons=3)
+            unknown = loaded.model.preprocessor.unknown_levels_each(features)
             share = (time.perf_counter() - t0) / len(idx)
-            for i, s in zip(idx, scored, strict=True):
-                out[i] = self._finish(reqs[i], prepared[i], s, share)
+            log.debug("%s: %d leads, features %.1f ms, model %.1f ms", motion, len(idx), 1e3 * (t1 - t0),
+                      1e3 * (time.perf_counter() - t1))
+            for i, f, s, u in zip(idx, features, scored, unknown, strict=True):
+                out[i] = self._finish(reqs[i], loaded, f, as_of, s, u, share)
         return out  # type: ignore[return-value]
 
-    def _features(self, req: ScoreRequest) -> tuple[Loaded, str, dict, int, float]:
-        loaded = self.models.get(req.motion)
-        if loaded is None:
-            raise UserError(f"motion: no {req.motion} champion is loaded (train one: leadscore train {req.motion})")
-        entity, payload = self._validate(req)
-        as_of = parse_time(req.as_of) if req.as_of is not None else int(time.time())
-        t0 = time.perf_counter()
-        features = loaded.online.compute(payload, as_of)
-        return loaded, entity, features, as_of, time.perf_counter() - t0
-
-    def _finish(self, req: ScoreRequest, prepared: tuple, scored: dict, model_seconds: float) -> dict[str, Any]:
-        loaded, entity, features, as_of, feature_seconds = prepared
-        unknown = loaded.model.preprocessor.unknown_levels([features])
+    def _finish(self, req: ScoreRequest, loaded: Loaded, features: dict, as_of: int, scored: dict,
+                unknown: dict[str, int], seconds: float) -> dict[str, Any]:
+        entity = req.customer.customer_id if req.motion == "b2c" else req.lead.lead_id
         stage = req.lead.stage if req.lead is not None and req.lead.stage else (
             features.get("lifecycle_stage") if req.motion == "hybrid" else None)
         d = decide(loaded.conf, tier=scored["tier"], features=features, expected_value=scored["expected_value"],
@@ -147,7 +148,7 @@ class Scorer:
             "sla_minutes": d.sla_minutes, "next_actions": d.actions, "expected_value": scored["expected_value"],
             "reasons": scored["reasons"], "fit_score": d.fit_score, "engagement_score": d.engagement_score,
             "grade": d.grade, "gates": d.gates, "unknown_categories": unknown,
-            "_features": features, "_as_of": as_of, "_latency": feature_seconds + model_seconds,
+            "_features": features, "_as_of": as_of, "_latency": seconds,
         }
 
 

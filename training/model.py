@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from training.calibration import Calibrator
+from training.fastshap import TreeTable
 from training.preprocess import Preprocessor
 from training.reasons import Wording, group_sums, top_reasons
 from training.tiers import TierPolicy
@@ -30,11 +31,13 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         self.calibrator, self.tiers, self.words = calibrator, tiers, words
         self.value_feature, self.reference = value_feature, reference
         self._booster: lgb.Booster | None = booster
+        self._table: TreeTable | bool | None = None
 
     # -- persistence: the booster travels as its text model
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_booster"] = None
+        state["_table"] = None
         return state
 
     @property
@@ -44,11 +47,24 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         return self._booster
 
     @property
+    def table(self) -> TreeTable | None:
+        """Precomputed exact contributions (None for trees too large to tabulate: pred_contrib is used)."""
+        if getattr(self, "_table", None) is None:
+            self._table = TreeTable.from_booster(self.booster) or False
+        return self._table or None
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-row SHAP values (log-odds) plus the expected value last; they sum to the raw log-odds."""
+        table = self.table
+        return table.contributions(X) if table is not None else self.booster.predict(X, pred_contrib=True,
+                                                                                      num_threads=1)
+
+    @property
     def columns(self) -> list[str]:
         return self.preprocessor.features_
 
     def load_context(self, context) -> None:
-        _ = self.booster
+        _ = self.booster, self.table
 
     # -- prediction
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
@@ -70,9 +86,9 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
     def score_matrix(self, X: np.ndarray, reasons: int = 3) -> list[dict]:
         """Score, tier, expected value, reasons and per-group contributions for each row of ``X``.
 
-        With reasons, one LightGBM call: SHAP contributions sum exactly to the raw log-odds.
+        With reasons, one contributions call: SHAP contributions sum exactly to the raw log-odds.
         """
-        contrib = self.booster.predict(X, pred_contrib=True, num_threads=1) if reasons else None
+        contrib = self.contributions(X) if reasons else None
         if contrib is not None:
             raw = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1)))
             p = np.clip(self.calibrator.predict(raw), 0.0, 1.0)
@@ -82,17 +98,14 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         tiers = self.tiers.assign(p, rv)
         ev = self.tiers.quantity(p, rv) if self.tiers.method == "expected_value" else \
             TierPolicy("expected_value", [], [], self.tiers.value).quantity(p, rv)
-        out = []
-        for i in range(len(p)):
-            row = {"score": float(p[i]), "score_100": int(round(100 * p[i])), "tier": str(tiers[i]),
-                   "expected_value": float(ev[i])}
-            if contrib is not None:
-                c = contrib[i, :-1]
-                display = [self.preprocessor.display_value(col, X[i, j]) for j, col in enumerate(self.columns)]
-                row["reasons"] = top_reasons(c, display, self.columns, self.words, reasons)
-                row["groups"] = group_sums(c, self.columns, self.words)
-                row["bias"] = float(contrib[i, -1])
-            out.append(row)
+        out = [{"score": s, "score_100": int(round(100 * s)), "tier": str(t), "expected_value": e}
+               for s, t, e in zip(p.tolist(), tiers.tolist(), np.asarray(ev, dtype=float).tolist(), strict=True)]
+        if contrib is not None:
+            c = contrib[:, :-1]
+            why = top_reasons(c, X, self.columns, self.words, self.preprocessor.display_value, reasons)
+            sums = group_sums(c, self.columns, self.words)
+            for row, r, g, b in zip(out, why, sums, contrib[:, -1].tolist(), strict=True):
+                row["reasons"], row["groups"], row["bias"] = r, g, b
         return out
 
     def score_records(self, rows: list[dict], reasons: int = 3) -> list[dict]:

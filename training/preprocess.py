@@ -138,12 +138,20 @@ class Preprocessor(TransformerMixin, BaseEstimator):
     def unknown_levels(self, rows: list[dict]) -> dict[str, int]:
         """How many values of each categorical column this model has never seen."""
         n: dict[str, int] = {}
+        for row in self.unknown_levels_each(rows):
+            for col in row:
+                n[col] = n.get(col, 0) + 1
+        return n
+
+    def unknown_levels_each(self, rows: list[dict]) -> list[dict[str, int]]:
+        """Per row, the categorical columns whose value this model has never seen (scored as unknown)."""
+        out: list[dict[str, int]] = [{} for _ in rows]
         for col in self.categorical_:
             lookup = self._lookup_[col]
-            k = sum(1 for r in rows if (v := r.get(col)) is not None and v == v and str(v) not in lookup)
-            if k:
-                n[col] = k
-        return n
+            for r, o in zip(rows, out, strict=True):
+                if (v := r.get(col)) is not None and v == v and str(v) not in lookup:
+                    o[col] = 1
+        return out
 
     def frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """The same values as a DataFrame with fixed-level categoricals (for baselines and reports)."""

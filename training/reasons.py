@@ -49,26 +49,38 @@ def wordings(columns: list[str], fs: FeatureSet | None) -> dict[str, Wording]:
     return out
 
 
-def top_reasons(contrib: np.ndarray, display: list[object], columns: list[str], words: dict[str, Wording],
-                k: int = 3) -> list[dict]:
-    """``contrib``: one row's contributions (no bias). Returns k positive then k negative reasons."""
-    order = np.argsort(-contrib)
-    pos = [j for j in order[:k] if contrib[j] > 1e-9]
-    neg = [j for j in order[::-1][:k] if contrib[j] < -1e-9]
+def top_reasons(contrib: np.ndarray, X: np.ndarray, columns: list[str], words: dict[str, Wording],
+                display, k: int = 3) -> list[list[dict]]:
+    """Per row of ``contrib`` (rows x features, no bias): its k most positive then k most negative reasons.
+
+    ``display(column, value)`` turns a model input back into what the rep reads (a category's name).
+    """
+    if contrib.shape[1] == 0:
+        return [[] for _ in range(len(contrib))]
+    k = min(k, contrib.shape[1])
+    order = np.argsort(contrib, axis=1, kind="stable")
+    picks = np.concatenate([order[:, ::-1][:, :k], order[:, :k]], axis=1)
+    chosen = np.take_along_axis(contrib, picks, axis=1)
+    values = np.take_along_axis(X, picks, axis=1)
     out = []
-    for j in pos + neg:
-        c = columns[j]
-        w = words[c]
-        v = display[j]
-        out.append({"feature": c, "group": w.group, "value": v if not (isinstance(v, float) and v != v) else None,
-                    "direction": "+" if contrib[j] > 0 else "-", "contribution": round(float(contrib[j]), 4),
-                    "text": w.text(v, float(contrib[j]))})
+    for js, cs, vs in zip(picks.tolist(), chosen.tolist(), values.tolist(), strict=True):
+        row = []
+        for n, (j, c, v) in enumerate(zip(js, cs, vs, strict=True)):
+            if (n < k and c <= 1e-9) or (n >= k and c >= -1e-9):
+                continue
+            col = columns[j]
+            w = words[col]
+            shown = display(col, v)
+            row.append({"feature": col, "group": w.group, "value": shown, "direction": "+" if c > 0 else "-",
+                        "contribution": round(c, 4), "text": w.text(shown, c)})
+        out.append(row)
     return out
 
 
-def group_sums(contrib: np.ndarray, columns: list[str], words: dict[str, Wording]) -> dict[str, float]:
-    sums: dict[str, float] = {}
+def group_sums(contrib: np.ndarray, columns: list[str], words: dict[str, Wording]) -> list[dict[str, float]]:
+    """Per row, the contributions summed by feature group (fit, intent, engagement, ...)."""
+    groups = list(dict.fromkeys(words[c].group for c in columns))
+    member = np.zeros((len(columns), len(groups)))
     for j, c in enumerate(columns):
-        g = words[c].group
-        sums[g] = sums.get(g, 0.0) + float(contrib[j])
-    return sums
+        member[j, groups.index(words[c].group)] = 1.0
+    return [dict(zip(groups, r, strict=True)) for r in (contrib @ member).tolist()]

@@ -73,7 +73,12 @@ def _check(motion: str, folder, store_url: str, n: int, withhold: bool) -> int:
     materialize(prepare(motion, store_tables), as_of, conf, store)
     online = OnlineFeatures(conf, store)
     payload = Payloads(motion, tables, as_of)
-    for _, row in sample.iterrows():
+    rows = [row for _, row in sample.iterrows()]
+    # The service scores a batch as one frame (one pseudo-account per request): same values as one at a time.
+    batched = online.compute_many([payload(row[id_col]) for row in rows], as_of)
+    for row, got in zip(rows, batched, strict=True):
+        assert_same(row, got, row[id_col])
+    for row in rows[:50]:
         assert_same(row, online.compute(payload(row[id_col]), as_of), row[id_col])
     store.close()
     return len(sample)
@@ -125,6 +130,23 @@ def test_unknown_entity_scores_from_the_request_alone(tmp_path):
         online.compute({"lead": {"lead_id": "x", "account_id": "a", "created_at": as_of + 10}}, as_of)
     with pytest.raises(UserError, match="unparseable timestamp"):
         online.compute({"lead": {"lead_id": "x", "account_id": "a", "created_at": "yesterday"}}, as_of)
+
+
+def test_a_batch_keeps_requests_apart_and_names_the_bad_item(tmp_path):
+    """Two requests for leads of the same account each see only their own request events; errors carry the index."""
+    from features.online import ItemError
+    online = OnlineFeatures(load_config("b2b"), open_store(f"sqlite:///{tmp_path}/o.db"))
+    as_of = 1_780_000_000
+    lead = {"account_id": "acct", "created_at": as_of - 86400}
+    hot = {"lead": lead | {"lead_id": "a"}, "events": [
+        {"event_id": f"e{i}", "ts": as_of - 60 * i, "type": "pricing_page"} for i in range(1, 4)]}
+    cold = {"lead": lead | {"lead_id": "b"}, "events": []}
+    f = online.compute_many([hot, cold, hot], as_of)
+    assert [x["intent_lead_pricing_7d"] for x in f] == [3, 0, 3]
+    assert repr(f[0]) == repr(f[2]) == repr(online.compute(hot, as_of))  # repr: NaN equals NaN
+    with pytest.raises(ItemError, match="created after as_of") as err:
+        online.compute_many([hot, {"lead": lead | {"lead_id": "c", "created_at": as_of + 5}}], as_of)
+    assert err.value.index == 1
 
 
 def test_store_url_is_validated():

@@ -1,0 +1,202 @@
+"""Exact SHAP contributions for small-tree LightGBM models by table lookup, ~10-20x faster than ``pred_contrib``.
+
+LightGBM's path-dependent TreeSHAP (``pred_contrib=True``) costs O(leaves x depth^2) per tree and row. But in a tree
+with k splits a row's contributions depend only on which way it goes at each split: k bits, 2^k patterns. With the
+small trees our motion configurations grow (num_leaves 7: k = 6, 64 patterns) every pattern's exact Shapley values
+are precomputed once per model; scoring a row is then k comparisons per tree and one sparse gather-sum.
+
+The Shapley values are those of TreeSHAP's value function: v(S) = sum over leaves of leaf value x product along its
+path of 1/0 (the split's feature is in S; the row goes / does not go that way) or the child's share of the node's
+training count (feature not in S). Split decisions replicate LightGBM's (missing types None/Zero/NaN, default
+direction, categorical bitsets). Parity with ``pred_contrib`` is tested; models with larger trees fall back to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import factorial
+
+import lightgbm as lgb
+import numpy as np
+from scipy import sparse
+
+MAX_SPLITS = 7        # 2^7 patterns per tree; beyond that the table costs more than it saves
+ZERO = 1e-35          # LightGBM's kZeroThreshold
+MISSING = {"None": 0, "Zero": 1, "NaN": 2}
+CHUNK = 256           # rows per pass
+FEW = 8               # up to this many rows, gather from a dense copy of the table ...
+DENSE_BYTES = 64 << 20  # ... when it fits in this much memory
+
+
+@dataclass
+class _Split:
+    feature: int
+    threshold: float
+    categorical: bool
+    categories: frozenset[int]
+    missing: int
+    default_left: bool
+
+
+def _parse(tree: dict) -> tuple[list[_Split], list[tuple[float, float, list[tuple[int, int, float]]]]]:
+    """Splits (numbered 0..k-1) and leaves as (value, count, path of (split, went_left, child share))."""
+    splits: list[_Split] = []
+    leaves: list[tuple[float, float, list[tuple[int, int, float]]]] = []
+
+    def count(node: dict) -> float:
+        return float(node["internal_count"] if "split_index" in node else node.get("leaf_count", 0))
+
+    def walk(node: dict, path: list[tuple[int, int, float]]) -> None:
+        if "split_index" not in node:
+            leaves.append((float(node["leaf_value"]), count(node), path))
+            return
+        j = len(splits)
+        cat = node["decision_type"] == "=="
+        cats = frozenset(int(c) for c in str(node["threshold"]).split("||")) if cat else frozenset()
+        splits.append(_Split(int(node["split_feature"]), float("nan") if cat else float(node["threshold"]), cat,
+                             cats, MISSING[node["missing_type"]], bool(node["default_left"])))
+        total = count(node) or 1.0
+        walk(node["left_child"], [*path, (j, 1, count(node["left_child"]) / total)])
+        walk(node["right_child"], [*path, (j, 0, count(node["right_child"]) / total)])
+
+    walk(tree["tree_structure"], [])
+    return splits, leaves
+
+
+def _shapley_matrix(n: int) -> np.ndarray:
+    """M (2^n x n) with phi = v @ M: phi_i = sum over S without i of |S|!(n-|S|-1)!/n! (v(S+i) - v(S))."""
+    m = np.zeros((1 << n, n))
+    for s in range(1 << n):
+        size = bin(s).count("1")
+        for i in range(n):
+            if s >> i & 1:
+                m[s, i] += factorial(size - 1) * factorial(n - size) / factorial(n)
+            else:
+                m[s, i] -= factorial(size) * factorial(n - size - 1) / factorial(n)
+    return m
+
+
+def _tree_table(splits: list[_Split], leaves: list) -> tuple[np.ndarray, list[int], float]:
+    """phi (2^k x |U|) for every split-direction pattern, the tree's features U, and its expected value."""
+    k = len(splits)
+    features = sorted({s.feature for s in splits})
+    n = len(features)
+    position = {f: i for i, f in enumerate(features)}
+    patterns = np.arange(1 << k)[:, None, None]                 # (P, 1, 1)
+    subsets = np.arange(1 << n)[None, :, None]                  # (1, S, 1)
+    v = np.zeros((1 << k, 1 << n))
+    for value, _, path in leaves:
+        weight = np.ones((1 << k, 1 << n, 1))
+        for j, went_left, share in path:
+            in_s = (subsets >> position[splits[j].feature]) & 1
+            follows = ((patterns >> j) & 1) == went_left
+            weight = weight * np.where(in_s == 1, follows, share)
+        v += value * weight[..., 0]
+    return v @ _shapley_matrix(n), features, float(v[0, 0])
+
+
+class TreeTable:
+    """Precomputed contributions for every tree of a binary LightGBM model; ``contributions`` mirrors pred_contrib."""
+
+    def __init__(self, dump: dict):
+        trees = [_parse(t) for t in dump["tree_info"]]
+        self.n_features = int(dump["max_feature_idx"]) + 1
+        self.k = max((len(s) for s, _ in trees), default=0)
+        self.n_trees = len(trees)
+        width = 1 << self.k
+        feat = np.zeros((self.n_trees, max(self.k, 1)), dtype=np.int64)
+        thr = np.full_like(feat, np.inf, dtype=np.float64)
+        missing = np.zeros_like(feat)
+        default_left = np.zeros(feat.shape, dtype=bool)
+        dummy = np.ones(feat.shape, dtype=bool)
+        cat_nodes: list[tuple[int, frozenset[int]]] = []
+        rows, cols, vals = [], [], []
+        self.bias = 0.0
+        for t, (splits, leaves) in enumerate(trees):
+            for j, s in enumerate(splits):
+                feat[t, j], missing[t, j], default_left[t, j], dummy[t, j] = s.feature, s.missing, s.default_left, False
+                if s.categorical:
+                    cat_nodes.append((t * feat.shape[1] + j, s.categories))
+                else:
+                    thr[t, j] = s.threshold
+            phi, features, expected = _tree_table(splits, leaves)
+            self.bias += expected
+            r, c = np.nonzero(phi)
+            rows.append(t * width + r)
+            cols.append(np.asarray(features, dtype=np.int64)[c])
+            vals.append(phi[r, c])
+        self.table = sparse.csr_matrix(
+            (np.concatenate(vals or [np.zeros(0)]),
+             (np.concatenate(rows or [np.zeros(0, np.int64)]), np.concatenate(cols or [np.zeros(0, np.int64)]))),
+            shape=(self.n_trees * width, self.n_features))
+        self.dense = self.table.toarray() if self.table.shape[0] * self.n_features * 8 <= DENSE_BYTES else None
+        self.feat, self.thr = feat.ravel(), thr.ravel()
+        self.missing, self.default_left, self.dummy = missing.ravel(), default_left.ravel(), dummy.ravel()
+        self.cat_pos = np.array([p for p, _ in cat_nodes], dtype=np.int64)
+        top = max((max(c) for _, c in cat_nodes if c), default=0) + 2
+        self.cat_left = np.zeros((len(cat_nodes), top), dtype=bool)
+        for i, (_, cats) in enumerate(cat_nodes):
+            self.cat_left[i, sorted(cats)] = True
+        # Where a split sends a missing value: its default direction (missing type NaN or Zero) or, with no
+        # missing type, where 0 goes. Rows [0, F) of the gathered matrix keep NaN, rows [F, 2F) hold -inf instead.
+        nan_left = np.where(self.missing == MISSING["None"], 0.0 <= self.thr, self.default_left)
+        self.src = self.feat + self.n_features * nan_left
+        self.zero_pos = np.flatnonzero(self.missing == MISSING["Zero"])
+        self.dummy_pos = np.flatnonzero(self.dummy)
+        self.offsets = np.arange(self.n_trees, dtype=np.int64) * width
+
+    @classmethod
+    def from_booster(cls, booster: lgb.Booster) -> TreeTable | None:
+        """A table for binary models whose trees have at most MAX_SPLITS splits; None otherwise."""
+        dump = booster.dump_model()
+        if dump.get("num_tree_per_iteration", 1) != 1 or any(
+                t["num_leaves"] - 1 > MAX_SPLITS for t in dump["tree_info"]):
+            return None
+        return cls(dump)
+
+    def go_left(self, X: np.ndarray) -> np.ndarray:
+        """(trees x k, rows) split decisions, as LightGBM takes them.
+
+        A missing value goes where the split sends it (its default direction, or where 0 goes when the split has
+        no missing type); substituting -inf (goes left) or keeping NaN (compares false: right) per split turns
+        every numerical decision into one gather and one comparison.
+        """
+        xt = np.ascontiguousarray(X.T)
+        nan = np.isnan(xt)
+        v = np.concatenate([xt, np.where(nan, -np.inf, xt)])[self.src]
+        left = v <= self.thr[:, None]
+        if self.zero_pos.size:
+            z = xt[self.feat[self.zero_pos]]
+            zero = np.abs(np.where(np.isnan(z), 0.0, z)) <= ZERO
+            left[self.zero_pos] = np.where(zero, self.default_left[self.zero_pos, None], left[self.zero_pos])
+        if self.cat_pos.size:
+            c = xt[self.feat[self.cat_pos]]
+            ok = ~np.isnan(c) & (c >= 0)
+            code = np.where(ok, c, -1).astype(np.int64)
+            code[(code < 0) | (code >= self.cat_left.shape[1])] = self.cat_left.shape[1] - 1  # never in a set
+            left[self.cat_pos] = self.cat_left[np.arange(self.cat_pos.size)[:, None], code]
+        if self.dummy_pos.size:
+            left[self.dummy_pos] = False
+        return left
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """(rows, features + 1): per-feature SHAP values (log-odds) and the expected value last, like pred_contrib."""
+        X = np.asarray(X, dtype=np.float64)
+        out = np.empty((len(X), self.n_features + 1))
+        out[:, -1] = self.bias
+        for s in range(0, len(X), CHUNK):  # chunks keep the (splits x rows) decisions in cache
+            out[s:s + CHUNK, :-1] = self._phi(X[s:s + CHUNK])
+        return out
+
+    def _phi(self, X: np.ndarray) -> np.ndarray:
+        n = len(X)
+        left = self.go_left(X).reshape(self.n_trees, -1, n)
+        pattern = left[:, 0].astype(np.int64)
+        for j in range(1, left.shape[1]):
+            pattern |= left[:, j].astype(np.int64) << j
+        idx = (pattern + self.offsets[:, None]).T              # (rows, trees): one table row per tree
+        if n <= FEW and self.dense is not None:                # a few rows: a dense gather beats sparse set-up
+            return self.dense[idx].sum(axis=1)
+        pick = sparse.csr_matrix((np.ones(idx.size), idx.ravel(), np.arange(0, idx.size + 1, self.n_trees)),
+                                 shape=(n, self.table.shape[0]))
+        return (pick @ self.table).toarray()
