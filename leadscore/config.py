@@ -44,6 +44,7 @@ class ModelConf(_Strict):
     params: dict[str, float | int | str] = {}
     max_rounds: int = 2000
     early_stopping_rounds: int = 100
+    refit: bool = True  # after early stopping, retrain on train + validation rows (calibrator stays out-of-sample)
     max_category_levels: int = 50
     seed: int = 0
     search_trials: int = 0

@@ -8,6 +8,7 @@ an expected-value floor; hybrid routes early stages B2C-style and later stages w
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,9 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
+
+
 def _compare(a: Any, op: str, b: Any) -> bool:
     if a is None:
         return False
@@ -41,7 +45,7 @@ def _compare(a: Any, op: str, b: Any) -> bool:
         a = _num(a)
         if a is None:
             return False
-    return {">=": a >= b, ">": a > b, "<=": a <= b, "<": a < b, "==": a == b, "!=": a != b}[op]
+    return OPS[op](a, b)
 
 
 def holds(c: Condition, ctx: dict[str, Any]) -> bool:

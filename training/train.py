@@ -93,6 +93,14 @@ def _train_booster(params: dict, Xtr, ytr, Xva, yva, cat_idx: list[int], conf: M
                      callbacks=[lgb.early_stopping(conf.model.early_stopping_rounds, verbose=False)])
 
 
+def _refit(params: dict, X: np.ndarray, y: np.ndarray, cat_idx: list[int], rounds: float) -> lgb.Booster:
+    """The final booster: train + validation rows, the early-stopped rounds scaled to the larger data.
+
+    The calibrator and tier thresholds stay those fitted on the validation fold's out-of-sample predictions.
+    """
+    return lgb.train(params, lgb.Dataset(X, y, categorical_feature=cat_idx), num_boost_round=max(1, round(rounds)))
+
+
 def _search(params: dict, trials: int, Xtr, ytr, Xva, yva, cat_idx, conf) -> dict:
     try:
         import optuna
@@ -142,6 +150,9 @@ def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name
     booster = _train_booster(params, Xtr, ytr, Xva, yva, cat_idx, conf)
     calibrator, briers = choose_calibrator(booster.predict(Xva), yva, seed)
     p_valid = np.clip(calibrator.predict(booster.predict(Xva)), 0, 1)
+    rounds = booster.best_iteration or booster.current_iteration()
+    if conf.model.refit:
+        booster = _refit(params, Xm[fit_rows], y[fit_rows], cat_idx, rounds * len(fit_rows) / len(split.train))
     value_feature = conf.value.value_feature if conf.value.value_feature in pre.features_ else None
     vcol = pre.features_.index(value_feature) if value_feature else None
     tiers = fit_tiers(conf, p_valid, Xva[:, vcol] if vcol is not None else None)
@@ -179,7 +190,8 @@ def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name
     holdout = source.iloc[te].reset_index(drop=True).assign(label=yte)
     if value_te is not None:
         holdout["label_value"] = value_te
-    params = params | {"best_iteration": booster.best_iteration, "split": split.kind, "calibration": calibrator.method,
+    params = params | {"best_iteration": rounds, "final_rounds": booster.current_iteration(),
+                       "refit": conf.model.refit, "split": split.kind, "calibration": calibrator.method,
                        "rows_train": len(split.train), "rows_valid": len(split.valid), "rows_test": len(te),
                        "positives": positives, "features": len(pre.features_)}
     return Fitted(model, m, tables, images, flags, [(d.column, d.reason) for d in pre.dropped_], holdout,
