@@ -10,8 +10,8 @@ import asyncio
 import gc
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import bentoml
