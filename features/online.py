@@ -10,7 +10,7 @@ identical for the same entity and as-of.  No pandas on this path.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -257,11 +257,7 @@ class OnlineFeatures:
         first = np.empty(len(payloads), dtype=np.int64)
         topics: dict[str, int] = {}
         ctxs = self.contexts([str(p["lead"]["account_id"]) for p in payloads])
-        for i, (payload, ctx) in enumerate(zip(payloads, ctxs, strict=True)):
-            try:
-                self._b2b_item(i, payload, ctx, leads, acc, ev, first, topics)
-            except (KeyError, TypeError, ValueError, UserError) as exc:
-                raise ItemError(i, _message(exc)) from None
+        _add_each(payloads, ctxs, lambda i, p, c: self._b2b_item(i, p, c, leads, acc, ev, first, topics))
         n_ev = len(ev["ts"])
         return B2BFrame(
             lead_account=np.array(leads["account"], np.int64), lead_created=np.array(leads["created"], np.int64),
@@ -324,11 +320,7 @@ class OnlineFeatures:
         sessions: dict[tuple[int, str], int] = {}
         categories: dict[str, int] = {}
         ctxs = self.contexts([str(p["customer"]["customer_id"]) for p in payloads])
-        for i, (payload, ctx) in enumerate(zip(payloads, ctxs, strict=True)):
-            try:
-                self._b2c_item(i, payload, ctx, cust, ev, orders, sessions, categories)
-            except (KeyError, TypeError, ValueError, UserError) as exc:
-                raise ItemError(i, _message(exc)) from None
+        _add_each(payloads, ctxs, lambda i, p, c: self._b2c_item(i, p, c, cust, ev, orders, sessions, categories))
         n_ev = len(ev["ts"])
         return B2CFrame(
             cust_created=np.array(cust["created"], dtype=np.int64), cust_channel=_objects(cust["channel"]),
@@ -369,6 +361,15 @@ class OnlineFeatures:
         orders["cust"] += [i] * (len(co["ts"]) + len(po))
         orders["ts"] += co["ts"] + [parse_time(o["ts"]) for o in po]
         orders["amount"] += co["amount"] + [float(o["amount"]) for o in po]
+
+
+def _add_each(payloads: list[dict], ctxs: list[dict], add: Callable[[int, dict, dict], None]) -> None:
+    """Add each request (with its stored context) to the batch frame's lists; a bad one raises ItemError."""
+    for i, (payload, ctx) in enumerate(zip(payloads, ctxs, strict=True)):
+        try:
+            add(i, payload, ctx)
+        except (KeyError, TypeError, ValueError, UserError) as exc:
+            raise ItemError(i, _message(exc)) from None
 
 
 def _objects(values: list) -> np.ndarray:
