@@ -172,7 +172,7 @@ def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name
     m["model"]["auc_gain_vs_best_baseline"] = m["model"]["auc"] - best_base
     tiers_te = tiers.assign(p, Xte[:, vcol] if vcol is not None else None)
     value_te = label_value[te] if label_value is not None else None
-    contrib = booster.predict(Xte[:5000], pred_contrib=True)[:, :-1]
+    contrib = model.contributions(Xte[:5000])[:, :-1]
     mean_abs = pd.Series(np.abs(contrib).mean(0), index=pre.features_)
     tables = {
         "deciles": metrics.by_decile(yte, p),
