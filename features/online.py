@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 
 from features.batch import SENIORITY_RANK, Prepared, frame_as_of, restrict
 from features.compute import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame, B2CFrame, compute
@@ -146,7 +147,7 @@ def _b2b_contexts(motion: str, fr: B2BFrame, lead_ids: np.ndarray, account_ids: 
                        "topic": _names(fr.ev_topic[ei], vocab["topic"]),
                        "event_id": event_ids.iloc[fr.ev_pos[ei]].tolist()},
         }
-        yield _key(motion, str(account_ids[a])), json.dumps(ctx, separators=(",", ":"))
+        yield _key(motion, str(account_ids[a])), json.dumps(ctx, separators=(",", ":"), allow_nan=False)
 
 
 def _b2c_contexts(motion: str, fr: B2CFrame, customer_ids: np.ndarray,
@@ -166,7 +167,7 @@ def _b2c_contexts(motion: str, fr: B2CFrame, customer_ids: np.ndarray,
                        "event_id": event_ids.iloc[fr.ev_pos[ei]].tolist()},
             "orders": {"ts": fr.ord_ts[oi].tolist(), "amount": fr.ord_amount[oi].tolist()},
         }
-        yield _key(motion, str(customer_ids[c])), json.dumps(ctx, separators=(",", ":"))
+        yield _key(motion, str(customer_ids[c])), json.dumps(ctx, separators=(",", ":"), allow_nan=False)
 
 
 # ---------------------------------------------------------------- request time
@@ -218,7 +219,7 @@ class OnlineFeatures:
         if self.store is None:
             return [{} for _ in keys]
         raw = self.store.get_many([_key(self.conf.motion, k) for k in keys])
-        return [json.loads(r) if r else {} for r in raw]
+        return [orjson.loads(r) if r else {} for r in raw]
 
     def context(self, key: str) -> dict:
         return self.contexts([key])[0]

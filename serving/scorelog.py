@@ -5,12 +5,13 @@ A failed write is retried (rows stay queued), so a burst of responses maps to th
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from leadscore.store import Store
 
@@ -20,11 +21,11 @@ INSERT = ("INSERT INTO score_log (request_id, at, as_of, motion, entity_id, mode
 
 
 def row(result: dict[str, Any], source: str) -> tuple:
-    feats = {k: (None if isinstance(v, float) and v != v else v) for k, v in result["_features"].items()}
     as_of = datetime.fromtimestamp(result["_as_of"], UTC).strftime("%Y-%m-%d %H:%M:%S")
     return (result["request_id"], datetime.now(UTC).isoformat(timespec="milliseconds"), as_of,
             result["motion"], result["lead_id"], result["model"], result["version"], result["score"],
-            result["tier"], result["route"], source, json.dumps(feats))
+            result["tier"], result["route"], source,
+            orjson.dumps(result["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode())  # NaN -> null
 
 
 class ScoreLog:

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import TypeAdapter
 
 from leadscore.settings import PROJECT_ROOT, Settings
 from leadscore.store import Store
+from serving.schemas import ScoreResponse
 
 EXAMPLES = PROJECT_ROOT / "serving" / "examples"
 pytestmark = pytest.mark.slow
@@ -79,6 +81,8 @@ def test_each_motion_example(server, motion):
     r = post(url, "/score", example(motion))
     assert r.status_code == 200, r.text
     body = r.json()
+    assert r.headers["content-type"] == "application/json"
+    assert ScoreResponse.model_validate(body).model_dump(mode="json") == body  # exactly the OpenAPI contract
     assert body["motion"] == motion and body["model"] == motion and body["version"] == "1"
     assert 0 <= body["score"] <= 1 and body["score_100"] == round(100 * body["score"])
     assert body["tier"] and body["route"] and body["next_actions"] and body["reasons"]
@@ -96,6 +100,7 @@ def test_batch_mixes_motions_in_order(server):
     r = post(url, "/score_batch", {"requests": reqs})
     assert r.status_code == 200, r.text
     assert [x["motion"] for x in r.json()] == ["b2c", "b2b", "hybrid", "b2c"]
+    assert TypeAdapter(list[ScoreResponse]).validate_python(r.json())
 
 
 def _bad(server, body=None, raw=None, path="/score") -> str:
