@@ -17,13 +17,14 @@ from typing import Any, Literal
 import bentoml
 import orjson
 from bentoml.exceptions import InvalidArgument
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from leadscore.errors import UserError
 from leadscore.settings import Settings
 from leadscore.store import Store
 from serving.batcher import MicroBatcher
+from serving.fastpath import FastPath
 from serving.schemas import ScoreRequest, ScoreResponse
 from serving.scorelog import ScoreLog, row
 from serving.scorer import Scorer
@@ -34,6 +35,7 @@ REALTIME_BATCH = int(os.environ.get("LEADSCORE_REALTIME_BATCH", "64"))
 # OpenTelemetry spans cost ~20% of a /score call's event-loop time; with no exporter they go nowhere, so the
 # scoring routes are traced only when asked (LEADSCORE_TRACING=1, alongside BentoML's tracing exporter config).
 TRACED = os.environ.get("LEADSCORE_TRACING", "0") == "1"
+FAST_PATH = os.environ.get("LEADSCORE_FAST_PATH", "1") == "1"
 
 SCORE = bentoml.metrics.Histogram(name="leadscore_score", documentation="calibrated scores served",
                                   labelnames=["motion"], buckets=[i / 10 for i in range(1, 11)])
@@ -85,6 +87,7 @@ class LeadScore:
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
         _freeze_heap()
+        _worker["service"] = self
 
     def _poll(self) -> None:
         while not self._stop.wait(RELOAD_SECONDS):
@@ -155,8 +158,25 @@ class LeadScore:
         return self.scorer.status() | {"score_log_written": self.log.written, "time": time.time(),
                                        "realtime_batches": self.batcher.batches, "realtime_items": self.batcher.items}
 
+    def _score_one(self, request: ScoreRequest):
+        return self.batcher.submit(request)
+
     @bentoml.on_shutdown
     def flush(self) -> None:
         self._stop.set()
         self.executor.shutdown(wait=True)
         self.log.close()
+
+
+class ScoreBody(BaseModel):
+    """The body of POST /score, as BentoML derives it from ``LeadScore.score(request: ScoreRequest)``."""
+
+    request: ScoreRequest
+
+
+_worker: dict[str, LeadScore] = {}  # this worker process's service instance, once constructed
+
+if FAST_PATH:
+    LeadScore.add_asgi_middleware(
+        FastPath, path="/score", body=ScoreBody, field="request",
+        handler=lambda: svc._score_one if (svc := _worker.get("service")) is not None else None)

@@ -94,6 +94,21 @@ def test_each_motion_example(server, motion):
         assert body["grade"] is None and body["gates"] == []
 
 
+def test_the_hot_path_and_bentomls_typed_endpoint_give_the_same_answer(server):
+    """JSON calls take the fast path (serving.fastpath); another content type reaches BentoML's own handler."""
+    url, _ = server
+    body = json.dumps(example("b2b"))
+    fast = post(url, "/score", None, raw=body)
+    typed = httpx.post(url + "/score", content=body, headers={"content-type": "text/plain"}, timeout=30)
+    assert fast.status_code == typed.status_code == 200
+    assert fast.json() == typed.json()
+    bad = json.dumps({"request": example("b2b")["request"] | {"motion": "b2x"}})
+    fast = post(url, "/score", None, raw=bad)
+    typed = httpx.post(url + "/score", content=bad, headers={"content-type": "text/plain"}, timeout=30)
+    assert fast.status_code == typed.status_code == 400
+    assert fast.json()["detail"][0]["loc"] == typed.json()["detail"][0]["loc"] == ["request", "motion"]
+
+
 def test_batch_mixes_motions_in_order(server):
     url, _ = server
     reqs = [example(m)["request"] for m in ("b2c", "b2b", "hybrid", "b2c")]
