@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 OUT = Path(__file__).resolve().parent / "out"
-console = Console(soft_wrap=True)
+console = Console(soft_wrap=True, width=170)  # tables stay readable when piped to a log
 
 
 def part(module: str, *args: str) -> object:
@@ -46,12 +46,14 @@ def main() -> None:
     if "quality" in only:
         results["quality"] = part("bench.quality")
         t = Table(title="quality on the shared data (test fold; same split for every model)")
-        for c in ("data", "model AUC", "LR AUC", "NB AUC", "LGBM default AUC", "model ECE", "LGBM default ECE", "model Brier"):
+        for c in ("data", "model AUC", "LR AUC", "NB AUC", "LGBM default AUC", "model ECE", "LGBM default ECE", "model Brier",
+                  "AUC gap vs best peer [95% CI]"):
             t.add_column(c)
         for r in results["quality"]:
             t.add_row(r["data"], f"{r['model_auc']:.4f}", f"{r['logistic_auc']:.4f}", f"{r['naive_bayes_auc']:.4f}",
                       f"{r['lightgbm_default_auc']:.4f}", f"{r['model_ece']:.4f}", f"{r['lightgbm_default_ece']:.4f}",
-                      f"{r['model_brier']:.4f}")
+                      f"{r['model_brier']:.4f}",
+                      f"{r['auc_gap_vs_best_peer']:+.4f} [{r['auc_gap_ci95'][0]:+.4f}, {r['auc_gap_ci95'][1]:+.4f}]")
         console.print(t)
     if "serving" in only:
         results["serving"] = part("bench.serving")

@@ -28,6 +28,27 @@ def core(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             "pr_auc": float(average_precision_score(y, p)), "brier": float(brier_score_loss(y, p)), "ece": ece(y, p)}
 
 
+def auc_difference_ci(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """AUC(a) − AUC(b) on the same rows, with a paired bootstrap interval: (difference, low, high).
+
+    Both models are scored on every resample of the rows, so the interval reflects their difference, not the
+    noise each has alone. An interval that contains 0 means the rows cannot tell the two models apart.
+    """
+    y, p_a, p_b = np.asarray(y), np.asarray(p_a, float), np.asarray(p_b, float)
+    if len(np.unique(y)) < 2:
+        raise ValueError("the AUC difference needs both classes in y")
+    diff = float(roc_auc_score(y, p_a) - roc_auc_score(y, p_b))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        if y[i].min() != y[i].max():
+            boots.append(roc_auc_score(y[i], p_a[i]) - roc_auc_score(y[i], p_b[i]))
+    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return diff, float(low), float(high)
+
+
 def by_decile(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     """Conversion and lift by score decile (decile 1 = the top 10%)."""
     order = np.argsort(-np.asarray(p), kind="stable")

@@ -79,6 +79,7 @@ class Fitted:
     params: dict[str, Any]
     split: Split
     calibration_briers: dict[str, float] = field(default_factory=dict)
+    test_predictions: dict[str, np.ndarray] = field(default_factory=dict)   # per model, on split.test rows
 
 
 def _lgb_params(conf: MotionConfig, seed: int) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name
                        "rows_train": len(split.train), "rows_valid": len(split.valid), "rows_test": len(te),
                        "positives": positives, "features": len(pre.features_)}
     return Fitted(model, m, tables, images, flags, [(d.column, d.reason) for d in pre.dropped_], holdout,
-                  params, split, briers)
+                  params, split, briers, {"model": p, "logistic": p_lr, "naive_bayes": p_nb})
 
 
 # ---------------------------------------------------------------- wiring: MLflow + registry

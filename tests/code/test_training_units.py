@@ -9,7 +9,7 @@ import pytest
 from leadscore.config import load_config
 from training.calibration import Calibrator, choose_calibrator
 from training.leakage import guard
-from training.metrics import by_decile, core, ece
+from training.metrics import auc_difference_ci, by_decile, core, ece
 from training.preprocess import Preprocessor
 from training.tiers import fit_tiers
 
@@ -85,3 +85,18 @@ def test_metrics():
     assert m["auc"] == 1.0 and m["ece"] == pytest.approx(0.2)   # |0.2 − 0| and |0.8 − 1|
     d = by_decile(y, p)
     assert len(d) == 10 and d["n"].sum() == 1000 and d["conversion"].iloc[0] == 1.0
+
+
+def test_auc_difference_interval_separates_real_gaps_from_noise():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 4000)
+    signal = y + rng.normal(0, 1.0, len(y))
+    weaker = y + rng.normal(0, 2.0, len(y))
+    diff, low, high = auc_difference_ci(y, signal, weaker, n_boot=300)
+    assert 0 < low < diff < high                         # a real gap: the whole interval is above zero
+    same = signal + rng.normal(0, 1e-3, len(y))          # practically the same model
+    diff, low, high = auc_difference_ci(y, same, signal, n_boot=300)
+    assert low < 0 < high and abs(diff) < 0.005          # no gap: the interval straddles zero
+    with pytest.raises(ValueError, match="both classes"):
+        auc_difference_ci(np.zeros(10), signal[:10], weaker[:10])
+
