@@ -24,7 +24,7 @@ from leadscore.errors import UserError
 from leadscore.settings import Settings
 from leadscore.store import Store
 from serving.batcher import MicroBatcher
-from serving.fastpath import FastPath
+from serving.fastpath import FastPath, first_in_stack
 from serving.schemas import ScoreRequest, ScoreResponse
 from serving.scorelog import ScoreLog, row
 from serving.scorer import Scorer
@@ -47,6 +47,17 @@ LATENCY = bentoml.metrics.Histogram(name="leadscore_scoring_seconds",
 UNKNOWN = bentoml.metrics.Counter(name="leadscore_unknown_category_total",
                                   documentation="categorical values the model has never seen (scored as unknown)",
                                   labelnames=["motion", "feature"])
+RESPONSES = bentoml.metrics.Counter(name="leadscore_score_responses_total",
+                                    documentation="POST /score responses answered by the hot path, by HTTP status",
+                                    labelnames=["status"])
+_responses: dict[int, Any] = {}
+
+
+def _count_response(status: int) -> None:
+    child = _responses.get(status)
+    if child is None:
+        child = _responses[status] = RESPONSES.labels(status=str(status))
+    child.inc()
 
 
 def _freeze_heap() -> None:
@@ -179,4 +190,6 @@ _worker: dict[str, LeadScore] = {}  # this worker process's service instance, on
 if FAST_PATH:
     LeadScore.add_asgi_middleware(
         FastPath, path="/score", body=ScoreBody, field="request",
-        handler=lambda: svc._score_one if (svc := _worker.get("service")) is not None else None)
+        handler=lambda: svc._score_one if (svc := _worker.get("service")) is not None else None,
+        count=_count_response)
+    first_in_stack()

@@ -27,7 +27,8 @@ async def _ok(item: Item) -> bytes:
     return json.dumps({"double": 2 * item.n}).encode()
 
 
-def call(body: bytes, *, path="/score", method="POST", ctype=b"application/json", handler=_ok, chunks=1):
+def call(body: bytes, *, path="/score", method="POST", ctype=b"application/json", handler=_ok, chunks=1,
+         counted: list[int] | None = None):
     passed = []
 
     async def app(scope, receive, send):
@@ -35,7 +36,8 @@ def call(body: bytes, *, path="/score", method="POST", ctype=b"application/json"
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b"inner"})
 
-    mw = FastPath(app, path="/score", body=Body, field="request", handler=lambda: handler)
+    mw = FastPath(app, path="/score", body=Body, field="request", handler=lambda: handler,
+                  count=counted.append if counted is not None else None)
     size = max(1, len(body) // chunks + 1)
     parts = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
     messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
@@ -84,3 +86,22 @@ def test_everything_else_passes_through_to_bentoml():
                    {"handler": None}):
         status, out, passed = call(b'{"request": {"n": 4}}', **kwargs)
         assert (status, out) == (299, b"inner") and passed, kwargs
+
+
+def test_every_answer_is_counted_by_status_and_pass_throughs_are_not():
+    counted: list[int] = []
+    for body in (b'{"request": {"n": 4}}', b'{"request": {"n": -1}}', b'{"request": {"n": 13}}',
+                 b'{"request": {"n": 99}}'):
+        call(body, counted=counted)
+    call(b'{"request": {"n": 4}}', path="/score_batch", counted=counted)
+    assert counted == [200, 400, 400, 500]
+
+
+def test_the_hot_path_is_first_in_bentomls_middleware_stack():
+    """Before BentoML's metrics, tracing and timeout middlewares (it counts its own responses)."""
+    from _bentoml_impl.loader import load
+
+    service = load("serving.service:LeadScore", standalone_load=True)
+    stack = [m.cls for m in service.to_asgi(is_main=True).user_middleware]   # the app a worker serves
+    assert stack[0] is FastPath and stack.count(FastPath) == 1
+    assert [c.__name__ for c in stack[1:3]] == ["RunnerTrafficMetricsMiddleware", "OpenTelemetryMiddleware"]

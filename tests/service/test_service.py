@@ -109,6 +109,30 @@ def test_the_hot_path_and_bentomls_typed_endpoint_give_the_same_answer(server):
     assert fast.json()["detail"][0]["loc"] == typed.json()["detail"][0]["loc"] == ["request", "motion"]
 
 
+def _metric(url: str, name: str, **labels: str) -> float:
+    """The sum of a Prometheus series over the lines whose labels include ``labels``."""
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(name + "{") and all(w in line for w in want):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_hot_path_answers_are_counted_by_status_outside_bentomls_http_metrics(server):
+    url, _ = server
+    body, bad = json.dumps(example("b2b")), json.dumps({"request": {"motion": "b2b"}})
+    ours = {s: _metric(url, "leadscore_score_responses_total", status=s) for s in ("200", "400")}
+    bentoml_score = _metric(url, "bentoml_service_request_total", endpoint="/score")
+    for raw in (body, body, bad):
+        post(url, "/score", None, raw=raw)
+    assert _metric(url, "leadscore_score_responses_total", status="200") == ours["200"] + 2
+    assert _metric(url, "leadscore_score_responses_total", status="400") == ours["400"] + 1
+    assert _metric(url, "bentoml_service_request_total", endpoint="/score") == bentoml_score   # skipped its stack
+    httpx.post(url + "/score", content=body, headers={"content-type": "text/plain"}, timeout=30)
+    assert _metric(url, "bentoml_service_request_total", endpoint="/score") == bentoml_score + 1   # BentoML's path
+
+
 def test_batch_mixes_motions_in_order(server):
     url, _ = server
     reqs = [example(m)["request"] for m in ("b2c", "b2b", "hybrid", "b2c")]
