@@ -3,7 +3,9 @@
 LightGBM's path-dependent TreeSHAP (``pred_contrib=True``) costs O(leaves x depth^2) per tree and row. But in a tree
 with k splits a row's contributions depend only on which way it goes at each split: k bits, 2^k patterns. With the
 small trees our motion configurations grow (num_leaves 7: k = 6, 64 patterns) every pattern's exact Shapley values
-are precomputed once per model; scoring a row is then k comparisons per tree and one sparse gather-sum.
+are precomputed once per model; scoring a row is then k comparisons per tree, a k-bit pattern per tree, and a sum
+of the table rows the patterns pick (for a few rows, a gather of the at most k values each tree gives its own
+features; for many, one sparse product).
 
 The Shapley values are those of TreeSHAP's value function: v(S) = sum over leaves of leaf value x product along its
 path of 1/0 (the split's feature is in S; the row goes / does not go that way) or the child's share of the node's
@@ -20,12 +22,11 @@ import lightgbm as lgb
 import numpy as np
 from scipy import sparse
 
-MAX_SPLITS = 7        # 2^7 patterns per tree; beyond that the table costs more than it saves
+MAX_SPLITS = 7        # 2^7 patterns per tree (a pattern fits a byte); beyond that the table costs more than it saves
 ZERO = 1e-35          # LightGBM's kZeroThreshold
 MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 CHUNK = 256           # rows per pass
-FEW = 8               # up to this many rows, gather from a dense copy of the table ...
-DENSE_BYTES = 64 << 20  # ... when it fits in this much memory
+FEW = 16              # up to this many rows, gather each tree's own values; beyond, one sparse product
 
 
 @dataclass
@@ -110,28 +111,31 @@ class TreeTable:
         default_left = np.zeros(feat.shape, dtype=bool)
         dummy = np.ones(feat.shape, dtype=bool)
         cat_nodes: list[tuple[int, frozenset[int]]] = []
-        rows, cols, vals = [], [], []
+        # values[t * width + pattern, i]: what tree t gives its i-th feature, tree_features[t, i], for a pattern;
+        # unused slots point at a spare column n_features (dropped) with value 0.
+        values = np.zeros((self.n_trees * width, feat.shape[1]))
+        tree_features = np.full(feat.shape, self.n_features, dtype=np.int64)
         self.bias = 0.0
         for t, (splits, leaves) in enumerate(trees):
             for j, s in enumerate(splits):
                 feat[t, j], missing[t, j], default_left[t, j], dummy[t, j] = s.feature, s.missing, s.default_left, False
                 if s.categorical:
-                    cat_nodes.append((t * feat.shape[1] + j, s.categories))
+                    cat_nodes.append((j * self.n_trees + t, s.categories))
                 else:
                     thr[t, j] = s.threshold
             phi, features, expected = _tree_table(splits, leaves)
             self.bias += expected
-            r, c = np.nonzero(phi)
-            rows.append(t * width + r)
-            cols.append(np.asarray(features, dtype=np.int64)[c])
-            vals.append(phi[r, c])
-        self.table = sparse.csr_matrix(
-            (np.concatenate(vals or [np.zeros(0)]),
-             (np.concatenate(rows or [np.zeros(0, np.int64)]), np.concatenate(cols or [np.zeros(0, np.int64)]))),
-            shape=(self.n_trees * width, self.n_features))
-        self.dense = self.table.toarray() if self.table.shape[0] * self.n_features * 8 <= DENSE_BYTES else None
-        self.feat, self.thr = feat.ravel(), thr.ravel()
-        self.missing, self.default_left, self.dummy = missing.ravel(), default_left.ravel(), dummy.ravel()
+            values[t * width:t * width + phi.shape[0], :len(features)] = phi
+            tree_features[t, :len(features)] = features
+        self.values, self.tree_features = values, tree_features
+        rows = np.repeat(np.arange(values.shape[0]), values.shape[1])
+        cols = np.repeat(tree_features, width, axis=0).ravel()
+        keep = cols < self.n_features
+        self.table = sparse.csr_matrix((values.ravel()[keep], (rows[keep], cols[keep])),
+                                       shape=(values.shape[0], self.n_features))
+        # Split j of tree t is decision j * n_trees + t: each bit of the patterns is one contiguous run.
+        self.feat, self.thr = feat.T.ravel(), thr.T.ravel()
+        self.missing, self.default_left, self.dummy = missing.T.ravel(), default_left.T.ravel(), dummy.T.ravel()
         self.cat_pos = np.array([p for p, _ in cat_nodes], dtype=np.int64)
         top = max((max(c) for _, c in cat_nodes if c), default=0) + 2
         self.cat_left = np.zeros((len(cat_nodes), top), dtype=bool)
@@ -155,28 +159,26 @@ class TreeTable:
         return cls(dump)
 
     def go_left(self, X: np.ndarray) -> np.ndarray:
-        """(trees x k, rows) split decisions, as LightGBM takes them.
+        """(rows, k x trees) split decisions, as LightGBM takes them (split j of tree t at j * trees + t).
 
         A missing value goes where the split sends it (its default direction, or where 0 goes when the split has
         no missing type); substituting -inf (goes left) or keeping NaN (compares false: right) per split turns
         every numerical decision into one gather and one comparison.
         """
-        xt = np.ascontiguousarray(X.T)
-        nan = np.isnan(xt)
-        v = np.concatenate([xt, np.where(nan, -np.inf, xt)])[self.src]
-        left = v <= self.thr[:, None]
+        nan = np.isnan(X)
+        left = np.take(np.concatenate([X, np.where(nan, -np.inf, X)], axis=1), self.src, axis=1) <= self.thr
         if self.zero_pos.size:
-            z = xt[self.feat[self.zero_pos]]
+            z = X[:, self.feat[self.zero_pos]]
             zero = np.abs(np.where(np.isnan(z), 0.0, z)) <= ZERO
-            left[self.zero_pos] = np.where(zero, self.default_left[self.zero_pos, None], left[self.zero_pos])
+            left[:, self.zero_pos] = np.where(zero, self.default_left[self.zero_pos], left[:, self.zero_pos])
         if self.cat_pos.size:
-            c = xt[self.feat[self.cat_pos]]
+            c = X[:, self.feat[self.cat_pos]]
             ok = ~np.isnan(c) & (c >= 0)
             code = np.where(ok, c, -1).astype(np.int64)
             code[(code < 0) | (code >= self.cat_left.shape[1])] = self.cat_left.shape[1] - 1  # never in a set
-            left[self.cat_pos] = self.cat_left[np.arange(self.cat_pos.size)[:, None], code]
+            left[:, self.cat_pos] = self.cat_left[np.arange(self.cat_pos.size), code]
         if self.dummy_pos.size:
-            left[self.dummy_pos] = False
+            left[:, self.dummy_pos] = False
         return left
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
@@ -189,14 +191,15 @@ class TreeTable:
         return out
 
     def _phi(self, X: np.ndarray) -> np.ndarray:
-        n = len(X)
-        left = self.go_left(X).reshape(self.n_trees, -1, n)
-        pattern = left[:, 0].astype(np.int64)
+        n, f = len(X), self.n_features
+        left = self.go_left(X).reshape(n, -1, self.n_trees).view(np.uint8)
+        pattern = left[:, 0].astype(np.int64)                              # (rows, trees): split j is bit j
         for j in range(1, left.shape[1]):
-            pattern |= left[:, j].astype(np.int64) << j
-        idx = (pattern + self.offsets[:, None]).T              # (rows, trees): one table row per tree
-        if n <= FEW and self.dense is not None:                # a few rows: a dense gather beats sparse set-up
-            return self.dense[idx].sum(axis=1)
+            pattern |= left[:, j] << j
+        idx = pattern + self.offsets                                       # (rows, trees): one table row each
+        if n <= FEW:                                                       # gather (rows, trees, k) and sum
+            where = np.arange(n)[:, None, None] * (f + 1) + self.tree_features
+            return np.bincount(where.ravel(), self.values[idx].ravel(), n * (f + 1)).reshape(n, f + 1)[:, :f]
         pick = sparse.csr_matrix((np.ones(idx.size), idx.ravel(), np.arange(0, idx.size + 1, self.n_trees)),
                                  shape=(n, self.table.shape[0]))
         return (pick @ self.table).toarray()

@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from training.fastshap import TreeTable
+from training.fastshap import FEW, TreeTable
 
 
 def _data(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,8 +56,8 @@ def test_contributions_equal_pred_contrib(params):
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got.sum(axis=1), booster.predict(probe, raw_score=True), atol=1e-9)
-    for i in (0, 4001, len(probe) - 1):  # one row at a time takes the dense path
-        np.testing.assert_allclose(table.contributions(probe[i:i + 1]), ref[i:i + 1], atol=1e-9)
+    for i, n in ((0, 1), (4001, 1), (len(probe) - 1, 1), (100, FEW)):  # a few rows take the gather path
+        np.testing.assert_allclose(table.contributions(probe[i:i + n]), ref[i:i + n], atol=1e-9)
 
 
 def test_large_trees_fall_back_to_lightgbm():
