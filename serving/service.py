@@ -7,10 +7,12 @@ champion reload on alias moves (poll + POST /admin/reload), /livez and /readyz (
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -50,14 +52,21 @@ UNKNOWN = bentoml.metrics.Counter(name="leadscore_unknown_category_total",
 RESPONSES = bentoml.metrics.Counter(name="leadscore_score_responses_total",
                                     documentation="POST /score responses answered by the hot path, by HTTP status",
                                     labelnames=["status"])
-_responses: dict[int, Any] = {}
+
+
+@functools.cache
+def _per_motion(motion: str) -> tuple[Any, Any]:
+    """The motion's score and latency histograms (label lookups cost more than the observations)."""
+    return SCORE.labels(motion=motion), LATENCY.labels(motion=motion)
 
 
 def _count_response(status: int) -> None:
-    child = _responses.get(status)
-    if child is None:
-        child = _responses[status] = RESPONSES.labels(status=str(status))
-    child.inc()
+    _responses(status).inc()
+
+
+@functools.cache
+def _responses(status: int) -> Any:
+    return RESPONSES.labels(status=str(status))
 
 
 def _freeze_heap() -> None:
@@ -109,12 +118,16 @@ class LeadScore:
         return self.scorer.ready()
 
     def _observe(self, results: list[dict[str, Any]], source: str) -> None:
+        tiers: Counter[tuple[str, str]] = Counter()
         for r in results:
-            SCORE.labels(motion=r["motion"]).observe(r["score"])
-            TIERS.labels(motion=r["motion"], tier=r["tier"]).inc()
-            LATENCY.labels(motion=r["motion"]).observe(r["_latency"])
+            score, latency = _per_motion(r["motion"])
+            score.observe(r["score"])
+            latency.observe(r["_latency"])
+            tiers[r["motion"], r["tier"]] += 1
             for feature, n in r["unknown_categories"].items():
                 UNKNOWN.labels(motion=r["motion"], feature=feature).inc(n)
+        for (motion, tier), n in tiers.items():
+            TIERS.labels(motion=motion, tier=tier).inc(n)
         self.log.append([row(r, source) for r in results])
 
     def _run(self, reqs: list[ScoreRequest], source: str) -> list[bytes]:
