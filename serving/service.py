@@ -60,10 +60,6 @@ def _per_motion(motion: str) -> tuple[Any, Any]:
     return SCORE.labels(motion=motion), LATENCY.labels(motion=motion)
 
 
-def _count_response(status: int) -> None:
-    _responses(status).inc()
-
-
 @functools.cache
 def _responses(status: int) -> Any:
     return RESPONSES.labels(status=str(status))
@@ -204,5 +200,5 @@ if FAST_PATH:
     LeadScore.add_asgi_middleware(
         FastPath, path="/score", body=ScoreBody, field="request",
         handler=lambda: svc._score_one if (svc := _worker.get("service")) is not None else None,
-        count=_count_response)
+        count=lambda status: _responses(status).inc())
     first_in_stack()
