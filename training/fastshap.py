@@ -23,7 +23,7 @@ import numpy as np
 from scipy import sparse
 
 MAX_SPLITS = 7        # 2^7 patterns per tree (a pattern fits a byte); beyond that the table costs more than it saves
-ZERO = 1e-35          # LightGBM's kZeroThreshold
+ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float32: 1.0000000180025095e-35)
 MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 CHUNK = 256           # rows per pass
 FEW = 16              # up to this many rows, gather each tree's own values; beyond, one sparse product
@@ -147,6 +147,14 @@ class TreeTable:
         self.src = self.feat + self.n_features * nan_left
         self.zero_pos = np.flatnonzero(self.missing == MISSING["Zero"])
         self.dummy_pos = np.flatnonzero(self.dummy)
+        # Binned decisions for many rows: with U_f a feature's sorted distinct thresholds and b = #(U_f < x),
+        # x <= U_f[r] exactly when b <= r, so each decision compares small integers instead of float64s.
+        numeric = ~self.dummy
+        numeric[self.cat_pos] = False
+        self.bounds = [np.unique(self.thr[numeric & (self.feat == f)]) for f in range(self.n_features)]
+        self.rank = np.full(self.thr.shape, -1, dtype=np.int32)   # -1: never left (categorical, dummy: set apart)
+        self.rank[numeric] = [np.searchsorted(self.bounds[f], t) for f, t in
+                              zip(self.feat[numeric].tolist(), self.thr[numeric].tolist(), strict=True)]
         self.offsets = np.arange(self.n_trees, dtype=np.int64) * width
 
     @classmethod
@@ -165,8 +173,11 @@ class TreeTable:
         no missing type); substituting -inf (goes left) or keeping NaN (compares false: right) per split turns
         every numerical decision into one gather and one comparison.
         """
-        nan = np.isnan(X)
-        left = np.take(np.concatenate([X, np.where(nan, -np.inf, X)], axis=1), self.src, axis=1) <= self.thr
+        if len(X) > FEW:
+            left = np.take(self._bins(X), self.src, axis=1) <= self.rank
+        else:
+            nan = np.isnan(X)
+            left = np.take(np.concatenate([X, np.where(nan, -np.inf, X)], axis=1), self.src, axis=1) <= self.thr
         if self.zero_pos.size:
             z = X[:, self.feat[self.zero_pos]]
             zero = np.abs(np.where(np.isnan(z), 0.0, z)) <= ZERO
@@ -181,9 +192,21 @@ class TreeTable:
             left[:, self.dummy_pos] = False
         return left
 
+    def _bins(self, X: np.ndarray) -> np.ndarray:
+        """(rows, 2F) threshold ranks: column f sends NaN right (above every threshold), column F + f left (0)."""
+        f_ = self.n_features
+        b = np.empty((len(X), 2 * f_), dtype=np.int32)
+        for f, bounds in enumerate(self.bounds):
+            b[:, f] = np.searchsorted(bounds, X[:, f])
+        nan = np.isnan(X)
+        b[:, f_:] = np.where(nan, 0, b[:, :f_])
+        b[:, :f_][nan] = np.iinfo(np.int32).max
+        return b
+
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """(rows, features + 1): per-feature SHAP values (log-odds) and the expected value last, like pred_contrib."""
         X = np.asarray(X, dtype=np.float64)
+        X = np.where(np.abs(X) <= ZERO, 0.0, X)  # LightGBM reads |x| <= kZeroThreshold as 0 (its row parser)
         out = np.empty((len(X), self.n_features + 1))
         out[:, -1] = self.bias
         for s in range(0, len(X), CHUNK):  # chunks keep the (splits x rows) decisions in cache
@@ -193,7 +216,7 @@ class TreeTable:
     def _phi(self, X: np.ndarray) -> np.ndarray:
         n, f = len(X), self.n_features
         left = self.go_left(X).reshape(n, -1, self.n_trees).view(np.uint8)
-        pattern = left[:, 0].astype(np.int64)                              # (rows, trees): split j is bit j
+        pattern = left[:, 0].copy()                                        # (rows, trees): split j is bit j
         for j in range(1, left.shape[1]):
             pattern |= left[:, j] << j
         idx = pattern + self.offsets                                       # (rows, trees): one table row each

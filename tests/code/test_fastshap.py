@@ -51,12 +51,20 @@ def test_contributions_equal_pred_contrib(params):
     assert table is not None and table.cat_pos.size  # categorical splits are exercised
     assert table.zero_pos.size if params.get("zero_as_missing") else True
     probe = _probe(X)
+    # Values exactly on a split's threshold and infinities: the binned (many rows) and float (few rows)
+    # decisions must agree with LightGBM's at the boundary too.
+    edge = probe[:300].copy()
+    for j, (f, thr) in enumerate(zip(table.feat.tolist(), table.thr.tolist(), strict=True)):
+        if np.isfinite(thr):
+            edge[j % 300, f] = thr
+    edge[250:275, 0], edge[275:300, 2] = np.inf, -np.inf
+    probe = np.vstack([probe, edge])
     ref = booster.predict(probe, pred_contrib=True)
     got = table.contributions(probe)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got.sum(axis=1), booster.predict(probe, raw_score=True), atol=1e-9)
-    for i, n in ((0, 1), (4001, 1), (len(probe) - 1, 1), (100, FEW)):  # a few rows take the gather path
+    for i, n in ((0, 1), (4001, 1), (len(probe) - 1, 1), (100, FEW), (len(probe) - 300, FEW)):  # few rows: float decisions, gather
         np.testing.assert_allclose(table.contributions(probe[i:i + n]), ref[i:i + n], atol=1e-9)
 
 
