@@ -6,6 +6,7 @@ definitions' labels; a flat (spec) column gets its name and value.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,15 +21,20 @@ class Wording:
     name: str = ""
 
     def text(self, value: object, contribution: float) -> str:
-        group = GROUP_LABEL.get(self.group, self.group)
-        if contribution >= 0.3:
-            group = f"strong {group}"
-        elif contribution < 0:
-            group = f"weak {group}" if self.group in ("intent", "engagement", "fit", "behavior") else group
+        strong, weak, plain, subject = _phrases(self)
+        group = strong if contribution >= 0.3 else weak if contribution < 0 else plain
         if value is None or (isinstance(value, float) and value != value):
-            subject = self.name.split("_", 1)[-1].replace("_", " ") if self.group != "data" else self.name
             return f"{group}: {subject} not known yet"
         return f"{group}: {_fill(self.label, value)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _phrases(w: Wording) -> tuple[str, str, str, str]:
+    """A wording's group phrases (strong, weak, plain) and the subject of its "not known yet" text."""
+    group = GROUP_LABEL.get(w.group, w.group)
+    weak = f"weak {group}" if w.group in ("intent", "engagement", "fit", "behavior") else group
+    subject = w.name.split("_", 1)[-1].replace("_", " ") if w.group != "data" else w.name
+    return f"strong {group}", weak, group, subject
 
 
 def _fill(label: str, value: object) -> str:
@@ -62,17 +68,20 @@ def top_reasons(contrib: np.ndarray, X: np.ndarray, columns: list[str], words: d
     picks = np.concatenate([order[:, ::-1][:, :k], order[:, :k]], axis=1)
     chosen = np.take_along_axis(contrib, picks, axis=1)
     values = np.take_along_axis(X, picks, axis=1)
+    # A top-k slot only counts if it points the slot's way (some rows have fewer than k of either sign).
+    shown_ = np.concatenate([chosen[:, :k] > 1e-9, chosen[:, k:] < -1e-9], axis=1)
+    ws = [words[c] for c in columns]
     out = []
-    for js, cs, vs in zip(picks.tolist(), chosen.tolist(), values.tolist(), strict=True):
+    rounded = np.round(chosen, 4).tolist()
+    for js, cs, rs, vs, ok in zip(picks.tolist(), chosen.tolist(), rounded, values.tolist(), shown_.tolist(),
+                                  strict=True):
         row = []
-        for n, (j, c, v) in enumerate(zip(js, cs, vs, strict=True)):
-            if (n < k and c <= 1e-9) or (n >= k and c >= -1e-9):
-                continue
-            col = columns[j]
-            w = words[col]
-            shown = display(col, v)
-            row.append({"feature": col, "group": w.group, "value": shown, "direction": "+" if c > 0 else "-",
-                        "contribution": round(c, 4), "text": w.text(shown, c)})
+        for j, c, r, v, keep in zip(js, cs, rs, vs, ok, strict=True):
+            if keep:
+                col, w = columns[j], ws[j]
+                shown = display(col, v)
+                row.append({"feature": col, "group": w.group, "value": shown, "direction": "+" if c > 0 else "-",
+                            "contribution": r, "text": w.text(shown, c)})
         out.append(row)
     return out
 
