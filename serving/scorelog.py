@@ -20,38 +20,40 @@ INSERT = ("INSERT INTO score_log (request_id, at, as_of, motion, entity_id, mode
           "source, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def row(result: dict[str, Any], source: str) -> tuple:
-    as_of = datetime.fromtimestamp(result["_as_of"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return (result["request_id"], datetime.now(UTC).isoformat(timespec="milliseconds"), as_of,
-            result["motion"], result["lead_id"], result["model"], result["version"], result["score"],
-            result["tier"], result["route"], source,
-            orjson.dumps(result["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode())  # NaN -> null
+def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
+    """Score-log rows for a batch of scorer results: one clock reading, each distinct as-of formatted once."""
+    at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    as_of = {t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S") for t in {r["_as_of"] for r in results}}
+    return [(r["request_id"], at, as_of[r["_as_of"]], r["motion"], r["lead_id"], r["model"], r["version"],
+             r["score"], r["tier"], r["route"], source,
+             orjson.dumps(r["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode())  # NaN -> null
+            for r in results]
 
 
 class ScoreLog:
     def __init__(self, store: Store, interval: float = 0.25, batch: int = 2000):
         self.store, self.interval, self.batch = store, interval, batch
-        self._q: queue.Queue[tuple | None] = queue.Queue()
+        self._q: queue.Queue[list[tuple] | None] = queue.Queue()  # one item per scored batch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="score-log", daemon=True)
         self._thread.start()
         self.written = 0
 
     def append(self, rows: list[tuple]) -> None:
-        for r in rows:
-            self._q.put(r)
+        if rows:
+            self._q.put(rows)
 
-    def _drain(self, first: tuple) -> list[tuple]:
-        rows = [first]
+    def _drain(self, first: list[tuple]) -> list[tuple]:
+        rows = list(first)
         while len(rows) < self.batch:
             try:
-                r = self._q.get_nowait()
+                more = self._q.get_nowait()
             except queue.Empty:
                 break
-            if r is None:
+            if more is None:
                 self._q.put(None)
                 break
-            rows.append(r)
+            rows += more
         return rows
 
     def _write(self, rows: list[tuple]) -> None:
@@ -71,7 +73,7 @@ class ScoreLog:
             if item is None:
                 return
             # Let rows accumulate for one interval: a few commits a second instead of one per request.
-            if self._q.qsize() < self.batch:
+            if len(item) < self.batch:
                 self._stop.wait(self.interval)
             self._write(self._drain(item))
 
@@ -79,10 +81,10 @@ class ScoreLog:
         self._stop.set()
         self._q.put(None)
         self._thread.join(timeout)
-        rest = []
+        rest: list[tuple] = []
         while not self._q.empty():
-            r = self._q.get_nowait()
-            if r is not None:
-                rest.append(r)
+            more = self._q.get_nowait()
+            if more is not None:
+                rest += more
         if rest:
             self._write(rest)

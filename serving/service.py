@@ -28,7 +28,7 @@ from leadscore.store import Store
 from serving.batcher import MicroBatcher
 from serving.fastpath import FastPath, first_in_stack
 from serving.schemas import ScoreRequest, ScoreResponse
-from serving.scorelog import ScoreLog, row
+from serving.scorelog import ScoreLog, rows
 from serving.scorer import Scorer
 
 MAX_BATCH = int(os.environ.get("LEADSCORE_MAX_BATCH", "1000"))
@@ -124,7 +124,7 @@ class LeadScore:
                 UNKNOWN.labels(motion=r["motion"], feature=feature).inc(n)
         for (motion, tier), n in tiers.items():
             TIERS.labels(motion=motion, tier=tier).inc(n)
-        self.log.append([row(r, source) for r in results])
+        self.log.append(rows(results, source))
 
     def _run(self, reqs: list[ScoreRequest], source: str) -> list[bytes]:
         """Runs on the scoring thread: score, count, queue the score-log rows, serialise the responses."""
