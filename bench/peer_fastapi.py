@@ -1,4 +1,5 @@
-"""The hand-written peer: FastAPI + LightGBM, one feature vector in, one probability out.
+"""The hand-written peer: FastAPI + LightGBM, one feature vector in, one probability out (``/predict``), or a
+list of them in one call (``/predict_batch``, one booster call on the matrix).
 
 It computes no features, no calibration beyond the booster, no reasons and no routes — the floor of what a
 scoring endpoint can cost. Loaded from the same champion's booster.
@@ -25,3 +26,13 @@ class Row(BaseModel):
 def predict(row: Row) -> dict:
     x = np.array([[np.nan if v is None else v for v in row.features]], dtype=np.float64)
     return {"score": float(booster.predict(x, num_threads=1)[0])}
+
+
+class Rows(BaseModel):
+    rows: list[list[float | None]]
+
+
+@app.post("/predict_batch")
+def predict_batch(body: Rows) -> dict:
+    x = np.array([[np.nan if v is None else v for v in r] for r in body.rows], dtype=np.float64)
+    return {"scores": booster.predict(x, num_threads=1).tolist()}

@@ -1,6 +1,7 @@
 """Serving throughput and latency with wrk at 32 connections on 127.0.0.1, against two peers on the same
 champion, measured one after the other in the same run: ``mlflow models serve`` and a hand-written FastAPI +
-LightGBM app. Then /score_batch throughput in leads per second.
+LightGBM app. Then /score_batch throughput in leads per second, beside the hand-written app's /predict_batch
+(the same leads' feature vectors, one booster call per 1,000) in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONNECTIONS = 32
+BATCH_ROUNDS = int(os.environ.get("BENCH_BATCH_ROUNDS", "3"))
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -84,6 +86,23 @@ def wrk(url: str, body: str, tmp: Path, seconds: int = DURATION) -> dict:
     r = json.loads(re.search(r"JSON(\{.*\})", out).group(1))
     r["rps"] = r["requests"] / r["seconds"]
     return r
+
+
+def rows_per_second(url: str, bodies: list[str], clients: int = 2, per_call: int = 1000) -> float:
+    """Two clients (one per server worker) posting 1,000-row bodies back to back for DURATION seconds."""
+    def client(k: int) -> int:
+        n, t_end = 0, time.perf_counter() + DURATION
+        with httpx.Client(timeout=60) as c:
+            while time.perf_counter() < t_end:
+                c.post(url, content=bodies[(n // per_call + k) % len(bodies)],
+                       headers={"content-type": "application/json"}).raise_for_status()
+                n += per_call
+        return n
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        n = sum(pool.map(client, range(clients)))
+    return n / (time.perf_counter() - t0)
 
 
 def main() -> dict:
@@ -169,27 +188,31 @@ def main() -> dict:
             "request_id": f"b{k}-{i}", "lead": lead | {"lead_id": r.lead_id, "account_id": r.account_id}}
             for i, r in enumerate(leads.iloc[k * 1000:(k + 1) * 1000].itertuples())]}) for k in range(4)]
 
-        def client(k: int) -> int:
-            n, t_end = 0, time.perf_counter() + DURATION
-            with httpx.Client(timeout=60) as c:
-                while time.perf_counter() < t_end:
-                    c.post(f"{url}/score_batch", content=bodies[(n // 1000 + k) % len(bodies)],
-                           headers={"content-type": "application/json"}).raise_for_status()
-                    n += 1000
-            return n
-
-        for _ in range(2):  # the first pass warms both workers up
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(2) as pool:
-                n = sum(pool.map(client, range(2)))
-        results["leadscore /score_batch leads_per_s (2 clients, 1000 distinct leads/call)"] = \
-            n / (time.perf_counter() - t0)
+        # The peer gets the same 1,000 leads' feature vectors, computed by our scorer, and one booster call.
+        vectors = [json.dumps({"rows": [[None if v != v else v for v in x] for x in model.preprocessor.transform_records(
+            [r["_features"] for r in scorer.score_many([ScoreRequest.model_validate(q)
+                                                        for q in json.loads(b)["requests"]])]).tolist()]})
+            for b in bodies]
+        batch_targets = {"leadscore /score_batch": (f"{url}/score_batch", bodies),
+                         "fastapi + lightgbm /predict_batch": (f"http://127.0.0.1:{ports['fastapi']}/predict_batch",
+                                                               vectors)}
+        batch_rounds: dict[str, list[float]] = {k: [] for k in batch_targets}
+        for r in range(1 + BATCH_ROUNDS):  # the first round warms every worker up and is not counted
+            for name, (target, payloads) in batch_targets.items():
+                rate = rows_per_second(target, payloads)
+                if r:
+                    batch_rounds[name].append(rate)
+        for name, rates in batch_rounds.items():
+            results[f"{name} leads_per_s"] = statistics.median(rates)
+            results[f"{name} rounds"] = [round(x) for x in rates]
     finally:
         for proc in procs.values():
             stop(proc)
     ours = results["leadscore /score"]["rps"]
     results["ratio vs mlflow models serve"] = ours / results["mlflow models serve"]["rps"]
     results["ratio vs fastapi + lightgbm"] = ours / results["fastapi + lightgbm"]["rps"]
+    results["batch ratio vs fastapi + lightgbm /predict_batch"] = (
+        results["leadscore /score_batch leads_per_s"] / results["fastapi + lightgbm /predict_batch leads_per_s"])
     return results
 
 
