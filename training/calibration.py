@@ -1,4 +1,10 @@
-"""Calibration on a held-out fold: isotonic or sigmoid (Platt), whichever has the lower cross-fitted Brier."""
+"""Calibration on a held-out fold: isotonic or sigmoid (Platt), whichever has the lower cross-fitted Brier.
+
+The isotonic map is centred (Oron & Flournoy's centred isotonic regression): each flat block of the fitted step
+function becomes one point at the mean raw score of its samples, joined by straight lines. The map is then
+strictly increasing between the outermost blocks' centres, so calibration keeps the model's ranking (a step
+function ties every lead in a block and costs AUC) with the same block means.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,9 @@ class Calibrator:
 
     def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
         if self.method == "isotonic":
-            self.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+            fitted = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y).predict(raw)
+            self.y_, block = np.unique(fitted, return_inverse=True)       # block levels, strictly increasing
+            self.x_ = np.bincount(block, raw) / np.bincount(block)        # each block's centre
         else:
             lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw).reshape(-1, 1), y)
             self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
@@ -32,9 +40,7 @@ class Calibrator:
     def predict(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "isotonic":
-            # np.interp on the fitted step function: same values as IsotonicRegression, a fraction of the cost.
-            m = self.model_
-            return np.interp(raw, m.X_thresholds_, m.y_thresholds_)
+            return np.interp(raw, self.x_, self.y_)
         return 1.0 / (1.0 + np.exp(-(self.a_ * _logit(raw) + self.b_)))
 
 

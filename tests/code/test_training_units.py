@@ -29,6 +29,26 @@ def test_calibration_fixes_a_miscalibrated_score():
         Calibrator("beta")
 
 
+def test_isotonic_calibration_keeps_the_ranking_and_the_block_means():
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(0, 1, 5_000)
+    y = (rng.uniform(0, 1, 5_000) < raw ** 2).astype(int)
+    cal = Calibrator("isotonic").fit(raw, y)
+    steps = IsotonicRegression(out_of_bounds="clip").fit(raw, y)
+    # The same levels as the step function, at its blocks' centres ...
+    assert np.isin(cal.y_, steps.predict(raw)).all() and len(cal.y_) == len(np.unique(steps.predict(raw)))
+    assert np.all(np.diff(cal.x_) > 0) and np.all(np.diff(cal.y_) > 0)
+    # ... joined by lines: strictly increasing inside, so new leads keep their order (the step function ties them).
+    new = np.sort(rng.uniform(cal.x_[0], cal.x_[-1], 1_000))
+    assert np.all(np.diff(cal.predict(new)) > 0)
+    y_new = (rng.uniform(0, 1, 1_000) < new ** 2).astype(int)
+    assert roc_auc_score(y_new, cal.predict(new)) == pytest.approx(roc_auc_score(y_new, new), abs=1e-12)
+    assert roc_auc_score(y_new, steps.predict(new)) < roc_auc_score(y_new, new)
+    assert abs(cal.predict(raw).mean() - y.mean()) < 0.01 and ece(y, cal.predict(raw)) < 0.03
+
 def test_probability_tiers_follow_validation_shares():
     conf = load_config("b2b")  # A 5%, B 20%, C 50% (cumulative), D the rest
     p = np.random.default_rng(1).beta(1, 8, 50_000)
