@@ -87,7 +87,7 @@ class Scorer:
             bad = [i for i, e in enumerate(req.events) if e.type in B2C_ONLY]
         if bad:
             raise UserError(f"events.{bad[0]}.type: {req.events[bad[0]].type!r} is not a {req.motion} event type")
-        return req.model_dump(exclude_none=True, mode="python")
+        return _payload(req)
 
     def score(self, req: ScoreRequest) -> dict[str, Any]:
         return self.score_many([req])[0]
@@ -150,6 +150,18 @@ class Scorer:
             "grade": d.grade, "gates": d.gates, "unknown_categories": unknown,
             "_features": features, "_as_of": as_of, "_latency": seconds,
         }
+
+
+def _payload(req: ScoreRequest) -> dict[str, Any]:
+    """The request as the plain dicts the feature code reads (shallow: the validated field values themselves,
+    None where a field was not given), a fraction of the cost of ``model_dump``."""
+    d = dict(req)
+    for k in ("lead", "account", "customer"):
+        if d[k] is not None:
+            d[k] = dict(d[k])
+    d["events"] = [dict(e) for e in req.events]
+    d["orders"] = [dict(o) for o in req.orders]
+    return d
 
 
 def utc(ts: int) -> str:
