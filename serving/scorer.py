@@ -153,14 +153,15 @@ class Scorer:
 
 
 def _payload(req: ScoreRequest) -> dict[str, Any]:
-    """The request as the plain dicts the feature code reads (shallow: the validated field values themselves,
-    None where a field was not given), a fraction of the cost of ``model_dump``."""
-    d = dict(req)
+    """The request as the plain dicts the feature code reads, without copying: a pydantic model keeps its
+    validated field values in ``__dict__`` (None where a field was not given). A fraction of the cost of
+    ``model_dump`` or ``dict(model)``; the feature code only reads them."""
+    d = dict(req.__dict__)
     for k in ("lead", "account", "customer"):
         if d[k] is not None:
-            d[k] = dict(d[k])
-    d["events"] = [dict(e) for e in req.events]
-    d["orders"] = [dict(o) for o in req.orders]
+            d[k] = d[k].__dict__
+    d["events"] = [e.__dict__ for e in req.events]
+    d["orders"] = [o.__dict__ for o in req.orders]
     return d
 
 
