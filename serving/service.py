@@ -10,6 +10,7 @@ import asyncio
 import functools
 import gc
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -38,6 +39,9 @@ REALTIME_BATCH = int(os.environ.get("LEADSCORE_REALTIME_BATCH", "64"))
 # scoring routes are traced only when asked (LEADSCORE_TRACING=1, alongside BentoML's tracing exporter config).
 TRACED = os.environ.get("LEADSCORE_TRACING", "0") == "1"
 FAST_PATH = os.environ.get("LEADSCORE_FAST_PATH", "1") == "1"
+# The event loop (parsing, answering) and the scoring thread share one GIL; with CPython's default 5 ms switch
+# interval a request that arrives mid-batch can wait 5 ms just to be read. 1 ms: p99 and req/s both better.
+sys.setswitchinterval(float(os.environ.get("LEADSCORE_SWITCH_INTERVAL", "0.001")))
 
 SCORE = bentoml.metrics.Histogram(name="leadscore_score", documentation="calibrated scores served",
                                   labelnames=["motion"], buckets=[i / 10 for i in range(1, 11)])
