@@ -37,6 +37,14 @@ class Calibrator:
             self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         return self
 
+    def __setstate__(self, state: dict) -> None:
+        # An artifact saved before the centred map holds the step function (``model_``): it keeps predicting
+        # exactly what it did, through its own breakpoints.
+        if "model_" in state:
+            step = state.pop("model_")
+            state["x_"], state["y_"] = step.X_thresholds_, step.y_thresholds_
+        self.__dict__.update(state)
+
     def predict(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "isotonic":

@@ -49,6 +49,21 @@ def test_isotonic_calibration_keeps_the_ranking_and_the_block_means():
     assert roc_auc_score(y_new, steps.predict(new)) < roc_auc_score(y_new, new)
     assert abs(cal.predict(raw).mean() - y.mean()) < 0.01 and ece(y, cal.predict(raw)) < 0.03
 
+def test_an_isotonic_calibrator_saved_as_a_step_function_still_loads_and_predicts_the_same():
+    import pickle
+
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(0, 1, 2_000)
+    y = (rng.uniform(0, 1, 2_000) < raw).astype(int)
+    old = Calibrator("isotonic")
+    old.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)  # the earlier state
+    loaded = pickle.loads(pickle.dumps(old))
+    probe = np.r_[raw, -1.0, 2.0]
+    np.testing.assert_allclose(loaded.predict(probe), old.model_.predict(probe), rtol=0, atol=1e-12)
+
+
 def test_probability_tiers_follow_validation_shares():
     conf = load_config("b2b")  # A 5%, B 20%, C 50% (cumulative), D the rest
     p = np.random.default_rng(1).beta(1, 8, 50_000)
