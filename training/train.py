@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,9 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
             mlflow.log_artifact(str(d / "evaluation.json"))
             f.holdout.to_parquet(d / "holdout.parquet", index=False)
             mlflow.log_artifact(str(d / "holdout.parquet"), "holdout")
-        signature = _optional_inputs(infer_signature(example, f.model.predict(None, example)))
+        with warnings.catch_warnings():  # its hint on integer columns with missing values: _optional_inputs does it
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+            signature = _optional_inputs(infer_signature(example, f.model.predict(None, example)))
         info = mlflow.pyfunc.log_model(
             name="model", python_model=f.model, signature=signature, input_example=example,
             registered_model_name=name, pip_requirements=_requirements())
@@ -255,10 +258,16 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
 
 
 def _optional_inputs(signature):
-    """Every input may be missing or empty at scoring time (the model treats it as unknown)."""
+    """Every input may be missing or empty at scoring time (the model treats it as unknown).
+
+    Integer columns accept any number: a missing value turns a pandas integer column into float64, which MLflow
+    refuses for a ``long`` ("Can not safely convert float64 to int64"), while a ``double`` refuses int64 input;
+    the model's own preprocessing casts every column.
+    """
     from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
-    cols = [ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs]
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+    ints = (DataType.integer, DataType.long)
+    cols = [ColSpec(AnyType() if c.type in ints else c.type, c.name, required=False) for c in signature.inputs.inputs]
     return ModelSignature(inputs=Schema(cols), outputs=signature.outputs)
 
 

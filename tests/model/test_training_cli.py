@@ -105,3 +105,23 @@ def test_motion_batch_scoring_and_models_list(trained, b2b_dir, tmp_path):
     r = run("models", "list")
     assert r.exit_code == 0 and "champion" in r.output
     assert run("score", "--model", "b2b", "--data", b2b_dir, "--out", tmp_path / "x.txt").exit_code == 2
+
+
+def test_logged_model_accepts_missing_values_in_integer_columns(tmp_path, trained):
+    """Through MLflow's own loader (as `mlflow models serve` uses it): an integer column may arrive with gaps."""
+    import mlflow
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 100, 1500)
+    won = (rng.random(1500) < 1 / (1 + np.exp(-(a - 50) / 10))).astype(int)
+    pd.DataFrame({"ref": np.arange(1500), "a": a, "b": rng.integers(0, 5, 1500), "won": won}).to_csv(
+        tmp_path / "ints.csv", index=False)
+    spec = {"name": "ints", "motion": "b2b", "data": str(tmp_path / "ints.csv"), "id": "ref",
+            "label": {"column": "won", "positive": [1]}}
+    (tmp_path / "ints.yaml").write_text(yaml.safe_dump(spec))
+    r = run("train", "--spec", tmp_path / "ints.yaml")
+    assert r.exit_code == 0, r.output
+    model = mlflow.pyfunc.load_model("models:/ints@champion")
+    whole = model.predict(pd.DataFrame({"a": [10, 90], "b": [1, 2]}))
+    gaps = model.predict(pd.DataFrame({"a": [10, np.nan], "b": [1, 2]}))
+    assert whole[0] == gaps[0] and whole[1] > 0.8 and 0 <= gaps[1] < whole[1]
