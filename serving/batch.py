@@ -76,11 +76,11 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
 
 
 def _spec_frame(spec_path: str | None, data: Path) -> pd.DataFrame:
+    """With the spec: read, joined and cleaned as for training. Without: as is (the model still cleans)."""
     if spec_path:
-        from training.spec import apply_missing, load_spec
+        from training.spec import load_spec, read_export
         spec = load_spec(spec_path)
-        df = read_table(data, **spec.read_options)
-        return apply_missing(spec, df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]])
+        return spec.cleaning().apply(read_export(spec, data))
     return read_table(data)
 
 

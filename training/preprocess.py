@@ -3,18 +3,114 @@
 A scikit-learn-style estimator: ``__init__`` stores parameters, ``fit`` learns column kinds, fixed category
 levels and dropped columns (state ends in ``_``), ``transform`` returns a float matrix for LightGBM with
 categories as fixed integer codes (unknown → missing, counted). pandas 3 ``str`` columns, booleans, dates
-(→ age in days) and missing-value tokens are all handled here.
+(→ age in days) and the data set's own cleaning (value fixes, missing-value tokens) are all handled here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 DAY_NS = 86_400 * 10**9
+
+
+def _final_values(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Follow chains (a → b, b → c becomes a → c, b → c) so that cleaning twice equals cleaning once."""
+    out = {}
+    for start, v in mapping.items():
+        seen = {start}
+        while isinstance(v, str) and v in mapping and v not in seen:
+            seen.add(v)
+            v = mapping[v]
+        out[start] = v
+    return out
+
+
+def _numbers(tokens: list[Any]) -> list[float]:
+    out = []
+    for t in tokens:
+        try:
+            if not isinstance(t, bool):
+                out.append(float(t))
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+def is_missing_token(series: pd.Series, tokens: list[Any]) -> np.ndarray:
+    """Values equal to a token as stripped text, or as a number in a numeric column (-1 matches -1.0)."""
+    hit = series.astype("str").str.strip().isin([str(t).strip() for t in tokens]).to_numpy()
+    nums = _numbers(tokens)
+    if nums and series.dtype.kind in "iuf":
+        hit = hit | np.isin(series.to_numpy(dtype=np.float64, na_value=np.nan), nums)
+    return hit & series.notna().to_numpy()
+
+
+def _is_token(v: Any, texts: set[str], nums: set[float]) -> bool:
+    if isinstance(v, int | float) and not isinstance(v, bool) and v in nums:
+        return True
+    return str(v).strip() in texts
+
+
+@dataclass(frozen=True)
+class Cleaning:
+    """A data set's own conventions, part of the model so that every scoring path applies them as training did:
+    value fixes (``replace``: column → {wrong: right}) and tokens that mean missing (a list for every column, or
+    column → tokens). ``protect`` names columns whose tokens stay (the split timestamp). Idempotent."""
+
+    replace: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing_values: list[Any] | dict[str, list[Any]] = field(default_factory=list)
+    protect: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "replace", {c: _final_values(m) for c, m in self.replace.items()})
+
+    def __bool__(self) -> bool:
+        return bool(self.replace or self.missing_values)
+
+    def tokens(self, col: str) -> list[Any]:
+        if col in self.protect:
+            return []
+        return self.missing_values.get(col, []) if isinstance(self.missing_values, dict) else self.missing_values
+
+    def apply(self, df: pd.DataFrame) -> pd.DataFrame:
+        if not self:
+            return df
+        df = df.copy()
+        for col, mapping in self.replace.items():
+            if col in df.columns:
+                df[col] = df[col].replace(mapping)
+        for col in df.columns:
+            if tokens := self.tokens(col):
+                m = is_missing_token(df[col], tokens)
+                if m.any():
+                    df[col] = df[col].where(~m, None if df[col].dtype == object or df[col].dtype == "str" else np.nan)
+        return df
+
+    def apply_records(self, rows: list[dict]) -> list[dict]:
+        """The same on plain dicts (the serving path): tokens compare as stripped text."""
+        if not self:
+            return rows
+        sets: dict[str, tuple[set[str], set[float]]] = {}
+        out = []
+        for r in rows:
+            r = dict(r)
+            for col, mapping in self.replace.items():
+                if col in r and isinstance(r[col], str) and r[col] in mapping:
+                    r[col] = mapping[r[col]]
+            for col, v in r.items():
+                if v is None or not (tokens := self.tokens(col)):
+                    continue
+                if col not in sets:
+                    sets[col] = ({str(t).strip() for t in tokens}, set(_numbers(tokens)))
+                if _is_token(v, *sets[col]):
+                    r[col] = None
+            out.append(r)
+        return out
 
 
 def _is_text(s: pd.Series) -> bool:
@@ -43,12 +139,19 @@ class Dropped:
 class Preprocessor(TransformerMixin, BaseEstimator):
     """Learns column kinds and fixed category levels; emits a float matrix with category codes."""
 
-    def __init__(self, max_levels: int = 50, min_level_count: int = 5, time_column: str | None = None):
+    def __init__(self, max_levels: int = 50, min_level_count: int = 5, time_column: str | None = None,
+                 cleaning: Cleaning | None = None):
         self.max_levels = max_levels
         self.min_level_count = min_level_count
         self.time_column = time_column
+        self.cleaning = cleaning
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("cleaning", None)  # saved before the data set's cleaning moved into the model
+        super().__setstate__(state)
 
     def fit(self, X: pd.DataFrame, y=None) -> Preprocessor:
+        X = self.cleaning.apply(X) if self.cleaning else X
         self.kinds_: dict[str, str] = {}
         self.levels_: dict[str, list[str]] = {}
         self.dropped_: list[Dropped] = []
@@ -91,6 +194,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """Float matrix in ``features_`` order; an absent column is all-missing, an unseen level missing."""
+        X = self.cleaning.apply(X) if self.cleaning else X
         out = np.full((len(X), len(self.features_)), np.nan, dtype=np.float64)
         self.unknown_counts_: dict[str, int] = {}
         for j, col in enumerate(self.features_):
@@ -113,6 +217,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
 
     def transform_records(self, rows: list[dict]) -> np.ndarray:
         """The serving fast path: plain dicts to the same matrix, no pandas."""
+        rows = self.cleaning.apply_records(rows) if self.cleaning else rows
         out = np.full((len(rows), len(self.features_)), np.nan, dtype=np.float64)
         for j, col in enumerate(self.features_):
             kind = self.kinds_[col]
@@ -145,6 +250,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
 
     def unknown_levels_each(self, rows: list[dict]) -> list[dict[str, int]]:
         """Per row, the categorical columns whose value this model has never seen (scored as unknown)."""
+        rows = self.cleaning.apply_records(rows) if self.cleaning else rows
         out: list[dict[str, int]] = [{} for _ in rows]
         for col in self.categorical_:
             lookup = self._lookup_[col]

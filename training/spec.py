@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from leadscore.errors import UserError
 from leadscore.schema import read_table
+from training.preprocess import Cleaning
 
 
 class LabelSpec(BaseModel):
@@ -64,6 +65,11 @@ class DataSpec(BaseModel):
     replace: dict[str, dict[str, Any]] = {}     # column → {wrong value: right value}
     base_dir: Path = Path(".")
 
+    def cleaning(self) -> Cleaning:
+        """The value fixes and missing tokens, stored in the model so that every scoring path applies them."""
+        return Cleaning(replace=self.replace, missing_values=self.missing_values,
+                        protect=(self.timestamp,) if self.timestamp else ())
+
 
 def load_spec(path: str | Path) -> DataSpec:
     p = Path(path)
@@ -90,21 +96,15 @@ def data_path(spec: DataSpec, override: str | Path | None = None) -> Path:
     return (spec.base_dir / spec.data).resolve()
 
 
-def _is_missing_token(series: pd.Series, tokens: list[Any]) -> np.ndarray:
-    as_text = series.astype("str").str.strip()
-    return as_text.isin([str(t) for t in tokens]).to_numpy() & series.notna().to_numpy()
-
-
 def _clean_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Drop the empty columns a trailing separator creates."""
     return df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]]
 
 
-def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool = False):
-    """Read a flat export and split it into (features frame, 0/1 label, ids[, raw rows]).
+def read_export(spec: DataSpec, override: str | Path | None = None) -> pd.DataFrame:
+    """The export as training reads it: reader options, lookup tables joined, value fixes applied.
 
-    The frame keeps the timestamp column (used for the split and for ages) but no id, label or excluded column;
-    the raw rows keep every column but the label (missing tokens applied), for holdouts and scoring.
+    Scoring reads a file the same way (``leadscore score --spec``), so joined columns are there too.
     """
     df = _clean_columns(read_table(data_path(spec, override), **spec.read_options))
     for j in spec.join:
@@ -115,9 +115,19 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
             raise UserError(f"join key {absent}: column missing in {spec.name!r} or in {j.data}")
         other = other.drop_duplicates(keys).rename(columns={c: f"{j.prefix}{c}" for c in other.columns if c not in keys})
         df = df.merge(other, on=keys, how="left")
-    for col, mapping in spec.replace.items():
+    for col, mapping in spec.cleaning().replace.items():
         if col in df.columns:
             df[col] = df[col].replace(mapping)
+    return df
+
+
+def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool = False):
+    """Read a flat export and split it into (features frame, 0/1 label, ids[, raw rows]).
+
+    The frame keeps the timestamp column (used for the split and for ages) but no id, label or excluded column;
+    the raw rows keep every column but the label (missing tokens applied), for holdouts and scoring.
+    """
+    df = read_export(spec, override)
     needed = [spec.label.column] + [c for c in (spec.id, spec.timestamp) if c]
     missing = [c for c in needed + spec.exclude + spec.keep if c not in df.columns]
     if missing:
@@ -139,19 +149,7 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
         seen = sorted(map(str, raw_label.unique()))[:10]
         raise UserError(f"no row has a positive label: {spec.label.column} in {sorted(positive)}; values seen: {seen}")
     ids = df[spec.id].astype("str") if spec.id else None
-    raw = apply_missing(spec, df.drop(columns=[spec.label.column]))
+    raw = spec.cleaning().apply(df.drop(columns=[spec.label.column]))
     X = raw.drop(columns=[c for c in [spec.id, *spec.exclude] if c])
     return (X, y, ids, raw) if with_raw else (X, y, ids)
 
-
-def apply_missing(spec: DataSpec, df: pd.DataFrame) -> pd.DataFrame:
-    """Replace the spec's missing-value tokens by real missing values (the same at training and scoring)."""
-    df = df.copy()
-    tokens = spec.missing_values
-    for col in df.columns:
-        col_tokens = tokens.get(col, []) if isinstance(tokens, dict) else tokens
-        if col_tokens and col != spec.timestamp:
-            m = _is_missing_token(df[col], col_tokens)
-            if m.any():
-                df[col] = df[col].where(~m, None if df[col].dtype == object or df[col].dtype == "str" else np.nan)
-    return df

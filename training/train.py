@@ -27,7 +27,7 @@ from training.calibration import choose_calibrator
 from training.drift import reference
 from training.leakage import Flag, guard
 from training.model import LeadScoreModel
-from training.preprocess import Preprocessor
+from training.preprocess import Cleaning, Preprocessor
 from training.reasons import wordings
 from training.spec import DataSpec, load_spec, read_flat
 from training.tiers import fit_tiers
@@ -125,7 +125,7 @@ def _search(params: dict, trials: int, Xtr, ytr, Xva, yva, cat_idx, conf) -> dic
 def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name: str, fs: FeatureSet | None,
                      time_col: str | None = None, keep: list[str] = (), segments: list[str] = (),
                      label_value: np.ndarray | None = None, search: int = 0,
-                     source: pd.DataFrame | None = None) -> Fitted:
+                     source: pd.DataFrame | None = None, cleaning: Cleaning | None = None) -> Fitted:
     """``source``: the full input rows (every column, excluded ones too), kept as the holdout so that a
     later gate can score any version — whatever columns it uses — on the same recent rows."""
     seed = conf.model.seed
@@ -141,7 +141,8 @@ def fit_and_evaluate(X: pd.DataFrame, y: np.ndarray, conf: MotionConfig, *, name
     flags = guard(X.iloc[split.train], y[split.train], conf.leakage.max_single_feature_auc, keep=list(keep),
                   skip=[time_col] if time_col else [])
     X = X.drop(columns=[f.column for f in flags])
-    pre = Preprocessor(max_levels=conf.model.max_category_levels, time_column=time_col).fit(X.iloc[split.train])
+    pre = Preprocessor(max_levels=conf.model.max_category_levels, time_column=time_col,
+                       cleaning=cleaning).fit(X.iloc[split.train])
     Xm = pre.transform(X)
     cat_idx = [pre.features_.index(c) for c in pre.categorical_]
     params = _lgb_params(conf, seed)
@@ -260,14 +261,15 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
 def _optional_inputs(signature):
     """Every input may be missing or empty at scoring time (the model treats it as unknown).
 
-    Integer columns accept any number: a missing value turns a pandas integer column into float64, which MLflow
-    refuses for a ``long`` ("Can not safely convert float64 to int64"), while a ``double`` refuses int64 input;
-    the model's own preprocessing casts every column.
+    Numeric columns accept any number: a gap turns a pandas integer column into float64, which MLflow refuses
+    for a ``long`` ("Can not safely convert float64 to int64"), and a ``double`` refuses int64 input; the
+    model's own preprocessing casts every column.
     """
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
-    ints = (DataType.integer, DataType.long)
-    cols = [ColSpec(AnyType() if c.type in ints else c.type, c.name, required=False) for c in signature.inputs.inputs]
+    numbers = (DataType.integer, DataType.long, DataType.float, DataType.double)
+    cols = [ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=False)
+            for c in signature.inputs.inputs]
     return ModelSignature(inputs=Schema(cols), outputs=signature.outputs)
 
 
@@ -303,4 +305,5 @@ def train_spec(spec_path: str | Path, data: str | Path | None = None, search: in
 def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search: int = 0) -> Fitted:
     X, y, _, raw = read_flat(spec, data, with_raw=True)
     return fit_and_evaluate(X, y, conf, name=spec.name, fs=None, time_col=spec.timestamp, keep=spec.keep,
-                            segments=spec.segments or conf.segments, search=search, source=raw)
+                            segments=spec.segments or conf.segments, search=search, source=raw,
+                            cleaning=spec.cleaning())

@@ -10,7 +10,7 @@ from leadscore.config import load_config
 from training.calibration import Calibrator, choose_calibrator
 from training.leakage import guard
 from training.metrics import auc_difference_ci, by_decile, core, ece
-from training.preprocess import Preprocessor
+from training.preprocess import Cleaning, Preprocessor
 from training.tiers import fit_tiers
 
 
@@ -111,6 +111,33 @@ def test_preprocessor_casts_strings_dates_and_unknown_levels():
     recs = pre.transform_records([{"industry": "b", "n": 1.0}, {"industry": "zzz", "n": 2.0}])
     np.testing.assert_array_equal(recs[:, [0, 2]], m[:, [0, 2]])
     assert pre.unknown_levels([{"industry": "zzz"}, {"industry": "a"}]) == {"industry": 1}
+
+
+def test_cleaning_is_the_same_on_frames_and_records_idempotent_and_inside_the_preprocessor():
+    clean = Cleaning(replace={"sector": {"technolgy": "tech", "tech": "technology"}},
+                     missing_values={"pdays": [-1], "job": ["unknown", " Select"]}, protect=("when",))
+    assert clean.replace["sector"] == {"technolgy": "technology", "tech": "technology"}   # chains resolved
+    raw = pd.DataFrame({"sector": ["technolgy", "tech", "retail", None], "pdays": [-1.0, 3.0, np.nan, -1.0],
+                        "job": ["unknown", "Select", "admin", "admin"], "when": ["unknown"] * 4})
+    once = clean.apply(raw)
+    assert once["sector"].tolist()[:3] == ["technology", "technology", "retail"]
+    assert np.isnan(once["pdays"][0]) and np.isnan(once["pdays"][3]) and once["pdays"][1] == 3.0  # -1 matches -1.0
+    assert once["job"].isna().tolist() == [True, True, False, False] and once["when"].tolist() == ["unknown"] * 4
+    pd.testing.assert_frame_equal(clean.apply(once), once)
+    recs = clean.apply_records([{"sector": "technolgy", "pdays": -1, "job": "Select", "when": "unknown"},
+                                {"sector": "retail", "pdays": 3, "job": "admin"}])
+    assert recs == [{"sector": "technology", "pdays": None, "job": None, "when": "unknown"},
+                    {"sector": "retail", "pdays": 3, "job": "admin"}]
+    pre = Preprocessor(min_level_count=1, cleaning=clean).fit(raw.drop(columns=["when"]))
+    assert pre.levels_["sector"] == ["retail", "technology"]
+    a = pre.transform(pd.DataFrame({"sector": ["technolgy"], "pdays": [-1], "job": ["unknown"]}))
+    np.testing.assert_array_equal(a, pre.transform_records([{"sector": "technolgy", "pdays": -1, "job": "unknown"}]))
+    assert a[0, 0] == 1 and np.isnan(a[0, 1]) and pre.unknown_levels([{"sector": "technolgy"}]) == {}
+    state = pre.__getstate__()                                  # a model saved before cleaning was part of it
+    del state["cleaning"]
+    old = Preprocessor.__new__(Preprocessor)
+    old.__setstate__(state)
+    assert old.cleaning is None and "Preprocessor" in repr(old) and old.transform(raw).shape == (4, 3)
 
 
 def test_metrics():

@@ -107,21 +107,45 @@ def test_motion_batch_scoring_and_models_list(trained, b2b_dir, tmp_path):
     assert run("score", "--model", "b2b", "--data", b2b_dir, "--out", tmp_path / "x.txt").exit_code == 2
 
 
-def test_logged_model_accepts_missing_values_in_integer_columns(tmp_path, trained):
-    """Through MLflow's own loader (as `mlflow models serve` uses it): an integer column may arrive with gaps."""
+
+def test_the_logged_model_carries_the_spec_cleaning_and_accepts_gaps(tmp_path, trained):
+    """Scored through MLflow's own loader (as `mlflow models serve` does) on raw export rows, the model applies
+    the spec's value fixes and missing tokens itself and takes integer columns with gaps; `leadscore score
+    --spec` also joins the lookup tables the spec names."""
     import mlflow
     import numpy as np
     rng = np.random.default_rng(0)
-    a = rng.integers(0, 100, 1500)
-    won = (rng.random(1500) < 1 / (1 + np.exp(-(a - 50) / 10))).astype(int)
-    pd.DataFrame({"ref": np.arange(1500), "a": a, "b": rng.integers(0, 5, 1500), "won": won}).to_csv(
-        tmp_path / "ints.csv", index=False)
-    spec = {"name": "ints", "motion": "b2b", "data": str(tmp_path / "ints.csv"), "id": "ref",
-            "label": {"column": "won", "positive": [1]}}
-    (tmp_path / "ints.yaml").write_text(yaml.safe_dump(spec))
-    r = run("train", "--spec", tmp_path / "ints.yaml")
+    n = 2000
+    a, b = rng.integers(0, 100, n), rng.integers(0, 5, n)
+    b[rng.random(n) < 0.2] = -1                                     # the export's "not asked"
+    c = rng.choice(["technology", "technolgy", "retail"], n)        # one level with a typo
+    acct = rng.choice(["k1", "k2", "k3"], n)
+    logit = (a - 50) / 12 + np.where(b < 0, 2.0, -0.4 * b) + np.where(c == "retail", -1.5, 0.0) \
+        + np.where(acct == "k1", 1.5, 0.0)
+    won = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    raw = pd.DataFrame({"ref": np.arange(n), "a": a, "b": b, "c": c, "acct": acct, "won": won})
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    pd.DataFrame({"acct": ["k1", "k2", "k3"], "size": ["big", "small", "small"]}).to_csv(tmp_path / "acc.csv",
+                                                                                           index=False)
+    spec = {"name": "cleaned", "motion": "b2b", "data": "export.csv", "id": "ref", "exclude": ["acct"],
+            "label": {"column": "won", "positive": [1]}, "missing_values": {"b": [-1]},
+            "replace": {"c": {"technolgy": "technology"}}, "join": [{"data": "acc.csv", "key": "acct"}]}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    r = run("train", "--spec", tmp_path / "spec.yaml")
     assert r.exit_code == 0, r.output
-    model = mlflow.pyfunc.load_model("models:/ints@champion")
-    whole = model.predict(pd.DataFrame({"a": [10, 90], "b": [1, 2]}))
-    gaps = model.predict(pd.DataFrame({"a": [10, np.nan], "b": [1, 2]}))
-    assert whole[0] == gaps[0] and whole[1] > 0.8 and 0 <= gaps[1] < whole[1]
+    model = mlflow.pyfunc.load_model("models:/cleaned@champion")
+    rows = pd.DataFrame({"a": [60, 60, 60, 60, 60], "b": [-1, np.nan, 0, 2, 2],
+                         "c": ["retail", "retail", "retail", "technolgy", "technology"], "size": "big"})
+    p = model.predict(rows)
+    assert p[0] == p[1] and p[0] > p[2]     # the token -1 is missing (a float column here), not a low number
+    assert p[3] == p[4]                     # the typo is the level it stands for, not an unknown one
+    assert model.predict(pd.DataFrame({"a": [10, 90], "b": [1, 2]}))[1] > 0.5    # integers, columns left out
+    out = tmp_path / "scores.csv"
+    r = run("score", "--model", "cleaned@champion", "--data", tmp_path / "export.csv", "--spec",
+            tmp_path / "spec.yaml", "--out", out)
+    assert r.exit_code == 0, r.output
+    joined = raw.merge(pd.read_csv(tmp_path / "acc.csv"), on="acct", how="left").drop(columns=["won"])
+    scored = pd.read_csv(out)
+    assert scored["ref"].tolist() == raw["ref"].tolist()
+    assert np.allclose(scored["score"], model.predict(joined), atol=1e-12)
+    assert not np.allclose(scored["score"], model.predict(joined.drop(columns=["size"])))
