@@ -75,7 +75,7 @@ def main() -> None:
                       f"(rounds {s['leadscore /score_batch rounds']}), FastAPI + LightGBM /predict_batch "
                       f"{s['fastapi + lightgbm /predict_batch leads_per_s']:.0f} rows/s "
                       f"(rounds {s['fastapi + lightgbm /predict_batch rounds']}): "
-                      f"{s['batch ratio vs fastapi + lightgbm /predict_batch']:.2f}× (2 clients, 1,000 distinct leads "
+                      f"{s['batch ratio vs fastapi + lightgbm /predict_batch']:.2f}× (4 clients, 1,000 distinct leads "
                       "per call, features precomputed for the peer)")
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
     console.print(f"results → {OUT / 'results.json'}")
