@@ -77,13 +77,18 @@ class Cleaning:
             return []
         return self.missing_values.get(col, []) if isinstance(self.missing_values, dict) else self.missing_values
 
-    def apply(self, df: pd.DataFrame) -> pd.DataFrame:
-        if not self:
-            return df
+    def fix_values(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The value fixes alone (a copy), on every column they name, the label included."""
         df = df.copy()
         for col, mapping in self.replace.items():
             if col in df.columns:
                 df[col] = df[col].replace(mapping)
+        return df
+
+    def apply(self, df: pd.DataFrame) -> pd.DataFrame:
+        if not self:
+            return df
+        df = self.fix_values(df)
         for col in df.columns:
             if tokens := self.tokens(col):
                 m = is_missing_token(df[col], tokens)

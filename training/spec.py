@@ -115,10 +115,7 @@ def read_export(spec: DataSpec, override: str | Path | None = None) -> pd.DataFr
             raise UserError(f"join key {absent}: column missing in {spec.name!r} or in {j.data}")
         other = other.drop_duplicates(keys).rename(columns={c: f"{j.prefix}{c}" for c in other.columns if c not in keys})
         df = df.merge(other, on=keys, how="left")
-    for col, mapping in spec.cleaning().replace.items():
-        if col in df.columns:
-            df[col] = df[col].replace(mapping)
-    return df
+    return spec.cleaning().fix_values(df)
 
 
 def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool = False):

@@ -107,7 +107,6 @@ def test_motion_batch_scoring_and_models_list(trained, b2b_dir, tmp_path):
     assert run("score", "--model", "b2b", "--data", b2b_dir, "--out", tmp_path / "x.txt").exit_code == 2
 
 
-
 def test_the_logged_model_carries_the_spec_cleaning_and_accepts_gaps(tmp_path, trained):
     """Scored through MLflow's own loader (as `mlflow models serve` does) on raw export rows, the model applies
     the spec's value fixes and missing tokens itself and takes integer columns with gaps; `leadscore score
