@@ -77,6 +77,12 @@ def main() -> None:
                       f"(rounds {s['fastapi + lightgbm /predict_batch rounds']}): "
                       f"{s['batch ratio vs fastapi + lightgbm /predict_batch']:.2f}× (4 clients, 1,000 distinct leads "
                       "per call, features precomputed for the peer)")
+        st = s["leadscore /score_batch stages"]
+        console.print("/score_batch CPU per lead in-process (µs, best of 5 on one 1,000-lead body): "
+                      + "; ".join(f"{k} {v}" for k, v in st["us_per_lead"].items())
+                      + f"; total {st['us_per_lead_total']} → at most {st['ceiling leads_per_s on 2 cores']:,} leads/s "
+                      f"on 2 cores before any HTTP work; LightGBM's own pred_contrib would take "
+                      f"{st['lightgbm pred_contrib us_per_lead']} µs per lead ({st['trees']} trees)")
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
     console.print(f"results → {OUT / 'results.json'}")
 

@@ -109,6 +109,60 @@ def rows_per_second(url: str, bodies: list[str], clients: int = 4, per_call: int
     return n / (time.perf_counter() - t0)
 
 
+def batch_stages(scorer, body: str, workers: int = 2) -> dict:
+    """Where a /score_batch lead's CPU time goes, in this process, on one 1,000-lead body: microseconds per lead
+    for each stage of the service's own path (best of five, collector frozen as in a worker), LightGBM's own
+    ``pred_contrib`` beside the SHAP table for comparison, and the leads/s that ``workers`` cores would reach if
+    they did nothing but these stages (no HTTP, no event loop)."""
+    import gc
+
+    from pydantic import TypeAdapter
+
+    from features.online import parse_time
+    from serving.schemas import ScoreRequest
+    from serving.scorelog import rows
+    from serving.service import _json
+
+    def us(f) -> float:
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            f()
+            best = min(best, time.perf_counter() - t0)
+        return 1e6 * best / n
+
+    gc.collect()
+    gc.freeze()
+    adapter = TypeAdapter(dict[str, list[ScoreRequest]])
+    reqs = adapter.validate_json(body)["requests"]
+    n, motion = len(reqs), reqs[0].motion
+    loaded = scorer.models[motion]
+    model, as_of = loaded.model, parse_time(reqs[0].as_of)
+    payloads = [scorer._validate(r) for r in reqs]
+    feats = loaded.online.compute_many(payloads, as_of)
+    X = model.preprocessor.transform_records(feats)
+    results = scorer.score_many(reqs)
+    out = {"parse + validate": us(lambda: adapter.validate_json(body)),
+           "online features": us(lambda: loaded.online.compute_many(payloads, as_of)),
+           "preprocess": us(lambda: model.preprocessor.transform_records(feats)),
+           "SHAP (table)": us(lambda: model.contributions(X)),
+           "score, calibrate, tier, reasons": us(lambda: model.score_records(feats, reasons=3)),
+           "scorer total (features, model, routing)": us(lambda: scorer.score_many(reqs)),
+           "JSON answers": us(lambda: [_json(r) for r in results]),
+           "score-log rows": us(lambda: rows(results, "bench"))}
+    out["score, calibrate, tier, reasons"] -= out["preprocess"] + out["SHAP (table)"]
+    out["routing and answer fields"] = (out["scorer total (features, model, routing)"] - out["online features"]
+                                        - out["preprocess"] - out["SHAP (table)"] - out["score, calibrate, tier, reasons"])
+    total = out["parse + validate"] + out["scorer total (features, model, routing)"] + out["JSON answers"] + \
+        out["score-log rows"]
+    gc.unfreeze()
+    return {"us_per_lead": {k: round(v, 1) for k, v in out.items()}, "us_per_lead_total": round(total, 1),
+            "trees": model.booster.num_trees(),
+            "lightgbm pred_contrib us_per_lead": round(us(lambda: model.booster.predict(X, pred_contrib=True,
+                                                                                        num_threads=1)), 1),
+            f"ceiling leads_per_s on {workers} cores": round(workers * 1e6 / total)}
+
+
 def main() -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
@@ -197,6 +251,7 @@ def main() -> dict:
             [r["_features"] for r in scorer.score_many([ScoreRequest.model_validate(q)
                                                         for q in json.loads(b)["requests"]])]).tolist()]})
             for b in bodies]
+        results["leadscore /score_batch stages"] = batch_stages(scorer, bodies[0])
         batch_targets = {"leadscore /score_batch": (f"{url}/score_batch", bodies),
                          "fastapi + lightgbm /predict_batch": (f"http://127.0.0.1:{ports['fastapi']}/predict_batch",
                                                                vectors)}
