@@ -64,7 +64,10 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         return self.preprocessor.features_
 
     def load_context(self, context) -> None:
-        _ = self.booster, self.table
+        """Build the booster and the SHAP table, and run the table's compiled loop once (compiled or read from
+        numba's cache here, not on the first lead)."""
+        if self.table is not None:
+            self.table.contributions(np.zeros((1, self.table.n_features)))
 
     # -- prediction
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:

@@ -275,7 +275,8 @@ def _optional_inputs(signature):
 
 def _requirements() -> list[str]:
     from importlib.metadata import version
-    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow")]
+    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow",
+                                                     "numba")]
 
 
 def motion_frame(motion: str, data_dir: str | Path, conf: MotionConfig) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

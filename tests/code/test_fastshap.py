@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from training.fastshap import FEW, TreeTable
+from training.fastshap import CATEGORICAL, MISSING, TreeTable
 
 
 def _data(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -48,24 +48,27 @@ def test_contributions_equal_pred_contrib(params):
     booster = lgb.train({"objective": "binary", "verbose": -1, "learning_rate": 0.1, "min_data_per_group": 20,
                          "cat_smooth": 1, **params}, lgb.Dataset(X, y, categorical_feature=[1]), num_boost_round=60)
     table = TreeTable.from_booster(booster)
-    assert table is not None and table.cat_pos.size  # categorical splits are exercised
-    assert table.zero_pos.size if params.get("zero_as_missing") else True
+    assert table is not None and (table.kind == CATEGORICAL).any()  # categorical splits are exercised
+    assert (table.missing == MISSING["Zero"]).any() if params.get("zero_as_missing") else True
     probe = _probe(X)
-    # Values exactly on a split's threshold and infinities: the binned (many rows) and float (few rows)
+    # Values exactly on a split's threshold, infinities and values within LightGBM's zero threshold: the
     # decisions must agree with LightGBM's at the boundary too.
     edge = probe[:300].copy()
     for j, (f, thr) in enumerate(zip(table.feat.tolist(), table.thr.tolist(), strict=True)):
         if np.isfinite(thr):
             edge[j % 300, f] = thr
     edge[250:275, 0], edge[275:300, 2] = np.inf, -np.inf
+    edge[200:225, 3], edge[225:250, 0] = 1e-36, -1e-36
     probe = np.vstack([probe, edge])
     ref = booster.predict(probe, pred_contrib=True)
     got = table.contributions(probe)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got.sum(axis=1), booster.predict(probe, raw_score=True), atol=1e-9)
-    for i, n in ((0, 1), (4001, 1), (len(probe) - 1, 1), (100, FEW), (len(probe) - 300, FEW)):  # few rows: float decisions, gather
+    for i, n in ((0, 1), (4001, 1), (len(probe) - 1, 1), (100, 16), (len(probe) - 300, 16)):  # a row alone: the same
         np.testing.assert_allclose(table.contributions(probe[i:i + n]), ref[i:i + n], atol=1e-9)
+    strided = np.asfortranarray(probe[::3])  # any memory layout
+    np.testing.assert_allclose(table.contributions(strided), ref[::3], atol=1e-9)
 
 
 def test_large_trees_fall_back_to_lightgbm():
