@@ -21,20 +21,25 @@ class Wording:
     name: str = ""
 
     def text(self, value: object, contribution: float) -> str:
-        strong, weak, plain, subject = _phrases(self)
+        strong, weak, plain, subject = self.phrases
         group = strong if contribution >= 0.3 else weak if contribution < 0 else plain
         if value is None or (isinstance(value, float) and value != value):
             return f"{group}: {subject} not known yet"
         return f"{group}: {_fill(self.label, value)}"
 
+    @functools.cached_property
+    def phrases(self) -> tuple[str, str, str, str]:
+        """Its group phrases (strong, weak, plain) and the subject of its "not known yet" text, worked out once
+        (kept in the instance: a frozen dataclass's fields stay as they are)."""
+        group = GROUP_LABEL.get(self.group, self.group)
+        weak = f"weak {group}" if self.group in ("intent", "engagement", "fit", "behavior") else group
+        subject = self.name.split("_", 1)[-1].replace("_", " ") if self.group != "data" else self.name
+        return f"strong {group}", weak, group, subject
 
-@functools.lru_cache(maxsize=4096)
-def _phrases(w: Wording) -> tuple[str, str, str, str]:
-    """A wording's group phrases (strong, weak, plain) and the subject of its "not known yet" text."""
-    group = GROUP_LABEL.get(w.group, w.group)
-    weak = f"weak {group}" if w.group in ("intent", "engagement", "fit", "behavior") else group
-    subject = w.name.split("_", 1)[-1].replace("_", " ") if w.group != "data" else w.name
-    return f"strong {group}", weak, group, subject
+    def __getstate__(self) -> dict:  # the phrases are worked out again where the model is loaded
+        return {k: v for k, v in self.__dict__.items() if k != "phrases"}
+
+
 
 
 def _fill(label: str, value: object) -> str:
