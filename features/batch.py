@@ -59,9 +59,9 @@ def _duplicated(values: pd.Series) -> np.ndarray:
     return ~pl.from_arrow(_arrow(values)).is_first_distinct().to_numpy()
 
 
-def _vocabulary(values: pd.Series, limit: int) -> pd.Index:
-    """Sorted distinct non-missing values (at most ``limit``; the rest count as missing)."""
-    return pd.Index(sorted(pc.unique(_arrow(values)).drop_null().to_pylist())[:limit], dtype=object)
+def _vocabulary(values: pd.Series) -> pd.Index:
+    """Sorted distinct non-missing values."""
+    return pd.Index(sorted(pc.unique(_arrow(values)).drop_null().to_pylist()), dtype=object)
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +109,7 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
     # An event's account is its lead's account when it has a lead (the CRM is the source of truth).
     lead_account = _codes(leads["account_id"], acc_idx)
     ev_account = np.where(ev_lead >= 0, lead_account[np.maximum(ev_lead, 0)], ev_acc)
-    topics = _vocabulary(ev["topic"], 63)
+    topics = _vocabulary(ev["topic"])
     fr = B2BFrame(
         lead_account=lead_account,
         lead_created=_epoch(leads["created_at"]),
@@ -143,7 +143,7 @@ def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
     orders = t["orders"]
     o_c = _codes(orders["customer_id"], cidx)
     drops.add("orders for an unknown customer_id", int((o_c < 0).sum()))
-    cats = _vocabulary(ev["category"], 255)
+    cats = _vocabulary(ev["category"])
     sess_codes, sess_names = _factorize(ev["session_id"])
     fr = B2CFrame(
         cust_created=_epoch(cust["created_at"]),

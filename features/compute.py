@@ -107,9 +107,13 @@ def _last(idx: np.ndarray, ts: np.ndarray, mask: np.ndarray, n: int) -> np.ndarr
     return out
 
 
-def _distinct(idx: np.ndarray, values: np.ndarray, mask: np.ndarray, n: int, n_values: int) -> np.ndarray:
-    keys = np.unique(idx[mask].astype(np.int64) * n_values + values[mask])
-    return np.bincount(keys // n_values, minlength=n).astype(np.float64)[:n]
+def _distinct(idx: np.ndarray, values: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Distinct masked values (codes >= 0) per entity. The key space is sized to the largest code present: a
+    batch numbers topics and categories across all its entities, so there is no fixed bound."""
+    v = values[mask].astype(np.int64)
+    span = int(v.max()) + 1 if v.size else 1
+    keys = np.unique(idx[mask].astype(np.int64) * span + v)
+    return np.bincount(keys // span, minlength=n).astype(np.float64)[:n]
 
 
 def _days_since(last: np.ndarray, as_of: int) -> np.ndarray:
@@ -190,7 +194,7 @@ def b2b_intent(fr: B2BFrame, as_of: int, conf: MotionConfig, lead_level_only: bo
         "intent_acct_decayed": _count(acc, hi & w[90], na, decay),
         "intent_acct_surge": _surge(c7, _count(acc, hi & w[35], na)),
         "intent_acct_days_since_hi": _days_since(_last(acc, fr.ev_ts, hi & w[90], na), as_of),
-        "intent_acct_topics_90d": _distinct(acc, fr.ev_topic, w[90] & (fr.ev_topic >= 0), na, 64),
+        "intent_acct_topics_90d": _distinct(acc, fr.ev_topic, w[90] & (fr.ev_topic >= 0), na),
     }
     out.update({k: v[a] for k, v in acct.items()})
     return out
@@ -205,7 +209,7 @@ def b2b_engagement(fr: B2BFrame, as_of: int, conf: MotionConfig) -> dict[str, np
     engaged = lead_ev > 0
     unknown = ROLE_CODE["unknown"]
     contacts = _count(a, engaged, na)
-    roles = _distinct(a, fr.lead_role, engaged & (fr.lead_role != unknown), na, len(BUYING_ROLES))
+    roles = _distinct(a, fr.lead_role, engaged & (fr.lead_role != unknown), na)
     has_role = {r: _count(a, engaged & (fr.lead_role == ROLE_CODE[r]), na) > 0 for r in BUYING_ROLES}
     required = [r for r in conf.required_roles if r in ROLE_CODE]
     coverage = (np.mean([has_role[r] for r in required], 0) if required else np.zeros(na))
@@ -238,7 +242,7 @@ def hybrid_behavior(fr: B2BFrame, as_of: int) -> dict[str, np.ndarray]:
         "behavior_recency_days": _days_since(_last(lead, fr.ev_ts, on_lead & w[90], nl), as_of),
         "behavior_events_7d": _count(lead, on_lead & w[7], nl),
         "behavior_events_30d": _count(lead, on_lead & w[30], nl),
-        "behavior_active_days_30d": _distinct(lead, day, on_lead & w[30], nl, 64),
+        "behavior_active_days_30d": _distinct(lead, day, on_lead & w[30], nl),
         "behavior_content_30d": _count(lead, on_lead & w[30] & content, nl),
     }
 
@@ -301,7 +305,7 @@ def compute_b2c(fr: B2CFrame, as_of: int, conf: MotionConfig, fs: FeatureSet) ->
         "behavior_sessions_30d": sessions(30),
         "behavior_product_views_7d": _count(c, pv & w[7], n),
         "behavior_product_views_30d": _count(c, pv & w[30], n),
-        "behavior_categories_30d": _distinct(c, fr.ev_category, browse & w[30], n, 256),
+        "behavior_categories_30d": _distinct(c, fr.ev_category, browse & w[30], n),
         "behavior_searches_7d": _count(c, (k == code["search"]) & w[7], n),
         "behavior_minutes_on_site_30d": minutes,
         "behavior_returning": (sessions(30, older=True) > 0).astype(np.float64),

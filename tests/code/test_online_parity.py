@@ -152,3 +152,27 @@ def test_a_batch_keeps_requests_apart_and_names_the_bad_item(tmp_path):
 def test_store_url_is_validated():
     with pytest.raises(UserError, match="unsupported online store URL"):
         open_store(f"mysql://{uuid.uuid4()}")
+
+
+def test_a_batch_with_many_distinct_topics_and_categories_counts_each_entity_alone(tmp_path):
+    """Topic and category codes are numbered across a whole batch: beyond 64 topics (256 categories) an
+    account's distinct count must not spill into its neighbour's."""
+    as_of = 1_780_000_000
+    b2b = OnlineFeatures(load_config("b2b"), open_store(f"sqlite:///{tmp_path}/b2b.db"))
+    leads = [{"lead": {"lead_id": f"l{i}", "account_id": f"a{i}", "created_at": as_of - 86400},
+              "events": [{"event_id": f"e{i}-{j}", "ts": as_of - 3600, "type": "third_party_intent",
+                          "topic": f"topic-{i}-{j}"} for j in range(i % 3 + 1)]} for i in range(120)]
+    batch = [f["intent_acct_topics_90d"] for f in b2b.compute_many(leads, as_of)]
+    assert batch == [float(i % 3 + 1) for i in range(120)]
+    assert batch == [b2b.compute(p, as_of)["intent_acct_topics_90d"] for p in leads]
+    b2c = OnlineFeatures(load_config("b2c"), open_store(f"sqlite:///{tmp_path}/b2c.db"))
+    customers = [{"customer": {"customer_id": f"c{i}", "created_at": as_of - 86400},
+                  "events": [{"event_id": f"v{i}-{j}", "ts": as_of - 3600, "type": "product_view",
+                              "session_id": f"s{i}", "category": f"cat-{i}-{j}", "price": 10.0}
+                             for j in range(i % 4 + 1)]} for i in range(200)]
+    batch = [f["behavior_categories_30d"] for f in b2c.compute_many(customers, as_of)]
+    assert batch == [float(i % 4 + 1) for i in range(200)]
+    # The batch path numbers every topic of its data too (no longer the first 63 alone): codes of any size.
+    from features.compute import _distinct
+    counts = _distinct(np.array([0, 0, 1, 1]), np.array([700, 700, 64, 0]), np.ones(4, dtype=bool), 2)
+    assert counts.tolist() == [1.0, 2.0]
