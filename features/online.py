@@ -172,11 +172,16 @@ def _b2c_contexts(motion: str, fr: B2CFrame, customer_ids: np.ndarray,
 
 # ---------------------------------------------------------------- request time
 
+MIN_EPOCH, MAX_EPOCH = -62_135_596_800, 253_402_300_799  # 0001-01-01 and 9999-12-31T23:59:59 UTC
+
+
 def parse_time(v: Any) -> int:
     """ISO-8601 string (UTC if no zone) or epoch seconds → epoch seconds."""
     if isinstance(v, int | float) and not isinstance(v, bool):
         if v != v or v in (float("inf"), float("-inf")):
             raise UserError("timestamp must be finite")
+        if not MIN_EPOCH <= v <= MAX_EPOCH:
+            raise UserError(f"timestamp {v!r} is out of range (epoch seconds of the years 1 to 9999)")
         return int(v)
     if isinstance(v, datetime):
         d = v

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
+from features.online import MAX_EPOCH, MIN_EPOCH
 from leadscore.schema import (
     B2B_EVENT_TYPES,
     B2B_STAGES,
@@ -23,9 +24,10 @@ from leadscore.schema import (
 )
 
 Motion = Literal["b2b", "b2c", "hybrid"]
-# Epoch seconds stay numbers; anything else must be an ISO-8601 time. Tried in that order (cheaper than
-# pydantic's default "smart" union, which tries both).
-Time = Annotated[float | datetime, Field(union_mode="left_to_right")]
+# Epoch seconds (years 1 to 9999) stay numbers; a larger number is read as epoch milliseconds (as JavaScript
+# sends them) and anything else must be an ISO-8601 time. Tried in that order (cheaper than pydantic's default
+# "smart" union, which tries both). A number beyond every reading is a 400 naming the field, never a 5xx.
+Time = Annotated[Annotated[float, Field(ge=MIN_EPOCH, le=MAX_EPOCH)] | datetime, Field(union_mode="left_to_right")]
 IN = ConfigDict(allow_inf_nan=False, extra="ignore")
 NonNegative = Annotated[float, Field(ge=0)]
 

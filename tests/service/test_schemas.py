@@ -34,12 +34,15 @@ def test_events_and_orders_are_validated_dicts_with_extras_dropped():
 @pytest.mark.parametrize(("field", "item", "location"), [
     ("events", {"event_id": "", "ts": 1781300000, "type": "add_to_cart"}, ("events", 0, "event_id")),
     ("events", {"event_id": "e", "ts": 1781300000, "type": "add_to_cart", "price": -1}, ("events", 0, "price")),
-    ("events", {"event_id": "e", "ts": float("nan"), "type": "add_to_cart"}, ("events", 0, "ts", "float")),
+    ("events", {"event_id": "e", "ts": float("nan"), "type": "add_to_cart"}, ("events", 0, "ts", "constrained-float")),
+    ("events", {"event_id": "e", "ts": 1e20, "type": "add_to_cart"}, ("events", 0, "ts", "constrained-float")),
+    ("events", {"event_id": "e", "ts": -1e19, "type": "add_to_cart"}, ("events", 0, "ts", "datetime")),
     ("events", {"event_id": "e", "ts": "yesterday", "type": "add_to_cart"}, ("events", 0, "ts", "datetime")),
     ("events", {"event_id": "e", "ts": 1781300000, "type": "fax"}, ("events", 0, "type")),
     ("events", {"ts": 1781300000, "type": "add_to_cart"}, ("events", 0, "event_id")),
     ("orders", {"ts": 1781300000, "amount": float("inf")}, ("orders", 0, "amount")),
     ("orders", {"ts": 1781300000}, ("orders", 0, "amount")),
+    ("orders", {"ts": 1e300, "amount": 1}, ("orders", 0, "ts", "constrained-float")),
 ])
 def test_bad_items_are_rejected_by_location(field, item, location):
     with pytest.raises(ValidationError) as err:
@@ -47,13 +50,23 @@ def test_bad_items_are_rejected_by_location(field, item, location):
     assert location in [e["loc"] for e in err.value.errors()]
 
 
-def test_epoch_seconds_and_iso_times_score_the_same(trained):
+def test_epoch_seconds_milliseconds_and_iso_times_score_the_same(trained):
     scorer = Scorer(motions=("b2b",))
     scorer.reload()
     iso = example("b2b")
-    epoch = json.loads(json.dumps(iso))
-    for e in epoch["events"]:
+    epoch, millis = json.loads(json.dumps(iso)), json.loads(json.dumps(iso))
+    for e, m in zip(epoch["events"], millis["events"], strict=True):
         e["ts"] = datetime.fromisoformat(e["ts"]).timestamp()
-    a, b = (scorer.score(ScoreRequest.model_validate(r)) for r in (iso, epoch))
-    assert a["_features"] == b["_features"] and a["score"] == b["score"]
+        m["ts"] = int(e["ts"] * 1000)  # what JavaScript's Date.now() gives
+    a, b, c = (scorer.score(ScoreRequest.model_validate(r)) for r in (iso, epoch, millis))
+    assert a["_features"] == b["_features"] == c["_features"] and a["score"] == b["score"] == c["score"]
     assert a["_features"]["intent_lead_pricing_7d"] > 0  # the request's events were counted
+
+
+def test_out_of_range_epoch_seconds_are_a_user_error_in_the_feature_code_too():
+    from features.online import parse_time
+    from leadscore.errors import UserError
+    assert parse_time(253_402_300_799) == 253_402_300_799
+    for v in (1e20, -1e19, 253_402_300_800):
+        with pytest.raises(UserError, match="out of range"):
+            parse_time(v)

@@ -163,6 +163,9 @@ def test_bad_input_is_a_4xx_naming_the_field(server):
     assert "events.0.type" in _bad(server, {"request": good | {"events": [
         {"event_id": "x", "ts": "2026-06-19T15:00:00Z", "type": "add_to_cart"}]}})
     assert "created after as_of" in _bad(server, {"request": good | {"as_of": "2020-01-01T00:00:00Z"}})
+    huge = [dict(good["events"][0], ts=1e20)]  # beyond epoch seconds and milliseconds: a 400, not an overflow
+    assert '"events",0,"ts"' in _bad(server, {"request": good | {"events": huge}})
+    assert "as_of" in _bad(server, {"request": good | {"as_of": -1e19}})
     assert "requests" in _bad(server, {"requests": [good] * 201}, path="/score_batch")
     assert "1.lead" in _bad(server, {"requests": [good, {"motion": "b2b"}]}, path="/score_batch")
 
