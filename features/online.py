@@ -307,8 +307,7 @@ class OnlineFeatures:
             cl["business"][j] for j in order]
         leads["stage"] += [stage] + [cl["stage"][j] for j in order]
         ce = ctx.get("events") or _EMPTY_B2B_EVENTS
-        seen = set(ce["event_id"])
-        pe = [e for e in payload.get("events") or () if e.get("event_id") not in seen]
+        pe = _new_events(payload.get("events"), ce["event_id"])
         me = lead["lead_id"]
         ev["ts"] += ce["ts"] + [parse_time(e["ts"]) for e in pe]
         ev["type"] += [B2B_CODE[t] for t in ce["type"]] + [B2B_CODE[e["type"]] for e in pe]
@@ -351,8 +350,7 @@ class OnlineFeatures:
         cust["consent_email"].append(float(bool(c.get("consent_email"))))
         cust["consent_sms"].append(float(bool(c.get("consent_sms"))))
         ce = ctx.get("events") or _EMPTY_B2C_EVENTS
-        seen = set(ce["event_id"])
-        pe = [e for e in payload.get("events") or () if e.get("event_id") not in seen]
+        pe = _new_events(payload.get("events"), ce["event_id"])
         ev["ts"] += ce["ts"] + [parse_time(e["ts"]) for e in pe]
         ev["type"] += [B2C_CODE[t] for t in ce["type"]] + [B2C_CODE[e["type"]] for e in pe]
         ev["cust"] += [i] * (len(ce["ts"]) + len(pe))
@@ -367,6 +365,21 @@ class OnlineFeatures:
         orders["cust"] += [i] * (len(co["ts"]) + len(po))
         orders["ts"] += co["ts"] + [parse_time(o["ts"]) for o in po]
         orders["amount"] += co["amount"] + [float(o["amount"]) for o in po]
+
+
+def _new_events(events: list[dict] | None, stored_ids: list[str]) -> list[dict]:
+    """The request's events that the stored context does not hold, each event id once (the first), as the
+    batch path keeps them: a webhook that repeats an event does not count it twice."""
+    if not events:
+        return []
+    seen = set(stored_ids)
+    out = []
+    for e in events:
+        k = e.get("event_id")
+        if k is None or k not in seen:
+            seen.add(k)
+            out.append(e)
+    return out
 
 
 def _add_each(payloads: list[dict], ctxs: list[dict], add: Callable[[int, dict, dict], None]) -> None:

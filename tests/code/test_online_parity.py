@@ -143,6 +143,8 @@ def test_a_batch_keeps_requests_apart_and_names_the_bad_item(tmp_path):
     cold = {"lead": lead | {"lead_id": "b"}, "events": []}
     f = online.compute_many([hot, cold, hot], as_of)
     assert [x["intent_lead_pricing_7d"] for x in f] == [3, 0, 3]
+    repeated = hot | {"events": hot["events"] + hot["events"][:2]}  # a webhook retry repeats two events
+    assert repr(online.compute(repeated, as_of)) == repr(f[0])
     assert repr(f[0]) == repr(f[2]) == repr(online.compute(hot, as_of))  # repr: NaN equals NaN
     with pytest.raises(ItemError, match="created after as_of") as err:
         online.compute_many([hot, {"lead": lead | {"lead_id": "c", "created_at": as_of + 5}}], as_of)
