@@ -19,6 +19,14 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     return float(total / max(len(y), 1))
 
 
+def base_rate_gap(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean predicted minus observed rate ("calibration in the large"). |gap| is a floor under ``ece``: the bins'
+    gaps are averaged with the same weights, so their absolute values cannot sum to less. When the base rate
+    moves between the period a model was fitted on and the period it is tested on, no model fitted before can
+    have an ECE below that shift."""
+    return float(np.mean(np.asarray(p, float)) - np.mean(np.asarray(y, float))) if len(y) else float("nan")
+
+
 def core(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     y = np.asarray(y)
     if len(np.unique(y)) < 2:

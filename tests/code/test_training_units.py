@@ -9,7 +9,7 @@ import pytest
 from leadscore.config import load_config
 from training.calibration import Calibrator, choose_calibrator
 from training.leakage import guard
-from training.metrics import auc_difference_ci, by_decile, core, ece
+from training.metrics import auc_difference_ci, base_rate_gap, by_decile, core, ece
 from training.preprocess import Cleaning, Preprocessor
 from training.tiers import fit_tiers
 
@@ -162,3 +162,16 @@ def test_auc_difference_interval_separates_real_gaps_from_noise():
     with pytest.raises(ValueError, match="both classes"):
         auc_difference_ci(np.zeros(10), signal[:10], weaker[:10])
 
+
+
+def test_base_rate_gap_is_a_floor_under_ece():
+    """A base-rate shift between the fit period and the test period bounds every model's ECE from below."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        p = rng.uniform(0, 1, 500)
+        y = (rng.uniform(0, 1, 500) < np.clip(p + rng.normal(0, 0.2), 0, 1)).astype(int)
+        assert abs(base_rate_gap(y, p)) <= ece(y, p) + 1e-12
+    y = np.r_[np.ones(60), np.zeros(40)]          # the test period converts at 0.60
+    p = np.full(100, 0.64)                          # a constant predictor at the fit period's rate
+    assert base_rate_gap(y, p) == pytest.approx(0.04)
+    assert ece(y, p) == pytest.approx(0.04)
