@@ -10,7 +10,9 @@ identical for the same entity and as-of.  No pandas on this path.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -209,25 +211,115 @@ class ItemError(UserError):
         self.index = index
 
 
+@dataclass(frozen=True, slots=True)
+class B2BContext:
+    """An account's stored context decoded into arrays once (memoised by its stored text): its contacts in
+    local rows, its events with local lead rows (-1: account-level) and local topic codes into ``topics``."""
+
+    account: dict[str, Any]
+    lead_row: dict[str, int]
+    created: np.ndarray
+    role: np.ndarray
+    seniority: np.ndarray
+    business: np.ndarray
+    stage: np.ndarray
+    ev_ts: np.ndarray
+    ev_type: np.ndarray
+    ev_lead: np.ndarray
+    ev_topic: np.ndarray
+    topics: tuple[str, ...]
+    event_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class B2CContext:
+    """A customer's stored context decoded into arrays once: events with local session codes (``sessions``
+    maps a session id to its code) and local category codes into ``categories``, and past orders."""
+
+    customer: dict[str, Any]
+    ev_ts: np.ndarray
+    ev_type: np.ndarray
+    ev_session: np.ndarray
+    sessions: dict[str, int]
+    ev_category: np.ndarray
+    categories: tuple[str, ...]
+    ev_price: np.ndarray
+    ev_qty: np.ndarray
+    event_ids: frozenset[str]
+    ord_ts: np.ndarray
+    ord_amount: np.ndarray
+
+
+def _codes(values: list) -> tuple[np.ndarray, tuple]:
+    """Local codes (-1 for None) and the distinct values they index, in order of first appearance."""
+    vocab: dict = {}
+    codes = [vocab.setdefault(v, len(vocab)) if v is not None else -1 for v in values]
+    return np.array(codes, dtype=np.int64), tuple(vocab)
+
+
+def decode_b2b(ctx: dict) -> B2BContext:
+    leads, ev = ctx.get("leads") or _EMPTY_LEADS, ctx.get("events") or _EMPTY_B2B_EVENTS
+    topic, topics = _codes(ev["topic"])
+    return B2BContext(
+        account=ctx.get("account", {}), lead_row={k: j for j, k in enumerate(leads["lead_id"])},
+        created=np.array(leads["created"], np.int64), role=np.array(leads["role"], np.int64),
+        seniority=np.array(leads["seniority"], np.float64), business=np.array(leads["business"], np.float64),
+        stage=np.array(leads["stage"], np.int64), ev_ts=np.array(ev["ts"], np.int64),
+        ev_type=np.array([B2B_CODE[t] for t in ev["type"]], np.int8), ev_lead=np.array(ev["lead"], np.int64),
+        ev_topic=topic, topics=topics, event_ids=frozenset(ev["event_id"]))
+
+
+def decode_b2c(ctx: dict) -> B2CContext:
+    ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or {"ts": [], "amount": []}
+    session, sessions = _codes(ev["session"])
+    category, categories = _codes(ev["category"])
+    return B2CContext(
+        customer=ctx.get("customer", {}), ev_ts=np.array(ev["ts"], np.int64),
+        ev_type=np.array([B2C_CODE[t] for t in ev["type"]], np.int8), ev_session=session,
+        sessions={k: j for j, k in enumerate(sessions)}, ev_category=category, categories=categories,
+        ev_price=np.array(ev["price"], np.float64), ev_qty=np.array(ev["quantity"], np.float64),
+        event_ids=frozenset(ev["event_id"]), ord_ts=np.array(orders["ts"], np.int64),
+        ord_amount=np.array(orders["amount"], np.float64))
+
+
 class OnlineFeatures:
     """Computes entities' features for a motion from request payloads and the online store.
 
     A batch of requests becomes one frame with one pseudo-account (or customer) per request — the stored context
-    with the request merged over it — so the shared ``compute`` runs once for the whole batch.
+    with the request merged over it — so the shared ``compute`` runs once for the whole batch. Stored contexts
+    are decoded into arrays once and memoised by their stored text (least recently used out first), so a
+    materialization that rewrites a context is seen on its next read; only the request's own fields and events
+    are handled item by item, the stored part of the frame is assembled with whole-batch array operations.
     """
 
-    def __init__(self, conf: MotionConfig, store: OnlineStore | None, fs: FeatureSet | None = None):
+    def __init__(self, conf: MotionConfig, store: OnlineStore | None, fs: FeatureSet | None = None,
+                 memo: int = 20_000):
         self.conf, self.store = conf, store
         self.fs = fs or feature_set(conf.feature_set)
+        self.memo_size = memo
+        self._memo: OrderedDict[str, B2BContext | B2CContext] = OrderedDict()
+        self._decode = decode_b2c if conf.motion == "b2c" else decode_b2b
+        self._empty = self._decode({})
 
-    def contexts(self, keys: list[str]) -> list[dict]:
+    def contexts(self, keys: list[str]) -> list[Any]:
+        """The decoded stored context of each key (an empty one where nothing is stored)."""
+        empty = self._empty
         if self.store is None:
-            return [{} for _ in keys]
-        raw = self.store.get_many([_key(self.conf.motion, k) for k in keys])
-        return [orjson.loads(r) if r else {} for r in raw]
-
-    def context(self, key: str) -> dict:
-        return self.contexts([key])[0]
+            return [empty] * len(keys)
+        memo, out = self._memo, []
+        for raw in self.store.get_many([_key(self.conf.motion, k) for k in keys]):
+            if not raw:
+                out.append(empty)
+                continue
+            d = memo.get(raw)
+            if d is None:
+                d = memo[raw] = self._decode(orjson.loads(raw))
+                if len(memo) > self.memo_size:
+                    memo.popitem(last=False)
+            else:
+                memo.move_to_end(raw)
+            out.append(d)
+        return out
 
     def compute(self, payload: dict, as_of: int) -> dict[str, Any]:
         try:
@@ -237,134 +329,178 @@ class OnlineFeatures:
 
     def compute_many(self, payloads: list[dict], as_of: int) -> list[dict[str, Any]]:
         """One dict of feature values per payload, all as of ``as_of``; a bad payload raises ItemError."""
+        return rows_of(self.compute_columns(payloads, as_of)) if payloads else []
+
+    def compute_columns(self, payloads: list[dict], as_of: int) -> dict[str, np.ndarray]:
+        """The feature values of the payloads as columns (row i: payload i); a bad payload raises ItemError."""
         if not payloads:
-            return []
+            raise ValueError("compute_columns needs at least one payload")
         if self.conf.motion == "b2c":
-            fr, first = self._b2c_frame(payloads)
+            fr = self._b2c_frame(payloads)
             n = fr.n
         else:
-            fr, first = self._b2b_frame(payloads)
+            fr = self._b2b_frame(payloads)
             n = fr.n_leads
+        # Request i is row i of the frame (its lead, or its customer).
         fr, keep = restrict(fr, as_of)
         position = np.full(n, -1, dtype=np.int64)
         position[keep] = np.arange(len(keep))
-        row = position[first]
+        row = position[:len(payloads)]
         if (row < 0).any():
             i = int(np.flatnonzero(row < 0)[0])
             raise ItemError(i, f"the entity was created after as_of ({as_of}); nothing to score yet")
-        values = compute(fr, as_of, self.conf, self.fs)
-        columns = {k: v[row].tolist() for k, v in values.items()}
-        return [dict(zip(columns, r, strict=True)) for r in zip(*columns.values(), strict=True)]
+        return {k: v[row] for k, v in compute(fr, as_of, self.conf, self.fs).items()}
 
-    def _b2b_frame(self, payloads: list[dict]) -> tuple[B2BFrame, np.ndarray]:
-        leads = {k: [] for k in ("account", "created", "role", "seniority", "business", "stage")}
+    def _b2b_frame(self, payloads: list[dict]) -> B2BFrame:
+        """Rows 0..n-1: the request leads; then each account's other stored contacts. Events: the stored ones,
+        then the request's new ones."""
+        n = len(payloads)
+        req = {k: [] for k in ("created", "role", "seniority", "business", "stage")}
         acc = {k: [] for k in ("industry", "employees", "revenue", "region")}
         ev = {k: [] for k in ("ts", "type", "lead", "account", "topic")}
-        first = np.empty(len(payloads), dtype=np.int64)
+        old = np.full(n, -1, dtype=np.int64)
         topics: dict[str, int] = {}
-        ctxs = self.contexts([str(p["lead"]["account_id"]) for p in payloads])
-        _add_each(payloads, ctxs, lambda i, p, c: self._b2b_item(i, p, c, leads, acc, ev, first, topics))
-        n_ev = len(ev["ts"])
+        ctxs: list[B2BContext] = self.contexts([str(p["lead"]["account_id"]) for p in payloads])
+        _add_each(payloads, ctxs, lambda i, p, c: _b2b_request(i, p, c, req, acc, ev, old, topics))
+        # The stored contacts, all accounts at once; a stored copy of a request lead becomes the request's row.
+        start, owner = _spans([len(c.created) for c in ctxs])
+        kept = np.ones(len(owner), dtype=bool)
+        kept[(start + old)[old >= 0]] = False
+        lead_row = np.r_[np.where(kept, n + np.cumsum(kept) - 1, owner), -1]
+        ev_start, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
+        local = _cat(ctxs, "ev_lead", np.int64)
+        ev_lead = lead_row[np.where(local >= 0, start[ev_owner] + local, len(lead_row) - 1)]
+        t_start, _ = _spans([len(c.topics) for c in ctxs])
+        codes = np.array([topics.setdefault(t, len(topics)) for c in ctxs for t in c.topics] + [-1], np.int64)
+        local = _cat(ctxs, "ev_topic", np.int64)
+        ev_topic = codes[np.where(local >= 0, t_start[ev_owner] + local, len(codes) - 1)]
+
+        def stored(name: str, dtype) -> np.ndarray:
+            return np.r_[np.array(req[name], dtype), _cat(ctxs, name, dtype)[kept]]
+
         return B2BFrame(
-            lead_account=np.array(leads["account"], np.int64), lead_created=np.array(leads["created"], np.int64),
-            lead_role=np.array(leads["role"], np.int64), lead_seniority=np.array(leads["seniority"], np.float64),
-            lead_business=np.array(leads["business"], np.float64), lead_stage=np.array(leads["stage"], np.int64),
+            lead_account=np.r_[np.arange(n), owner[kept]], lead_created=stored("created", np.int64),
+            lead_role=stored("role", np.int64), lead_seniority=stored("seniority", np.float64),
+            lead_business=stored("business", np.float64), lead_stage=stored("stage", np.int64),
             acc_industry=_objects(acc["industry"]), acc_employees=np.array(acc["employees"], np.float64),
             acc_revenue=np.array(acc["revenue"], np.float64), acc_region=_objects(acc["region"]),
-            ev_ts=np.array(ev["ts"], np.int64), ev_type=np.array(ev["type"], np.int8),
-            ev_lead=np.array(ev["lead"], np.int64), ev_account=np.array(ev["account"], np.int64),
-            ev_topic=np.array(ev["topic"], np.int64), ev_pos=np.full(n_ev, -1, dtype=np.int64),
-        ), first
+            ev_ts=np.r_[_cat(ctxs, "ev_ts", np.int64), np.array(ev["ts"], np.int64)],
+            ev_type=np.r_[_cat(ctxs, "ev_type", np.int8), np.array(ev["type"], np.int8)],
+            ev_lead=np.r_[ev_lead, np.array(ev["lead"], np.int64)],
+            ev_account=np.r_[ev_owner, np.array(ev["account"], np.int64)],
+            ev_topic=np.r_[ev_topic, np.array(ev["topic"], np.int64)],
+            ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64))
 
-    @staticmethod
-    def _b2b_item(i: int, payload: dict, ctx: dict, leads: dict, acc: dict, ev: dict, first: np.ndarray,
-                  topics: dict[str, int]) -> None:
-        lead = payload["lead"]
-        a = dict(ctx.get("account", {}))
-        a.update({k: v for k, v in (payload.get("account") or {}).items() if v is not None})
-        acc["industry"].append(a.get("industry"))
-        acc["employees"].append(_num(a.get("employee_count")))
-        acc["revenue"].append(_num(a.get("annual_revenue")))
-        acc["region"].append(a.get("region"))
-        cl = ctx.get("leads") or _EMPTY_LEADS
-        ids = cl["lead_id"]
-        # The request lead comes first, replacing its stored copy; the account's other contacts follow.
-        old = ids.index(lead["lead_id"]) if lead["lead_id"] in ids else -1
-        order = [j for j in range(len(ids)) if j != old]
-        base = len(leads["account"])
-        first[i] = base
-        new_index = {o: base + j + 1 for j, o in enumerate(order)}
-        if old >= 0:
-            new_index[old] = base
-        stage = STAGE_RANK[lead["stage"]] if lead.get("stage") else (cl["stage"][old] if old >= 0 else 0)
-        leads["account"] += [i] * (len(order) + 1)
-        leads["created"] += [parse_time(lead["created_at"])] + [cl["created"][j] for j in order]
-        leads["role"] += [ROLE_CODE.get(lead.get("buying_role") or "unknown", ROLE_CODE["unknown"])] + [
-            cl["role"][j] for j in order]
-        leads["seniority"] += [SENIORITY_RANK.get(lead.get("seniority") or "", np.nan)] + [
-            cl["seniority"][j] for j in order]
-        leads["business"] += [float(lead.get("email_domain_type") == "business")] + [
-            cl["business"][j] for j in order]
-        leads["stage"] += [stage] + [cl["stage"][j] for j in order]
-        ce = ctx.get("events") or _EMPTY_B2B_EVENTS
-        pe = _new_events(payload.get("events"), ce["event_id"])
-        me = lead["lead_id"]
-        ev["ts"] += ce["ts"] + [parse_time(e["ts"]) for e in pe]
-        ev["type"] += [B2B_CODE[t] for t in ce["type"]] + [B2B_CODE[e["type"]] for e in pe]
-        ev["lead"] += [new_index[x] if x >= 0 else -1 for x in ce["lead"]]
-        ev["lead"] += [base if e.get("lead_id", me) in (me, None) and e.get("type") != "third_party_intent" else -1
-                       for e in pe]
-        ev["account"] += [i] * (len(ce["ts"]) + len(pe))
-        ev["topic"] += [topics.setdefault(x, len(topics)) if x is not None else -1
-                        for x in ce["topic"] + [e.get("topic") for e in pe]]
-
-    def _b2c_frame(self, payloads: list[dict]) -> tuple[B2CFrame, np.ndarray]:
+    def _b2c_frame(self, payloads: list[dict]) -> B2CFrame:
+        """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
+        n = len(payloads)
         cust = {k: [] for k in ("created", "channel", "device", "consent_email", "consent_sms")}
         ev = {k: [] for k in ("ts", "type", "cust", "session", "category", "price", "qty")}
         orders = {k: [] for k in ("cust", "ts", "amount")}
-        sessions: dict[tuple[int, str], int] = {}
+        n_sessions = np.zeros(n, dtype=np.int64)
         categories: dict[str, int] = {}
-        ctxs = self.contexts([str(p["customer"]["customer_id"]) for p in payloads])
-        _add_each(payloads, ctxs, lambda i, p, c: self._b2c_item(i, p, c, cust, ev, orders, sessions, categories))
-        n_ev = len(ev["ts"])
+        ctxs: list[B2CContext] = self.contexts([str(p["customer"]["customer_id"]) for p in payloads])
+        _add_each(payloads, ctxs,
+                  lambda i, p, c: _b2c_request(i, p, c, cust, ev, orders, n_sessions, categories))
+        session_base, _ = _spans(n_sessions.tolist())  # each customer's sessions get their own range of codes
+        _, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
+        c_start, _ = _spans([len(c.categories) for c in ctxs])
+        codes = np.array([categories.setdefault(x, len(categories)) for c in ctxs for x in c.categories] + [-1],
+                         np.int64)
+        local = _cat(ctxs, "ev_category", np.int64)
+        ev_category = codes[np.where(local >= 0, c_start[ev_owner] + local, len(codes) - 1)]
+        _, ord_owner = _spans([len(c.ord_ts) for c in ctxs])
+
+        def both(name: str, dtype, request: str) -> np.ndarray:
+            return np.r_[_cat(ctxs, name, dtype), np.array(ev[request], dtype)]
+
         return B2CFrame(
             cust_created=np.array(cust["created"], dtype=np.int64), cust_channel=_objects(cust["channel"]),
             cust_device=_objects(cust["device"]), cust_consent_email=np.array(cust["consent_email"], np.float64),
             cust_consent_sms=np.array(cust["consent_sms"], np.float64),
-            ev_ts=np.array(ev["ts"], np.int64), ev_type=np.array(ev["type"], np.int8),
-            ev_cust=np.array(ev["cust"], np.int64), ev_pos=np.full(n_ev, -1, dtype=np.int64),
-            ev_session=np.array(ev["session"], np.int64), ev_category=np.array(ev["category"], np.int64),
-            ev_price=np.array(ev["price"], np.float64), ev_qty=np.array(ev["qty"], np.float64),
-            ord_cust=np.array(orders["cust"], np.int64), ord_ts=np.array(orders["ts"], np.int64),
-            ord_amount=np.array(orders["amount"], np.float64),
-        ), np.arange(len(payloads), dtype=np.int64)
+            ev_ts=both("ev_ts", np.int64, "ts"), ev_type=both("ev_type", np.int8, "type"),
+            ev_cust=np.r_[ev_owner, np.array(ev["cust"], np.int64)],
+            ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64),
+            ev_session=np.r_[session_base[ev_owner] + _cat(ctxs, "ev_session", np.int64),
+                             session_base[np.array(ev["cust"], np.int64)] + np.array(ev["session"], np.int64)],
+            ev_category=np.r_[ev_category, np.array(ev["category"], np.int64)],
+            ev_price=both("ev_price", np.float64, "price"), ev_qty=both("ev_qty", np.float64, "qty"),
+            ord_cust=np.r_[ord_owner, np.array(orders["cust"], np.int64)],
+            ord_ts=np.r_[_cat(ctxs, "ord_ts", np.int64), np.array(orders["ts"], np.int64)],
+            ord_amount=np.r_[_cat(ctxs, "ord_amount", np.float64), np.array(orders["amount"], np.float64)])
 
-    @staticmethod
-    def _b2c_item(i: int, payload: dict, ctx: dict, cust: dict, ev: dict, orders: dict,
-                  sessions: dict[tuple[int, str], int], categories: dict[str, int]) -> None:
-        c = dict(ctx.get("customer", {}))
-        c.update({k: v for k, v in payload["customer"].items() if v is not None})
-        cust["created"].append(parse_time(c.get("created_at", c.get("created"))))
-        cust["channel"].append(c.get("channel"))
-        cust["device"].append(c.get("device"))
-        cust["consent_email"].append(float(bool(c.get("consent_email"))))
-        cust["consent_sms"].append(float(bool(c.get("consent_sms"))))
-        ce = ctx.get("events") or _EMPTY_B2C_EVENTS
-        pe = _new_events(payload.get("events"), ce["event_id"])
-        ev["ts"] += ce["ts"] + [parse_time(e["ts"]) for e in pe]
-        ev["type"] += [B2C_CODE[t] for t in ce["type"]] + [B2C_CODE[e["type"]] for e in pe]
-        ev["cust"] += [i] * (len(ce["ts"]) + len(pe))
-        ev["session"] += [sessions.setdefault((i, x), len(sessions))
-                          for x in ce["session"] + [str(e.get("session_id")) for e in pe]]
-        ev["category"] += [categories.setdefault(x, len(categories)) if x is not None else -1
-                           for x in ce["category"] + [e.get("category") for e in pe]]
-        ev["price"] += ce["price"] + [e.get("price") for e in pe]
-        ev["qty"] += ce["quantity"] + [e.get("quantity") for e in pe]
-        co = ctx.get("orders") or {"ts": [], "amount": []}
-        po = payload.get("orders") or []
-        orders["cust"] += [i] * (len(co["ts"]) + len(po))
-        orders["ts"] += co["ts"] + [parse_time(o["ts"]) for o in po]
-        orders["amount"] += co["amount"] + [float(o["amount"]) for o in po]
+
+def rows_of(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Columns of feature values as one dict of plain Python values per row."""
+    lists = [v.tolist() for v in columns.values()]
+    return [dict(zip(columns, r, strict=True)) for r in zip(*lists, strict=True)]
+
+
+def _spans(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """For parts of these lengths laid end to end: where each part starts, and the part of each element."""
+    c = np.array(counts, dtype=np.int64)
+    return np.cumsum(c) - c, np.repeat(np.arange(len(c)), c)
+
+
+def _cat(parts: list, name: str, dtype) -> np.ndarray:
+    return np.concatenate([getattr(p, name) for p in parts]).astype(dtype, copy=False)
+
+
+def _b2b_request(i: int, payload: dict, c: B2BContext, req: dict, acc: dict, ev: dict, old: np.ndarray,
+                 topics: dict[str, int]) -> None:
+    """Request i's lead (row i), its account fields over the stored ones, and its events the context lacks."""
+    lead = payload["lead"]
+    a = dict(c.account)
+    a.update({k: v for k, v in (payload.get("account") or {}).items() if v is not None})
+    acc["industry"].append(a.get("industry"))
+    acc["employees"].append(_num(a.get("employee_count")))
+    acc["revenue"].append(_num(a.get("annual_revenue")))
+    acc["region"].append(a.get("region"))
+    me = lead["lead_id"]
+    j = old[i] = c.lead_row.get(me, -1)
+    req["created"].append(parse_time(lead["created_at"]))
+    req["role"].append(ROLE_CODE.get(lead.get("buying_role") or "unknown", ROLE_CODE["unknown"]))
+    req["seniority"].append(SENIORITY_RANK.get(lead.get("seniority") or "", np.nan))
+    req["business"].append(float(lead.get("email_domain_type") == "business"))
+    req["stage"].append(STAGE_RANK[lead["stage"]] if lead.get("stage") else (int(c.stage[j]) if j >= 0 else 0))
+    for e in _new_events(payload.get("events"), c.event_ids):
+        ev["ts"].append(parse_time(e["ts"]))
+        ev["type"].append(B2B_CODE[e["type"]])
+        ev["lead"].append(i if e.get("lead_id", me) in (me, None) and e.get("type") != "third_party_intent" else -1)
+        ev["account"].append(i)
+        t = e.get("topic")
+        ev["topic"].append(topics.setdefault(t, len(topics)) if t is not None else -1)
+
+
+def _b2c_request(i: int, payload: dict, c: B2CContext, cust: dict, ev: dict, orders: dict,
+                 n_sessions: np.ndarray, categories: dict[str, int]) -> None:
+    """Request i's customer fields over the stored ones, its events the context lacks and its orders. Its
+    events' sessions get codes local to the customer (the stored ones first, then new ones); ``n_sessions[i]``
+    says how many it has."""
+    m = dict(c.customer)
+    m.update({k: v for k, v in payload["customer"].items() if v is not None})
+    cust["created"].append(parse_time(m.get("created_at", m.get("created"))))
+    cust["channel"].append(m.get("channel"))
+    cust["device"].append(m.get("device"))
+    cust["consent_email"].append(float(bool(m.get("consent_email"))))
+    cust["consent_sms"].append(float(bool(m.get("consent_sms"))))
+    new: dict[str, int] = {}
+    for e in _new_events(payload.get("events"), c.event_ids):
+        ev["ts"].append(parse_time(e["ts"]))
+        ev["type"].append(B2C_CODE[e["type"]])
+        ev["cust"].append(i)
+        s = str(e.get("session_id"))
+        k = c.sessions.get(s)
+        ev["session"].append(k if k is not None else len(c.sessions) + new.setdefault(s, len(new)))
+        x = e.get("category")
+        ev["category"].append(categories.setdefault(x, len(categories)) if x is not None else -1)
+        ev["price"].append(e.get("price"))
+        ev["qty"].append(e.get("quantity"))
+    n_sessions[i] = len(c.sessions) + len(new)
+    for o in payload.get("orders") or []:
+        orders["cust"].append(i)
+        orders["ts"].append(parse_time(o["ts"]))
+        orders["amount"].append(float(o["amount"]))
 
 
 def _new_events(events: list[dict] | None, stored_ids: list[str]) -> list[dict]:

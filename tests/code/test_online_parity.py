@@ -178,3 +178,38 @@ def test_a_batch_with_many_distinct_topics_and_categories_counts_each_entity_alo
     from features.compute import _distinct
     counts = _distinct(np.array([0, 0, 1, 1]), np.array([700, 700, 64, 0]), np.ones(4, dtype=bool), 2)
     assert counts.tolist() == [1.0, 2.0]
+
+
+def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
+    """Decoded contexts are memoised by their stored text: a materialization that rewrites an account is seen
+    on the next request, and the memo keeps at most its size."""
+    import json
+
+    from features.compute import ROLE_CODE
+    as_of = 1_780_000_000
+    store = open_store(f"sqlite:///{tmp_path}/o.db")
+    online = OnlineFeatures(load_config("b2b"), store, memo=1)
+
+    def context(n_events: int) -> str:
+        return json.dumps({
+            "account": {"account_id": "acct", "industry": "software", "employee_count": 800,
+                        "annual_revenue": None, "region": "NA"},
+            "leads": {"lead_id": ["other"], "created": [as_of - 86400 * 30], "role": [ROLE_CODE["champion"]],
+                      "seniority": [None], "business": [1.0], "stage": [0]},
+            "events": {"ts": [as_of - 3600 * (k + 1) for k in range(n_events)], "type": ["pricing_page"] * n_events,
+                       "lead": [0] * n_events, "topic": [None] * n_events,
+                       "event_id": [f"s{k}" for k in range(n_events)]}})
+
+    request = {"lead": {"lead_id": "a", "account_id": "acct", "created_at": as_of - 86400,
+                        "buying_role": "economic_buyer"}, "events": []}
+    store.put_many([("leadscore:b2b:acct", context(1))])
+    first = online.compute(request, as_of)
+    assert first["intent_acct_hi_30d"] == 1 and first["engagement_champion"] == 1
+    store.put_many([("leadscore:b2b:acct", context(4))])
+    assert online.compute(request, as_of)["intent_acct_hi_30d"] == 4
+    # The request's own copy of a stored event is not counted twice; another account's context evicts this one.
+    again = request | {"events": [{"event_id": "s0", "ts": as_of - 3600, "type": "pricing_page"}]}
+    assert online.compute(again, as_of)["intent_acct_hi_30d"] == 4
+    store.put_many([("leadscore:b2b:other", context(2))])
+    online.compute(request | {"lead": request["lead"] | {"account_id": "other"}}, as_of)
+    assert len(online._memo) == 1
