@@ -8,6 +8,7 @@ categories as fixed integer codes (unknown → missing, counted). pandas 3 ``str
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,11 @@ class Cleaning:
                     r[col] = None
             out.append(r)
         return out
+
+
+def _number(v: Any) -> float:
+    """A raw value as a model input number: NaN for a missing value or text (as in ``transform_records``)."""
+    return np.nan if v is None or isinstance(v, str) else float(v)
 
 
 def _is_text(s: pd.Series) -> bool:
@@ -243,6 +249,29 @@ class Preprocessor(TransformerMixin, BaseEstimator):
                 frame = pd.DataFrame(rows)
                 if col in frame.columns:
                     out[:, j] = self._ages(frame, col)
+        return out
+
+    def transform_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+        """The same matrix from columns of raw values (row i of each is row i): numeric columns are copied
+        whole, categorical ones looked up value by value. A model that cleans values or reads dates takes the
+        row path."""
+        if self.cleaning or "date" in self.kinds_.values():
+            lists = {c: list(v) for c, v in columns.items()}
+            return self.transform_records([{c: v[i] for c, v in lists.items()} for i in range(n)])
+        out = np.full((n, len(self.features_)), np.nan, dtype=np.float64)
+        for j, col in enumerate(self.features_):
+            values = columns.get(col)
+            if values is None:
+                continue
+            if self.kinds_[col] == "number":
+                if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+                    out[:, j] = values
+                else:
+                    out[:, j] = np.fromiter((_number(v) for v in values), dtype=np.float64, count=n)
+            else:
+                lookup = self._lookup_[col]
+                out[:, j] = np.fromiter((lookup.get(str(v), np.nan) if v is not None and v == v else np.nan
+                                         for v in values), dtype=np.float64, count=n)
         return out
 
     def unknown_levels(self, rows: list[dict]) -> dict[str, int]:

@@ -133,6 +133,8 @@ def test_cleaning_is_the_same_on_frames_and_records_idempotent_and_inside_the_pr
     a = pre.transform(pd.DataFrame({"sector": ["technolgy"], "pdays": [-1], "job": ["unknown"]}))
     np.testing.assert_array_equal(a, pre.transform_records([{"sector": "technolgy", "pdays": -1, "job": "unknown"}]))
     assert a[0, 0] == 1 and np.isnan(a[0, 1]) and pre.unknown_levels([{"sector": "technolgy"}]) == {}
+    np.testing.assert_array_equal(a, pre.transform_columns({"sector": ["technolgy"], "pdays": [-1],
+                                                            "job": ["unknown"]}, 1))      # cleaning: the row path
     state = pre.__getstate__()                                  # a model saved before cleaning was part of it
     del state["cleaning"]
     old = Preprocessor.__new__(Preprocessor)
@@ -175,3 +177,18 @@ def test_base_rate_gap_is_a_floor_under_ece():
     p = np.full(100, 0.64)                          # a constant predictor at the fit period's rate
     assert base_rate_gap(y, p) == pytest.approx(0.04)
     assert ece(y, p) == pytest.approx(0.04)
+
+
+def test_columns_give_the_matrix_records_give():
+    """The serving path hands the model columns; they must give exactly what rows of the same values give:
+    numbers whole (ints, bools, NaN), text in a numeric column and None missing, categories by level, unseen
+    levels missing, absent columns missing."""
+    train = pd.DataFrame({"industry": pd.array(["a", "b", "c"] * 10, dtype="str"),
+                          "n": np.arange(30, dtype=float), "flag": [True, False] * 15})
+    pre = Preprocessor(min_level_count=1).fit(train)
+    columns = {"industry": np.array(["b", "zzz", None, float("nan"), "a"], dtype=object),
+               "n": np.array([1.5, np.nan, 3.0, -2.0, 0.0]), "flag": [True, None, "yes", 0, 1]}
+    rows = [{k: v[i] for k, v in columns.items()} for i in range(5)]
+    np.testing.assert_array_equal(pre.transform_columns(columns, 5), pre.transform_records(rows))
+    np.testing.assert_array_equal(pre.transform_columns({"n": np.arange(5)}, 5),
+                                  pre.transform_records([{"n": i} for i in range(5)]))
