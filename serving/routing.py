@@ -1,16 +1,22 @@
 """Business rules applied after prediction: routes, owners, SLAs, next actions, stage gates, grades.
 
-Plain functions over a score and the feature values, configured by conf/<motion>.yaml and tested without a
-server. B2B routes by tier and account ownership with stage gates; B2C automates first, respects consent and
-an expected-value floor; hybrid routes early stages B2C-style and later stages with B2B rigor.
+Plain functions over scores and feature values, configured by conf/<motion>.yaml and tested without a server.
+B2B routes by tier and account ownership with stage gates; B2C automates first, respects consent and an
+expected-value floor; hybrid routes early stages B2C-style and later stages with B2B rigor.
+
+``decide_many`` takes a batch as columns and evaluates each condition once for the whole batch; ``decide`` is
+the same rules for one lead.
 """
 
 from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from features.compute import STAGE_RANK
 from leadscore.config import Condition, MotionConfig, Route
@@ -28,52 +34,79 @@ class Decision:
     engagement_score: int | None = None
 
 
-def _num(v: Any) -> float | None:
-    if v is None or isinstance(v, str):
-        return None
-    f = float(v)
-    return None if math.isnan(f) else f
-
-
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
 
 
-def _compare(a: Any, op: str, b: Any) -> bool:
-    if a is None:
-        return False
+def _num(v: Any) -> float:
+    """A feature value as a number; NaN where it is missing or not a number."""
+    if v is None or isinstance(v, str):
+        return math.nan
+    return float(v)
+
+
+@dataclass
+class Batch:
+    """What the rules read, as columns of one length: features, tiers, expected values, stages, consent."""
+
+    n: int
+    features: Mapping[str, Sequence[Any]]
+    tier: np.ndarray
+    expected_value: np.ndarray
+    stage: np.ndarray          # stage rank
+    consent_email: np.ndarray  # bool
+    consent_sms: np.ndarray
+
+    def values(self, feature: str) -> Sequence[Any]:
+        v = self.features.get(feature)
+        return [None] * self.n if v is None else v
+
+
+def compare(values: Sequence[Any], op: str, b: Any) -> np.ndarray:
+    """``value op b`` per row; a missing value never holds. Against a number, a value that is not one is missing."""
     if isinstance(b, int | float) and not isinstance(b, bool):
-        a = _num(a)
-        if a is None:
-            return False
-    return OPS[op](a, b)
+        a = values if isinstance(values, np.ndarray) and values.dtype.kind == "f" else \
+            np.fromiter((_num(v) for v in values), dtype=np.float64, count=len(values))
+        with np.errstate(invalid="ignore"):
+            return OPS[op](a, b) & ~np.isnan(a)
+    f = OPS[op]
+    return np.fromiter((v is not None and bool(f(v, b)) for v in values), dtype=bool, count=len(values))
 
 
-def holds(c: Condition, ctx: dict[str, Any]) -> bool:
-    """One condition against the scoring context (features, tier, stage, consent, expected value)."""
-    if c.feature is not None and not _compare(ctx["features"].get(c.feature), c.op, c.value):
-        return False
-    if c.tier is not None and ctx["tier"] not in c.tier:
-        return False
-    stage = STAGE_RANK.get(ctx.get("stage") or "none", 0)
-    if c.stage_at_least is not None and stage < STAGE_RANK[c.stage_at_least]:
-        return False
-    if c.stage_below is not None and stage >= STAGE_RANK[c.stage_below]:
-        return False
+def holds(c: Condition, b: Batch) -> np.ndarray:
+    """Where one condition holds (features, tier, stage, consent, expected value)."""
+    m = np.ones(b.n, dtype=bool)
+    if c.feature is not None:
+        m &= compare(b.values(c.feature), c.op, c.value)
+    if c.tier is not None:
+        m &= np.isin(b.tier, c.tier)
+    if c.stage_at_least is not None:
+        m &= b.stage >= STAGE_RANK[c.stage_at_least]
+    if c.stage_below is not None:
+        m &= b.stage < STAGE_RANK[c.stage_below]
     if c.consent is not None:
-        email, sms = bool(ctx.get("consent_email")), bool(ctx.get("consent_sms"))
-        want = {"none": not email and not sms, "any": email or sms, "email": email, "sms": sms}[c.consent]
-        if not want:
-            return False
-    if c.expected_value_below is not None and not (ctx.get("expected_value", 0.0) < c.expected_value_below):
-        return False
-    return True
+        email, sms = b.consent_email, b.consent_sms
+        m &= {"none": ~email & ~sms, "any": email | sms, "email": email, "sms": sms}[c.consent]
+    if c.expected_value_below is not None:
+        m &= b.expected_value < c.expected_value_below
+    return m
 
 
-def pick_route(routes: list[Route], ctx: dict[str, Any]) -> Route:
-    for r in routes:
-        if all(holds(c, ctx) for c in r.when):
-            return r
-    return routes[-1]
+def all_hold(conditions: list[Condition], b: Batch) -> np.ndarray:
+    m = np.ones(b.n, dtype=bool)
+    for c in conditions:
+        m &= holds(c, b)
+    return m
+
+
+def pick_routes(routes: list[Route], b: Batch) -> np.ndarray:
+    """Per row, the index of the first route whose conditions all hold (the last route otherwise)."""
+    chosen = np.full(b.n, len(routes) - 1, dtype=np.int64)
+    open_ = np.ones(b.n, dtype=bool)
+    for k, r in enumerate(routes[:-1]):
+        m = open_ & all_hold(r.when, b)
+        chosen[m] = k
+        open_ &= ~m
+    return chosen
 
 
 def owner_for(route: Route, account: dict[str, Any] | None) -> str | None:
@@ -85,46 +118,86 @@ def owner_for(route: Route, account: dict[str, Any] | None) -> str | None:
     return None
 
 
-def stage_gates(conf: MotionConfig, ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    """For each gate stage beyond the lead's current one: passed, or the evidence still missing."""
-    current = STAGE_RANK.get(ctx.get("stage") or "none", 0)
-    out: dict[str, dict[str, Any]] = {}
-    for g in conf.gates:
-        if STAGE_RANK[g.stage] <= current:
-            continue
-        entry = out.setdefault(g.stage, {"stage": g.stage, "ready": True, "missing": []})
-        if not all(holds(c, ctx) for c in g.require):
-            entry["ready"] = False
-            entry["missing"].append(g.missing)
-    return list(out.values())
+def stage_gates(conf: MotionConfig, b: Batch) -> list[list[dict[str, Any]]]:
+    """Per row, for each gate stage beyond the row's current one: passed, or the evidence still missing."""
+    ok = [all_hold(g.require, b) for g in conf.gates]
+    ranks = [STAGE_RANK[g.stage] for g in conf.gates]
+    out = []
+    for i, current in enumerate(b.stage.tolist()):
+        entries: dict[str, dict[str, Any]] = {}
+        for g, rank, passed in zip(conf.gates, ranks, ok, strict=True):
+            if rank <= current:
+                continue
+            entry = entries.setdefault(g.stage, {"stage": g.stage, "ready": True, "missing": []})
+            if not passed[i]:
+                entry["ready"] = False
+                entry["missing"].append(g.missing)
+        out.append(list(entries.values()))
+    return out
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+def grades(conf: MotionConfig, groups: Mapping[str, Sequence[float]], n: int) -> tuple[list, list, list]:
+    """B2B fit × engagement grades (A1 … D4) from the model's own per-group contributions (log-odds)."""
+    if not any(g in groups for g in ("fit", "intent", "engagement")):
+        return [None] * n, [None] * n, [None] * n
+
+    def group(name: str) -> np.ndarray:
+        return np.asarray(groups[name], dtype=np.float64) if name in groups else np.zeros(n)
+
+    fit = np.round(100 / (1 + np.exp(-group("fit")))).astype(np.int64)
+    eng = np.round(100 / (1 + np.exp(-(group("intent") + group("engagement"))))).astype(np.int64)
+    letter = sum((fit < c).astype(np.int64) for c in conf.grade.fit_cutoffs)
+    digit = 1 + sum((eng < c).astype(np.int64) for c in conf.grade.engagement_cutoffs)
+    return [f"{'ABCD'[x]}{d}" for x, d in zip(np.broadcast_to(letter, n).tolist(),
+                                             np.broadcast_to(digit, n).tolist(), strict=True)], \
+        fit.tolist(), eng.tolist()
 
 
 def grade(conf: MotionConfig, groups: dict[str, float]) -> tuple[str | None, int | None, int | None]:
-    """B2B fit × engagement grade (A1 … D4) from the model's own per-group contributions."""
-    if not any(g in groups for g in ("fit", "intent", "engagement")):
-        return None, None, None
-    fit = round(100 * _sigmoid(groups.get("fit", 0.0)))
-    eng = round(100 * _sigmoid(groups.get("intent", 0.0) + groups.get("engagement", 0.0)))
-    letter = "ABCD"[sum(fit < c for c in conf.grade.fit_cutoffs)]
-    digit = 1 + sum(eng < c for c in conf.grade.engagement_cutoffs)
-    return f"{letter}{digit}", fit, eng
+    """One lead's grade, fit score and engagement score."""
+    g, fit, eng = grades(conf, {k: [v] for k, v in groups.items()}, 1)
+    return g[0], fit[0], eng[0]
+
+
+def _consent(given: Sequence[bool | None] | None, feature: Sequence[Any] | None, n: int) -> np.ndarray:
+    """The request's consent where it gives one, else the consent feature; missing (or NaN) is no consent."""
+    given = given if given is not None else [None] * n
+    feature = feature if feature is not None else [None] * n
+    return np.fromiter((bool(g) if g is not None else (f is not None and f == f and bool(f))
+                        for g, f in zip(given, feature, strict=True)), dtype=bool, count=n)
+
+
+def decide_many(conf: MotionConfig, *, tiers: Sequence[str], features: Mapping[str, Sequence[Any]],
+                expected_value: Sequence[float], groups: Mapping[str, Sequence[float]] | None = None,
+                stages: Sequence[str | None] | None = None, accounts: Sequence[dict[str, Any] | None] | None = None,
+                consent_email: Sequence[bool | None] | None = None,
+                consent_sms: Sequence[bool | None] | None = None) -> list[Decision]:
+    """Route, owner, SLA, actions, gates and grade for each row of a batch given as columns."""
+    n = len(tiers)
+    stages = stages if stages is not None else [None] * n
+    b = Batch(n, features, np.asarray(tiers, dtype=object), np.asarray(expected_value, dtype=np.float64),
+              np.fromiter((STAGE_RANK.get(s or "none", 0) for s in stages), dtype=np.int64, count=n),
+              _consent(consent_email, features.get("lifecycle_consent_email"), n),
+              _consent(consent_sms, features.get("lifecycle_consent_sms"), n))
+    accounts = accounts if accounts is not None else [None] * n
+    routes = conf.routes
+    out = [Decision(r.name, owner_for(r, a), r.sla_minutes, list(r.actions))
+           for r, a in zip((routes[k] for k in pick_routes(routes, b).tolist()), accounts, strict=True)]
+    if conf.motion != "b2c":
+        for d, g in zip(out, stage_gates(conf, b), strict=True):
+            d.gates = g
+        if groups:
+            for d, g, fit, eng in zip(out, *grades(conf, groups, n), strict=True):
+                d.grade, d.fit_score, d.engagement_score = g, fit, eng
+    return out
 
 
 def decide(conf: MotionConfig, *, tier: str, features: dict[str, Any], expected_value: float,
            groups: dict[str, float] | None = None, stage: str | None = None,
            account: dict[str, Any] | None = None, consent_email: bool | None = None,
            consent_sms: bool | None = None) -> Decision:
-    ctx = {"tier": tier, "features": features, "expected_value": expected_value, "stage": stage,
-           "consent_email": consent_email if consent_email is not None else features.get("lifecycle_consent_email"),
-           "consent_sms": consent_sms if consent_sms is not None else features.get("lifecycle_consent_sms")}
-    route = pick_route(conf.routes, ctx)
-    d = Decision(route.name, owner_for(route, account), route.sla_minutes, list(route.actions))
-    if conf.motion != "b2c":
-        d.gates = stage_gates(conf, ctx)
-        if groups:
-            d.grade, d.fit_score, d.engagement_score = grade(conf, groups)
-    return d
+    """One lead's decision: ``decide_many`` on a batch of one."""
+    return decide_many(conf, tiers=[tier], features={k: [v] for k, v in features.items()},
+                       expected_value=[expected_value], groups={k: [v] for k, v in (groups or {}).items()},
+                       stages=[stage], accounts=[account], consent_email=[consent_email],
+                       consent_sms=[consent_sms])[0]

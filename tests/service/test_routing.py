@@ -59,3 +59,41 @@ def test_grade_from_group_contributions():
     g, fit, eng = grade(conf, {"fit": 0.0, "intent": 0.0})
     assert (fit, eng, g) == (50, 50, "B2")
     assert grade(conf, {"behavior": 1.0}) == (None, None, None)
+
+
+def test_a_batch_decides_each_row_as_it_would_alone():
+    """decide_many evaluates each rule once per batch; every row must come out as decide gives it alone,
+    missing, NaN and non-numeric values included."""
+    import numpy as np
+
+    from serving.routing import decide_many
+    rng = np.random.default_rng(7)
+    n = 400
+    for motion in ("b2b", "b2c", "hybrid"):
+        conf = load_config(motion)
+        names = {c.feature for r in conf.routes for c in r.when if c.feature} | {
+            c.feature for g in conf.gates for c in g.require if c.feature}
+        features = {f: [None if u < 0.1 else float("nan") if u < 0.2 else "n/a" if u < 0.25 else float(v)
+                        for u, v in zip(rng.uniform(size=n), rng.integers(0, 6, n), strict=True)] for f in names}
+        features["lifecycle_consent_email"] = rng.integers(0, 2, n).astype(float).tolist()
+        tiers = rng.choice([lv.name for lv in conf.tiers.levels], n).tolist()
+        ev = rng.uniform(0, 3, n).tolist()
+        stages = rng.choice(["mql", "sql", "opportunity", None], n).tolist()
+        groups = {"fit": rng.normal(size=n).tolist(), "intent": rng.normal(size=n).tolist()}
+        accounts = [{"owner_id": None if k % 3 else f"rep_{k}", "territory": "NA" if k % 2 else None} for k in range(n)]
+        sms = [None if k % 4 else bool(k % 8) for k in range(n)]
+        many = decide_many(conf, tiers=tiers, features=features, expected_value=ev, groups=groups, stages=stages,
+                           accounts=accounts, consent_sms=sms)
+        alone = [decide(conf, tier=tiers[i], features={k: v[i] for k, v in features.items()}, expected_value=ev[i],
+                        groups={k: v[i] for k, v in groups.items()}, stage=stages[i], account=accounts[i],
+                        consent_sms=sms[i]) for i in range(n)]
+        assert many == alone
+        assert len({d.route for d in many}) >= 3, motion   # the batch exercises several routes
+
+
+def test_missing_or_nan_consent_is_no_consent():
+    conf = load_config("b2c")
+    for value in (None, float("nan")):
+        d = decide(conf, tier="high", features={"lifecycle_consent_email": value, "cart_value": 400},
+                   expected_value=120)
+        assert d.route == "suppress_no_consent"
