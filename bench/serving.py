@@ -139,18 +139,18 @@ def batch_stages(scorer, body: str, workers: int = 2) -> dict:
     loaded = scorer.models[motion]
     model, as_of = loaded.model, parse_time(reqs[0].as_of)
     payloads = [scorer._validate(r) for r in reqs]
-    feats = loaded.online.compute_many(payloads, as_of)
-    X = model.preprocessor.transform_records(feats)
+    columns = loaded.online.compute_columns(payloads, as_of)
+    X = model.preprocessor.transform_columns(columns, n)
     results = scorer.score_many(reqs)
     out = {"parse + validate": us(lambda: adapter.validate_json(body)),
-           "online features": us(lambda: loaded.online.compute_many(payloads, as_of)),
-           "preprocess": us(lambda: model.preprocessor.transform_records(feats)),
+           "online features": us(lambda: loaded.online.compute_columns(payloads, as_of)),
+           "preprocess": us(lambda: model.preprocessor.transform_columns(columns, n)),
            "SHAP (table)": us(lambda: model.contributions(X)),
-           "score, calibrate, tier, reasons": us(lambda: model.score_records(feats, reasons=3)),
+           "score, calibrate, tier, reasons": us(lambda: model.score_matrix(X, reasons=3)),
            "scorer total (features, model, routing)": us(lambda: scorer.score_many(reqs)),
            "JSON answers": us(lambda: [_json(r) for r in results]),
            "score-log rows": us(lambda: rows(results, "bench"))}
-    out["score, calibrate, tier, reasons"] -= out["preprocess"] + out["SHAP (table)"]
+    out["score, calibrate, tier, reasons"] -= out["SHAP (table)"]
     out["routing and answer fields"] = (out["scorer total (features, model, routing)"] - out["online features"]
                                         - out["preprocess"] - out["SHAP (table)"] - out["score, calibrate, tier, reasons"])
     total = out["parse + validate"] + out["scorer total (features, model, routing)"] + out["JSON answers"] + \

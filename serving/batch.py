@@ -19,7 +19,7 @@ from leadscore.config import load_config
 from leadscore.errors import UserError
 from leadscore.schema import load_dataset, read_table
 from leadscore.store import Store
-from serving.routing import decide
+from serving.routing import decide_many
 from training.registry import load, resolve
 
 ID_COLUMNS = ("lead_id", "customer_id", "account_id", "as_of")
@@ -51,16 +51,17 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
     # The score log keeps what the model saw, in readable values (levels, not codes), for the feedback loop.
     feats = [{c: model.preprocessor.display_value(c, v) for c, v in zip(model.columns, row, strict=True)}
              for row in X.tolist()]
-    routes = []
-    for i, s in enumerate(scored):
-        f = feats[i]
-        routes.append(decide(conf, tier=s["tier"], features=f, expected_value=s["expected_value"],
-                             groups=s.get("groups"), stage=f.get("lifecycle_stage")).route)
+    columns: dict = {c: [f[c] for f in feats] for c in model.columns}
+    if model.feature_set:  # the rules may read features the model does not score on (B2C consent)
+        columns |= {c: frame[c].to_numpy() for c in frame.columns if c not in columns}
+    routes = [d.route for d in decide_many(conf, tiers=scored.tier, features=columns,
+                                           expected_value=scored.expected_value, groups=scored.groups,
+                                           stages=columns.get("lifecycle_stage"))]
     result = pd.DataFrame({
         (id_col or "row"): ids.to_numpy(),
-        "score": [s["score"] for s in scored], "score_100": [s["score_100"] for s in scored],
-        "tier": [s["tier"] for s in scored], "route": routes,
-        "reasons": ["; ".join(f"{r['direction']} {r['text']}" for r in s.get("reasons", [])) for s in scored],
+        "score": scored.score, "score_100": scored.score_100, "tier": scored.tier, "route": routes,
+        "reasons": ["; ".join(f"{r['direction']} {r['text']}" for r in why) for why in scored.reasons]
+        if scored.reasons is not None else [""] * len(X),
     })
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from features.online import ItemError, OnlineFeatures, open_store, parse_time
+from features.online import ItemError, OnlineFeatures, open_store, parse_time, rows_of
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
 from leadscore.settings import Settings
-from serving.routing import decide
+from serving.routing import decide_many
 from serving.schemas import ScoreRequest
 from training import registry
 
@@ -118,38 +118,44 @@ class Scorer:
             loaded = self.models[motion]
             t0 = time.perf_counter()
             try:
-                features = loaded.online.compute_many([payloads[i] for i in idx], as_of)
+                columns = loaded.online.compute_columns([payloads[i] for i in idx], as_of)
             except ItemError as exc:
                 raise fail(idx[exc.index], str(exc)) from None
             t1 = time.perf_counter()
-            scored = loaded.model.score_records(features, reasons=3)
+            features = rows_of(columns)
+            model = loaded.model
+            scored = model.score_matrix(model.preprocessor.transform_columns(columns, len(idx)), reasons=3)
             unknown = loaded.model.preprocessor.unknown_levels_each(features)
+            batch = [reqs[i] for i in idx]
+            decisions = decide_many(
+                loaded.conf, tiers=scored.tier, features=columns, expected_value=scored.expected_value,
+                groups=scored.groups, stages=[_stage(r, f) for r, f in zip(batch, features, strict=True)],
+                accounts=[r.account.__dict__ if r.account else None for r in batch],
+                consent_email=[r.customer.consent_email if r.customer else None for r in batch],
+                consent_sms=[r.customer.consent_sms if r.customer else None for r in batch])
             share = (time.perf_counter() - t0) / len(idx)
-            log.debug("%s: %d leads, features %.1f ms, model %.1f ms", motion, len(idx), 1e3 * (t1 - t0),
-                      1e3 * (time.perf_counter() - t1))
-            for i, f, s, u in zip(idx, features, scored, unknown, strict=True):
-                out[i] = self._finish(reqs[i], loaded, f, as_of, s, u, share)
+            log.debug("%s: %d leads, features %.1f ms, model and routing %.1f ms", motion, len(idx),
+                      1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1))
+            for i, req, f, s, tier, ev, why, d, u in zip(
+                    idx, batch, features, scored.score.tolist(), scored.tier.tolist(),
+                    scored.expected_value.tolist(), scored.reasons, decisions, unknown, strict=True):
+                out[i] = {
+                    "request_id": req.request_id or uuid.uuid4().hex,
+                    "lead_id": req.customer.customer_id if motion == "b2c" else req.lead.lead_id,
+                    "motion": motion, "model": motion, "version": loaded.version, "score": s,
+                    "score_100": int(round(100 * s)), "tier": tier, "route": d.route, "owner": d.owner,
+                    "sla_minutes": d.sla_minutes, "next_actions": d.actions, "expected_value": ev, "reasons": why,
+                    "fit_score": d.fit_score, "engagement_score": d.engagement_score, "grade": d.grade,
+                    "gates": d.gates, "unknown_categories": u, "_features": f, "_as_of": as_of, "_latency": share,
+                }
         return out  # type: ignore[return-value]
 
-    def _finish(self, req: ScoreRequest, loaded: Loaded, features: dict, as_of: int, scored: dict,
-                unknown: dict[str, int], seconds: float) -> dict[str, Any]:
-        entity = req.customer.customer_id if req.motion == "b2c" else req.lead.lead_id
-        stage = req.lead.stage if req.lead is not None and req.lead.stage else (
-            features.get("lifecycle_stage") if req.motion == "hybrid" else None)
-        d = decide(loaded.conf, tier=scored["tier"], features=features, expected_value=scored["expected_value"],
-                   groups=scored.get("groups"), stage=stage,
-                   account=req.account.model_dump() if req.account else None,
-                   consent_email=req.customer.consent_email if req.customer else None,
-                   consent_sms=req.customer.consent_sms if req.customer else None)
-        return {
-            "request_id": req.request_id or uuid.uuid4().hex, "lead_id": entity, "motion": req.motion,
-            "model": req.motion, "version": loaded.version, "score": scored["score"],
-            "score_100": scored["score_100"], "tier": scored["tier"], "route": d.route, "owner": d.owner,
-            "sla_minutes": d.sla_minutes, "next_actions": d.actions, "expected_value": scored["expected_value"],
-            "reasons": scored["reasons"], "fit_score": d.fit_score, "engagement_score": d.engagement_score,
-            "grade": d.grade, "gates": d.gates, "unknown_categories": unknown,
-            "_features": features, "_as_of": as_of, "_latency": seconds,
-        }
+
+def _stage(req: ScoreRequest, features: dict) -> str | None:
+    """The stage gates and hybrid routes read: the lead's, or (hybrid) the lifecycle stage its features give."""
+    if req.lead is not None and req.lead.stage:
+        return req.lead.stage
+    return features.get("lifecycle_stage") if req.motion == "hybrid" else None
 
 
 def _payload(req: ScoreRequest) -> dict[str, Any]:

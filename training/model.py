@@ -7,6 +7,7 @@ reference travel together, so serving loads ``models:/NAME@champion`` and needs 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -17,7 +18,7 @@ import pandas as pd
 from training.calibration import Calibrator
 from training.fastshap import TreeTable
 from training.preprocess import Preprocessor
-from training.reasons import Wording, group_sums, top_reasons
+from training.reasons import Wording, group_columns, top_reasons
 from training.tiers import TierPolicy
 
 
@@ -86,7 +87,7 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
             return X[:, self.columns.index(self.value_feature)]
         return None
 
-    def score_matrix(self, X: np.ndarray, reasons: int = 3) -> list[dict]:
+    def score_matrix(self, X: np.ndarray, reasons: int = 3) -> Scores:
         """Score, tier, expected value, reasons and per-group contributions for each row of ``X``.
 
         With reasons, one contributions call: SHAP contributions sum exactly to the raw log-odds.
@@ -98,27 +99,34 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         else:
             p = self.predict_matrix(X)
         rv = self.row_values(X)
-        tiers = self.tiers.assign(p, rv)
         ev = self.tiers.quantity(p, rv) if self.tiers.method == "expected_value" else \
             TierPolicy("expected_value", [], [], self.tiers.value).quantity(p, rv)
-        out = [{"score": s, "score_100": int(round(100 * s)), "tier": str(t), "expected_value": e}
-               for s, t, e in zip(p.tolist(), tiers.tolist(), np.asarray(ev, dtype=float).tolist(), strict=True)]
+        out = Scores(p, np.asarray(self.tiers.assign(p, rv)), np.asarray(ev, dtype=np.float64))
         if contrib is not None:
             c = contrib[:, :-1]
-            why = top_reasons(c, X, self.columns, self.words, self.preprocessor.display_value, reasons)
-            sums = group_sums(c, self.columns, self.words)
-            for row, r, g, b in zip(out, why, sums, contrib[:, -1].tolist(), strict=True):
-                row["reasons"], row["groups"], row["bias"] = r, g, b
+            out.reasons = top_reasons(c, X, self.columns, self.words, self.preprocessor.display_value, reasons)
+            out.groups = group_columns(c, self.columns, self.words)
         return out
-
-    def score_records(self, rows: list[dict], reasons: int = 3) -> list[dict]:
-        """Serving fast path: plain dicts in, no pandas."""
-        return self.score_matrix(self.preprocessor.transform_records(rows), reasons)
 
     def score_frame(self, frame: pd.DataFrame, reasons: int = 3) -> pd.DataFrame:
-        scored = self.score_matrix(self.preprocessor.transform(frame), reasons)
-        out = pd.DataFrame({k: [r[k] for r in scored] for k in ("score", "score_100", "tier", "expected_value")},
-                           index=frame.index)
-        if reasons:
-            out["reasons"] = ["; ".join(f"{x['direction']} {x['text']}" for x in r["reasons"]) for r in scored]
+        s = self.score_matrix(self.preprocessor.transform(frame), reasons)
+        out = pd.DataFrame({"score": s.score, "score_100": s.score_100, "tier": s.tier,
+                            "expected_value": s.expected_value}, index=frame.index)
+        if s.reasons is not None:
+            out["reasons"] = ["; ".join(f"{x['direction']} {x['text']}" for x in r) for r in s.reasons]
         return out
+
+
+@dataclass
+class Scores:
+    """A batch's scores as columns (row i of each is lead i); worded reasons per row when asked for."""
+
+    score: np.ndarray                                # calibrated probability
+    tier: np.ndarray                                 # tier names
+    expected_value: np.ndarray
+    reasons: list[list[dict]] | None = None          # top positive then negative contributors, worded
+    groups: dict[str, np.ndarray] | None = None      # contributions summed per feature group (log-odds)
+
+    @property
+    def score_100(self) -> np.ndarray:
+        return np.round(100 * self.score).astype(np.int64)

@@ -91,10 +91,10 @@ def top_reasons(contrib: np.ndarray, X: np.ndarray, columns: list[str], words: d
     return out
 
 
-def group_sums(contrib: np.ndarray, columns: list[str], words: dict[str, Wording]) -> list[dict[str, float]]:
-    """Per row, the contributions summed by feature group (fit, intent, engagement, ...)."""
+def group_columns(contrib: np.ndarray, columns: list[str], words: dict[str, Wording]) -> dict[str, np.ndarray]:
+    """The contributions summed by feature group (fit, intent, engagement, ...): one column per group."""
     groups = list(dict.fromkeys(words[c].group for c in columns))
     member = np.zeros((len(columns), len(groups)))
     for j, c in enumerate(columns):
         member[j, groups.index(words[c].group)] = 1.0
-    return [dict(zip(groups, r, strict=True)) for r in (contrib @ member).tolist()]
+    return dict(zip(groups, (contrib @ member).T, strict=True))

@@ -74,6 +74,9 @@ def test_closed_loop(loop_env):
         score_file("b2c", data, tmp / f"s-{as_of}.parquet", as_of=as_of, store=store)
     scored = store.query("SELECT COUNT(*) AS n FROM score_log WHERE motion = 'b2c'")[0]["n"]
     assert scored > 10_000
+    # Batch routes read consent from the features, though the model does not score on it.
+    routes = pd.read_parquet(tmp / "s-2026-06-17.parquet")["route"]
+    assert (routes == "suppress_no_consent").mean() < 0.5 and routes.nunique() >= 3
 
     # Ingest: validated, idempotent, transactional.
     first = ingest_file(data / "outcomes.parquet", store)
