@@ -366,7 +366,7 @@ class OnlineFeatures:
         start, owner = _spans([len(c.created) for c in ctxs])
         kept = np.ones(len(owner), dtype=bool)
         kept[(start + old)[old >= 0]] = False
-        lead_row = np.r_[np.where(kept, n + np.cumsum(kept) - 1, owner), -1]
+        lead_row = _join(np.where(kept, n + np.cumsum(kept) - 1, owner), NO_ROW)
         ev_start, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
         local = _cat(ctxs, "ev_lead", np.int64)
         ev_lead = lead_row[np.where(local >= 0, start[ev_owner] + local, len(lead_row) - 1)]
@@ -376,19 +376,19 @@ class OnlineFeatures:
         ev_topic = codes[np.where(local >= 0, t_start[ev_owner] + local, len(codes) - 1)]
 
         def stored(name: str, dtype) -> np.ndarray:
-            return np.r_[np.array(req[name], dtype), _cat(ctxs, name, dtype)[kept]]
+            return _join(np.array(req[name], dtype), _cat(ctxs, name, dtype)[kept])
 
         return B2BFrame(
-            lead_account=np.r_[np.arange(n), owner[kept]], lead_created=stored("created", np.int64),
+            lead_account=_join(np.arange(n), owner[kept]), lead_created=stored("created", np.int64),
             lead_role=stored("role", np.int64), lead_seniority=stored("seniority", np.float64),
             lead_business=stored("business", np.float64), lead_stage=stored("stage", np.int64),
             acc_industry=_objects(acc["industry"]), acc_employees=np.array(acc["employees"], np.float64),
             acc_revenue=np.array(acc["revenue"], np.float64), acc_region=_objects(acc["region"]),
-            ev_ts=np.r_[_cat(ctxs, "ev_ts", np.int64), np.array(ev["ts"], np.int64)],
-            ev_type=np.r_[_cat(ctxs, "ev_type", np.int8), np.array(ev["type"], np.int8)],
-            ev_lead=np.r_[ev_lead, np.array(ev["lead"], np.int64)],
-            ev_account=np.r_[ev_owner, np.array(ev["account"], np.int64)],
-            ev_topic=np.r_[ev_topic, np.array(ev["topic"], np.int64)],
+            ev_ts=_join(_cat(ctxs, "ev_ts", np.int64), np.array(ev["ts"], np.int64)),
+            ev_type=_join(_cat(ctxs, "ev_type", np.int8), np.array(ev["type"], np.int8)),
+            ev_lead=_join(ev_lead, np.array(ev["lead"], np.int64)),
+            ev_account=_join(ev_owner, np.array(ev["account"], np.int64)),
+            ev_topic=_join(ev_topic, np.array(ev["topic"], np.int64)),
             ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64))
 
     def _b2c_frame(self, payloads: list[dict]) -> B2CFrame:
@@ -412,28 +412,35 @@ class OnlineFeatures:
         _, ord_owner = _spans([len(c.ord_ts) for c in ctxs])
 
         def both(name: str, dtype, request: str) -> np.ndarray:
-            return np.r_[_cat(ctxs, name, dtype), np.array(ev[request], dtype)]
+            return _join(_cat(ctxs, name, dtype), np.array(ev[request], dtype))
 
         return B2CFrame(
             cust_created=np.array(cust["created"], dtype=np.int64), cust_channel=_objects(cust["channel"]),
             cust_device=_objects(cust["device"]), cust_consent_email=np.array(cust["consent_email"], np.float64),
             cust_consent_sms=np.array(cust["consent_sms"], np.float64),
             ev_ts=both("ev_ts", np.int64, "ts"), ev_type=both("ev_type", np.int8, "type"),
-            ev_cust=np.r_[ev_owner, np.array(ev["cust"], np.int64)],
+            ev_cust=_join(ev_owner, np.array(ev["cust"], np.int64)),
             ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64),
-            ev_session=np.r_[session_base[ev_owner] + _cat(ctxs, "ev_session", np.int64),
-                             session_base[np.array(ev["cust"], np.int64)] + np.array(ev["session"], np.int64)],
-            ev_category=np.r_[ev_category, np.array(ev["category"], np.int64)],
+            ev_session=_join(session_base[ev_owner] + _cat(ctxs, "ev_session", np.int64),
+                             session_base[np.array(ev["cust"], np.int64)] + np.array(ev["session"], np.int64)),
+            ev_category=_join(ev_category, np.array(ev["category"], np.int64)),
             ev_price=both("ev_price", np.float64, "price"), ev_qty=both("ev_qty", np.float64, "qty"),
-            ord_cust=np.r_[ord_owner, np.array(orders["cust"], np.int64)],
-            ord_ts=np.r_[_cat(ctxs, "ord_ts", np.int64), np.array(orders["ts"], np.int64)],
-            ord_amount=np.r_[_cat(ctxs, "ord_amount", np.float64), np.array(orders["amount"], np.float64)])
+            ord_cust=_join(ord_owner, np.array(orders["cust"], np.int64)),
+            ord_ts=_join(_cat(ctxs, "ord_ts", np.int64), np.array(orders["ts"], np.int64)),
+            ord_amount=_join(_cat(ctxs, "ord_amount", np.float64), np.array(orders["amount"], np.float64)))
 
 
 def rows_of(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Columns of feature values as one dict of plain Python values per row."""
     lists = [v.tolist() for v in columns.values()]
     return [dict(zip(columns, r, strict=True)) for r in zip(*lists, strict=True)]
+
+
+NO_ROW = np.array([-1], dtype=np.int64)  # appended to a row map: where an index points past the rows, -1
+
+
+def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate((a, b))
 
 
 def _spans(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:

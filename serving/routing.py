@@ -50,7 +50,7 @@ class Batch:
 
     n: int
     features: Mapping[str, Sequence[Any]]
-    tier: np.ndarray
+    tier: Sequence[str]
     expected_value: np.ndarray
     stage: np.ndarray          # stage rank
     consent_email: np.ndarray  # bool
@@ -66,36 +66,42 @@ def compare(values: Sequence[Any], op: str, b: Any) -> np.ndarray:
     if isinstance(b, int | float) and not isinstance(b, bool):
         a = values if isinstance(values, np.ndarray) and values.dtype.kind == "f" else \
             np.fromiter((_num(v) for v in values), dtype=np.float64, count=len(values))
-        with np.errstate(invalid="ignore"):
-            return OPS[op](a, b) & ~np.isnan(a)
+        return OPS[op](a, b) & ~np.isnan(a)  # NaN compares False but for !=; missing never holds
     f = OPS[op]
     return np.fromiter((v is not None and bool(f(v, b)) for v in values), dtype=bool, count=len(values))
 
 
 def holds(c: Condition, b: Batch) -> np.ndarray:
     """Where one condition holds (features, tier, stage, consent, expected value)."""
-    m = np.ones(b.n, dtype=bool)
+    parts = []
     if c.feature is not None:
-        m &= compare(b.values(c.feature), c.op, c.value)
+        parts.append(compare(b.values(c.feature), c.op, c.value))
     if c.tier is not None:
-        m &= np.isin(b.tier, c.tier)
+        tiers = set(c.tier)
+        parts.append(np.fromiter((t in tiers for t in b.tier), dtype=bool, count=b.n))
     if c.stage_at_least is not None:
-        m &= b.stage >= STAGE_RANK[c.stage_at_least]
+        parts.append(b.stage >= STAGE_RANK[c.stage_at_least])
     if c.stage_below is not None:
-        m &= b.stage < STAGE_RANK[c.stage_below]
+        parts.append(b.stage < STAGE_RANK[c.stage_below])
     if c.consent is not None:
         email, sms = b.consent_email, b.consent_sms
-        m &= {"none": ~email & ~sms, "any": email | sms, "email": email, "sms": sms}[c.consent]
+        parts.append({"none": ~email & ~sms, "any": email | sms, "email": email, "sms": sms}[c.consent])
     if c.expected_value_below is not None:
-        m &= b.expected_value < c.expected_value_below
+        parts.append(b.expected_value < c.expected_value_below)
+    return _all(parts, b.n)
+
+
+def _all(masks: list[np.ndarray], n: int) -> np.ndarray:
+    if not masks:
+        return np.ones(n, dtype=bool)
+    m = masks[0]
+    for other in masks[1:]:
+        m = m & other
     return m
 
 
 def all_hold(conditions: list[Condition], b: Batch) -> np.ndarray:
-    m = np.ones(b.n, dtype=bool)
-    for c in conditions:
-        m &= holds(c, b)
-    return m
+    return _all([holds(c, b) for c in conditions], b.n)
 
 
 def pick_routes(routes: list[Route], b: Batch) -> np.ndarray:
@@ -144,13 +150,11 @@ def grades(conf: MotionConfig, groups: Mapping[str, Sequence[float]], n: int) ->
     def group(name: str) -> np.ndarray:
         return np.asarray(groups[name], dtype=np.float64) if name in groups else np.zeros(n)
 
-    fit = np.round(100 / (1 + np.exp(-group("fit")))).astype(np.int64)
-    eng = np.round(100 / (1 + np.exp(-(group("intent") + group("engagement"))))).astype(np.int64)
-    letter = sum((fit < c).astype(np.int64) for c in conf.grade.fit_cutoffs)
-    digit = 1 + sum((eng < c).astype(np.int64) for c in conf.grade.engagement_cutoffs)
-    return [f"{'ABCD'[x]}{d}" for x, d in zip(np.broadcast_to(letter, n).tolist(),
-                                             np.broadcast_to(digit, n).tolist(), strict=True)], \
-        fit.tolist(), eng.tolist()
+    fit = np.round(100 / (1 + np.exp(-group("fit")))).astype(np.int64).tolist()
+    eng = np.round(100 / (1 + np.exp(-(group("intent") + group("engagement"))))).astype(np.int64).tolist()
+    fc, ec = conf.grade.fit_cutoffs, conf.grade.engagement_cutoffs
+    return [f"{'ABCD'[sum(f < c for c in fc)]}{1 + sum(e < c for c in ec)}" for f, e in zip(fit, eng, strict=True)], \
+        fit, eng
 
 
 def grade(conf: MotionConfig, groups: dict[str, float]) -> tuple[str | None, int | None, int | None]:
@@ -175,7 +179,7 @@ def decide_many(conf: MotionConfig, *, tiers: Sequence[str], features: Mapping[s
     """Route, owner, SLA, actions, gates and grade for each row of a batch given as columns."""
     n = len(tiers)
     stages = stages if stages is not None else [None] * n
-    b = Batch(n, features, np.asarray(tiers, dtype=object), np.asarray(expected_value, dtype=np.float64),
+    b = Batch(n, features, tiers, np.asarray(expected_value, dtype=np.float64),
               np.fromiter((STAGE_RANK.get(s or "none", 0) for s in stages), dtype=np.int64, count=n),
               _consent(consent_email, features.get("lifecycle_consent_email"), n),
               _consent(consent_sms, features.get("lifecycle_consent_sms"), n))
