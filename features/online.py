@@ -313,9 +313,11 @@ class OnlineFeatures:
                 continue
             d = memo.get(raw)
             if d is None:
-                d = memo[raw] = self._decode(orjson.loads(raw))
-                if len(memo) > self.memo_size:
-                    memo.popitem(last=False)
+                d = self._decode(orjson.loads(raw))
+                if self.memo_size > 0:
+                    memo[raw] = d
+                    if len(memo) > self.memo_size:
+                        memo.popitem(last=False)
             else:
                 memo.move_to_end(raw)
             out.append(d)

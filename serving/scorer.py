@@ -58,7 +58,8 @@ class Scorer:
                     continue
                 model, version = registry.load(f"{motion}/{version}")
                 conf = load_config(motion, self.settings)
-                loaded = Loaded(model, version, conf, OnlineFeatures(conf, self.store))
+                loaded = Loaded(model, version, conf, OnlineFeatures(conf, self.store,
+                                                                  memo=self.settings.context_memo))
                 with self._lock:
                     self.models[motion] = loaded
                 changed[motion] = version
