@@ -271,7 +271,7 @@ def decode_b2b(ctx: dict) -> B2BContext:
 
 def decode_b2c(ctx: dict) -> B2CContext:
     ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or {"ts": [], "amount": []}
-    session, sessions = _codes(ev["session"])
+    session, sessions = _codes([str(x) for x in ev["session"]])  # as a request's session ids are read
     category, categories = _codes(ev["category"])
     return B2CContext(
         customer=ctx.get("customer", {}), ev_ts=np.array(ev["ts"], np.int64),
