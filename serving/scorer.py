@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from features.online import ItemError, OnlineFeatures, open_store, parse_time, rows_of
@@ -126,7 +125,7 @@ class Scorer:
             features = rows_of(columns)
             model = loaded.model
             scored = model.score_matrix(model.preprocessor.transform_columns(columns, len(idx)), reasons=3)
-            unknown = loaded.model.preprocessor.unknown_levels_each(features)
+            unknown = model.preprocessor.unknown_levels_each(features)
             batch = [reqs[i] for i in idx]
             decisions = decide_many(
                 loaded.conf, tiers=scored.tier, features=columns, expected_value=scored.expected_value,
@@ -169,6 +168,3 @@ def _payload(req: ScoreRequest) -> dict[str, Any]:
             d[k] = d[k].__dict__
     return d
 
-
-def utc(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
