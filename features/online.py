@@ -257,29 +257,37 @@ def _codes(values: list) -> tuple[np.ndarray, tuple]:
     return np.array(codes, dtype=np.int64), tuple(vocab)
 
 
+def _frozen(context: Any) -> Any:
+    """Make a decoded context's arrays read-only: the memo shares them with every batch that reads it."""
+    for name in context.__slots__:
+        if isinstance(v := getattr(context, name), np.ndarray):
+            v.flags.writeable = False
+    return context
+
+
 def decode_b2b(ctx: dict) -> B2BContext:
     leads, ev = ctx.get("leads") or _EMPTY_LEADS, ctx.get("events") or _EMPTY_B2B_EVENTS
     topic, topics = _codes(ev["topic"])
-    return B2BContext(
+    return _frozen(B2BContext(
         account=ctx.get("account", {}), lead_row={k: j for j, k in enumerate(leads["lead_id"])},
         created=np.array(leads["created"], np.int64), role=np.array(leads["role"], np.int64),
         seniority=np.array(leads["seniority"], np.float64), business=np.array(leads["business"], np.float64),
         stage=np.array(leads["stage"], np.int64), ev_ts=np.array(ev["ts"], np.int64),
         ev_type=np.array([B2B_CODE[t] for t in ev["type"]], np.int8), ev_lead=np.array(ev["lead"], np.int64),
-        ev_topic=topic, topics=topics, event_ids=frozenset(ev["event_id"]))
+        ev_topic=topic, topics=topics, event_ids=frozenset(ev["event_id"])))
 
 
 def decode_b2c(ctx: dict) -> B2CContext:
     ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or {"ts": [], "amount": []}
     session, sessions = _codes([str(x) for x in ev["session"]])  # as a request's session ids are read
     category, categories = _codes(ev["category"])
-    return B2CContext(
+    return _frozen(B2CContext(
         customer=ctx.get("customer", {}), ev_ts=np.array(ev["ts"], np.int64),
         ev_type=np.array([B2C_CODE[t] for t in ev["type"]], np.int8), ev_session=session,
         sessions={k: j for j, k in enumerate(sessions)}, ev_category=category, categories=categories,
         ev_price=np.array(ev["price"], np.float64), ev_qty=np.array(ev["quantity"], np.float64),
         event_ids=frozenset(ev["event_id"]), ord_ts=np.array(orders["ts"], np.int64),
-        ord_amount=np.array(orders["amount"], np.float64))
+        ord_amount=np.array(orders["amount"], np.float64)))
 
 
 class OnlineFeatures:
@@ -442,7 +450,7 @@ NO_ROW = np.array([-1], dtype=np.int64)  # appended to a row map: where an index
 
 
 def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.concatenate((a, b))
+    return np.concatenate((a, b)) if len(b) else a
 
 
 def _spans(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -452,6 +460,9 @@ def _spans(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cat(parts: list, name: str, dtype) -> np.ndarray:
+    """One field of the batch's contexts end to end (a lone context's own, read-only, array as it is)."""
+    if len(parts) == 1:
+        return getattr(parts[0], name)
     return np.concatenate([getattr(p, name) for p in parts]).astype(dtype, copy=False)
 
 

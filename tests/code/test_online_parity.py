@@ -213,5 +213,6 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     store.put_many([("leadscore:b2b:other", context(2))])
     online.compute(request | {"lead": request["lead"] | {"account_id": "other"}}, as_of)
     assert len(online._memo) == 1
+    assert not next(iter(online._memo.values())).ev_ts.flags.writeable    # shared with every batch: read-only
     none = OnlineFeatures(load_config("b2b"), store, memo=0)
     assert none.compute(request, as_of)["intent_acct_hi_30d"] == 4 and len(none._memo) == 0
