@@ -46,18 +46,19 @@ def main() -> None:
     if "quality" in only:
         results["quality"] = part("bench.quality")
         t = Table(title="quality on the shared data (test fold; same split for every model)")
-        for c in ("data", "model AUC", "LR AUC", "NB AUC", "LGBM default AUC", "model ECE", "LGBM default ECE", "model Brier",
-                  "AUC gap vs best peer [95% CI]", "base rate fit → test", "model mean − test rate"):
-            t.add_column(c)
+        for c in ("data", "AUC", "LR", "NB", "LGBM dflt", "ECE", "LGBM dflt ECE", "Brier",
+                  "AUC gap to best peer [95% CI]", "rate fit → test", "mean − rate"):
+            t.add_column(c, no_wrap=True)
         for r in results["quality"]:
             t.add_row(r["data"], f"{r['model_auc']:.4f}", f"{r['logistic_auc']:.4f}", f"{r['naive_bayes_auc']:.4f}",
                       f"{r['lightgbm_default_auc']:.4f}", f"{r['model_ece']:.4f}", f"{r['lightgbm_default_ece']:.4f}",
                       f"{r['model_brier']:.4f}",
                       f"{r['auc_gap_vs_best_peer']:+.4f} [{r['auc_gap_ci95'][0]:+.4f}, {r['auc_gap_ci95'][1]:+.4f}]",
-                      f"{r['base_rate_fit']:.3f} → {r['base_rate_test']:.3f}", f"{r['model_base_rate_gap']:+.4f}")
+                      f"{r['base_rate_fit']:.3f}→{r['base_rate_test']:.3f}", f"{r['model_base_rate_gap']:+.4f}")
         console.print(t)
-        console.print("|model mean − test rate| is a floor under the model's ECE; a model fitted before the test "
-                      "period that predicts the fit period's rate cannot get below the base-rate shift")
+        console.print("AUC, ECE, Brier: the model; mean − rate: its mean score minus the test fold's rate, a floor under "
+                      "its ECE (a model fitted before the test period that predicts the fit period's rate cannot get "
+                      "below the shift from 'rate fit' to 'test')")
     if "serving" in only:
         results["serving"] = part("bench.serving")
         s = results["serving"]
