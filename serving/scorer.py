@@ -17,9 +17,10 @@ from features.online import ItemError, OnlineFeatures, open_store, parse_time, r
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
 from leadscore.settings import Settings
-from serving.routing import decide_many
+from serving.routing import Decision, decide_many
 from serving.schemas import ScoreRequest
 from training import registry
+from training.model import Scores
 
 log = logging.getLogger("leadscore.serving")
 MOTIONS = ("b2b", "b2c", "hybrid")
@@ -127,12 +128,7 @@ class Scorer:
             scored = model.score_matrix(model.preprocessor.transform_columns(columns, len(idx)), reasons=3)
             unknown = model.preprocessor.unknown_levels_each(features)
             batch = [reqs[i] for i in idx]
-            decisions = decide_many(
-                loaded.conf, tiers=scored.tier, features=columns, expected_value=scored.expected_value,
-                groups=scored.groups, stages=[_stage(r, f) for r, f in zip(batch, features, strict=True)],
-                accounts=[r.account.__dict__ if r.account else None for r in batch],
-                consent_email=[r.customer.consent_email if r.customer else None for r in batch],
-                consent_sms=[r.customer.consent_sms if r.customer else None for r in batch])
+            decisions = decide_batch(loaded.conf, batch, columns, features, scored)
             share = (time.perf_counter() - t0) / len(idx)
             log.debug("%s: %d leads, features %.1f ms, model and routing %.1f ms", motion, len(idx),
                       1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1))
@@ -149,6 +145,18 @@ class Scorer:
                     "gates": d.gates, "unknown_categories": u, "_features": f, "_as_of": as_of, "_latency": share,
                 }
         return out  # type: ignore[return-value]
+
+
+def decide_batch(conf: MotionConfig, batch: list[ScoreRequest], columns: dict[str, Any], features: list[dict],
+                 scored: Scores) -> list[Decision]:
+    """The motion's rules for a batch of one motion: its features as columns, the requests' stages, accounts
+    (ownership, territory) and consent."""
+    return decide_many(
+        conf, tiers=scored.tier, features=columns, expected_value=scored.expected_value, groups=scored.groups,
+        stages=[_stage(r, f) for r, f in zip(batch, features, strict=True)],
+        accounts=[r.account.__dict__ if r.account else None for r in batch],
+        consent_email=[r.customer.consent_email if r.customer else None for r in batch],
+        consent_sms=[r.customer.consent_sms if r.customer else None for r in batch])
 
 
 def _stage(req: ScoreRequest, features: dict) -> str | None:
