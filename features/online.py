@@ -290,22 +290,26 @@ def decode_b2c(ctx: dict) -> B2CContext:
         ord_amount=np.array(orders["amount"], np.float64)))
 
 
+MEMO_COST = 5
+
+
 class OnlineFeatures:
     """Computes entities' features for a motion from request payloads and the online store.
 
     A batch of requests becomes one frame with one pseudo-account (or customer) per request — the stored context
     with the request merged over it — so the shared ``compute`` runs once for the whole batch. Stored contexts
-    are decoded into arrays once and memoised by their stored text (least recently used out first), so a
-    materialization that rewrites a context is seen on its next read; only the request's own fields and events
+    are decoded into arrays once and memoised by their stored text (least recently used out first, within
+    ``memo_mb`` megabytes), so a materialization that rewrites a context is seen on its next read; only the request's own fields and events
     are handled item by item, the stored part of the frame is assembled with whole-batch array operations.
     """
 
     def __init__(self, conf: MotionConfig, store: OnlineStore | None, fs: FeatureSet | None = None,
-                 memo: int = 20_000):
+                 memo_mb: float = 64):
         self.conf, self.store = conf, store
         self.fs = fs or feature_set(conf.feature_set)
-        self.memo_size = memo
+        self.memo_bytes = int(memo_mb * 2**20)
         self._memo: OrderedDict[str, B2BContext | B2CContext] = OrderedDict()
+        self._memo_used = 0
         self._decode = decode_b2c if conf.motion == "b2c" else decode_b2b
         self._empty = self._decode({})
 
@@ -322,14 +326,24 @@ class OnlineFeatures:
             d = memo.get(raw)
             if d is None:
                 d = self._decode(orjson.loads(raw))
-                if self.memo_size > 0:
-                    memo[raw] = d
-                    if len(memo) > self.memo_size:
-                        memo.popitem(last=False)
+                self._remember(raw, d)
             else:
                 memo.move_to_end(raw)
             out.append(d)
         return out
+
+    def _remember(self, raw: str, context: Any) -> None:
+        """Keep a decoded context, then drop the least recently used ones until the memo fits its budget. An
+        entry counts as ``MEMO_COST`` times its stored text: the text itself (the key) and the decoded arrays,
+        sets and dicts, which measured about four times the text on the generated B2B contexts."""
+        cost = MEMO_COST * len(raw)
+        if cost > self.memo_bytes:
+            return
+        self._memo[raw] = context
+        self._memo_used += cost
+        while self._memo_used > self.memo_bytes:
+            old, _ = self._memo.popitem(last=False)
+            self._memo_used -= MEMO_COST * len(old)
 
     def compute(self, payload: dict, as_of: int) -> dict[str, Any]:
         try:

@@ -22,7 +22,7 @@ class Settings:
     ``tracking_uri``: MLflow tracking/registry URI (MLflow's own default: ``sqlite:///mlflow.db``).
     ``conf_dir``: the per-motion YAML policies.
     ``dask_scheduler``: a Dask scheduler address for batch feature computation (``None``: in-process).
-    ``context_memo``: how many decoded online contexts a serving worker keeps per motion (0: none).
+    ``context_memo_mb``: memory for decoded online contexts, per motion and serving worker (0: none).
     """
 
     home: Path
@@ -31,7 +31,7 @@ class Settings:
     tracking_uri: str
     conf_dir: Path
     dask_scheduler: str | None = None
-    context_memo: int = 20_000
+    context_memo_mb: float = 64
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Settings:
@@ -44,7 +44,7 @@ class Settings:
             tracking_uri=env.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
             conf_dir=Path(env.get("LEADSCORE_CONF_DIR", PROJECT_ROOT / "conf")).resolve(),
             dask_scheduler=env.get("LEADSCORE_DASK_SCHEDULER") or None,
-            context_memo=int(env.get("LEADSCORE_CONTEXT_MEMO", "20000")),
+            context_memo_mb=float(env.get("LEADSCORE_CONTEXT_MEMO_MB", "64")),
         )
 
     def ensure_home(self) -> Path:

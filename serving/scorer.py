@@ -59,7 +59,7 @@ class Scorer:
                 model, version = registry.load(f"{motion}/{version}")
                 conf = load_config(motion, self.settings)
                 loaded = Loaded(model, version, conf, OnlineFeatures(conf, self.store,
-                                                                  memo=self.settings.context_memo))
+                                                                  memo_mb=self.settings.context_memo_mb))
                 with self._lock:
                     self.models[motion] = loaded
                 changed[motion] = version

@@ -182,13 +182,13 @@ def test_a_batch_with_many_distinct_topics_and_categories_counts_each_entity_alo
 
 def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     """Decoded contexts are memoised by their stored text: a materialization that rewrites an account is seen
-    on the next request, and the memo keeps at most its size."""
+    on the next request, and the memo keeps to its memory budget."""
     import json
 
     from features.compute import ROLE_CODE
+    from features.online import MEMO_COST
     as_of = 1_780_000_000
     store = open_store(f"sqlite:///{tmp_path}/o.db")
-    online = OnlineFeatures(load_config("b2b"), store, memo=1)
 
     def context(n_events: int) -> str:
         return json.dumps({
@@ -203,6 +203,7 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     request = {"lead": {"lead_id": "a", "account_id": "acct", "created_at": as_of - 86400,
                         "buying_role": "economic_buyer"}, "events": []}
     store.put_many([("leadscore:b2b:acct", context(1))])
+    online = OnlineFeatures(load_config("b2b"), store, memo_mb=MEMO_COST * len(context(4)) * 1.5 / 2**20)  # one fits
     first = online.compute(request, as_of)
     assert first["intent_acct_hi_30d"] == 1 and first["engagement_champion"] == 1
     store.put_many([("leadscore:b2b:acct", context(4))])
@@ -212,7 +213,7 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     assert online.compute(again, as_of)["intent_acct_hi_30d"] == 4
     store.put_many([("leadscore:b2b:other", context(2))])
     online.compute(request | {"lead": request["lead"] | {"account_id": "other"}}, as_of)
-    assert len(online._memo) == 1
+    assert len(online._memo) == 1 and online._memo_used <= online.memo_bytes
     assert not next(iter(online._memo.values())).ev_ts.flags.writeable    # shared with every batch: read-only
-    none = OnlineFeatures(load_config("b2b"), store, memo=0)
+    none = OnlineFeatures(load_config("b2b"), store, memo_mb=0)
     assert none.compute(request, as_of)["intent_acct_hi_30d"] == 4 and len(none._memo) == 0
