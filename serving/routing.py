@@ -64,8 +64,8 @@ class Batch:
 def compare(values: Sequence[Any], op: str, b: Any) -> np.ndarray:
     """``value op b`` per row; a missing value never holds. Against a number, a value that is not one is missing."""
     if isinstance(b, int | float) and not isinstance(b, bool):
-        a = values if isinstance(values, np.ndarray) and values.dtype.kind == "f" else \
-            np.fromiter((_num(v) for v in values), dtype=np.float64, count=len(values))
+        a = values.astype(np.float64, copy=False) if isinstance(values, np.ndarray) and values.dtype.kind in "fiub" \
+            else np.fromiter((_num(v) for v in values), dtype=np.float64, count=len(values))
         return OPS[op](a, b) & ~np.isnan(a)  # NaN compares False but for !=; missing never holds
     f = OPS[op]
     return np.fromiter((v is not None and bool(f(v, b)) for v in values), dtype=bool, count=len(values))

@@ -88,6 +88,10 @@ def test_a_batch_decides_each_row_as_it_would_alone():
                         groups={k: v[i] for k, v in groups.items()}, stage=stages[i], account=accounts[i],
                         consent_sms=sms[i]) for i in range(n)]
         assert many == alone
+        arrays = {k: np.array([np.nan if v is None or isinstance(v, str) else v for v in col])
+                  for k, col in features.items()}   # the scorer hands numeric features over as float arrays
+        assert decide_many(conf, tiers=tiers, features=arrays, expected_value=ev, groups=groups, stages=stages,
+                           accounts=accounts, consent_sms=sms) == many
         assert len({d.route for d in many}) >= 3, motion   # the batch exercises several routes
 
 
