@@ -299,8 +299,9 @@ class OnlineFeatures:
     A batch of requests becomes one frame with one pseudo-account (or customer) per request — the stored context
     with the request merged over it — so the shared ``compute`` runs once for the whole batch. Stored contexts
     are decoded into arrays once and memoised by their stored text (least recently used out first, within
-    ``memo_mb`` megabytes), so a materialization that rewrites a context is seen on its next read; only the request's own fields and events
-    are handled item by item, the stored part of the frame is assembled with whole-batch array operations.
+    ``memo_mb`` megabytes), so a materialization that rewrites a context is seen on its next read. Only the
+    request's own fields and events are handled item by item; the stored part of the frame is assembled with
+    whole-batch array operations.
     """
 
     def __init__(self, conf: MotionConfig, store: OnlineStore | None, fs: FeatureSet | None = None,
@@ -391,16 +392,16 @@ class OnlineFeatures:
         kept = np.ones(len(owner), dtype=bool)
         kept[(start + old)[old >= 0]] = False
         lead_row = _join(np.where(kept, n + np.cumsum(kept) - 1, owner), NO_ROW)
-        ev_start, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
-        local = _cat(ctxs, "ev_lead", np.int64)
+        _, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
+        local = _cat(ctxs, "ev_lead")
         ev_lead = lead_row[np.where(local >= 0, start[ev_owner] + local, len(lead_row) - 1)]
         t_start, _ = _spans([len(c.topics) for c in ctxs])
         codes = np.array([topics.setdefault(t, len(topics)) for c in ctxs for t in c.topics] + [-1], np.int64)
-        local = _cat(ctxs, "ev_topic", np.int64)
+        local = _cat(ctxs, "ev_topic")
         ev_topic = codes[np.where(local >= 0, t_start[ev_owner] + local, len(codes) - 1)]
 
         def stored(name: str, dtype) -> np.ndarray:
-            return _join(np.array(req[name], dtype), _cat(ctxs, name, dtype)[kept])
+            return _join(np.array(req[name], dtype), _cat(ctxs, name)[kept])
 
         return B2BFrame(
             lead_account=_join(np.arange(n), owner[kept]), lead_created=stored("created", np.int64),
@@ -408,8 +409,8 @@ class OnlineFeatures:
             lead_business=stored("business", np.float64), lead_stage=stored("stage", np.int64),
             acc_industry=_objects(acc["industry"]), acc_employees=np.array(acc["employees"], np.float64),
             acc_revenue=np.array(acc["revenue"], np.float64), acc_region=_objects(acc["region"]),
-            ev_ts=_join(_cat(ctxs, "ev_ts", np.int64), np.array(ev["ts"], np.int64)),
-            ev_type=_join(_cat(ctxs, "ev_type", np.int8), np.array(ev["type"], np.int8)),
+            ev_ts=_join(_cat(ctxs, "ev_ts"), np.array(ev["ts"], np.int64)),
+            ev_type=_join(_cat(ctxs, "ev_type"), np.array(ev["type"], np.int8)),
             ev_lead=_join(ev_lead, np.array(ev["lead"], np.int64)),
             ev_account=_join(ev_owner, np.array(ev["account"], np.int64)),
             ev_topic=_join(ev_topic, np.array(ev["topic"], np.int64)),
@@ -431,12 +432,12 @@ class OnlineFeatures:
         c_start, _ = _spans([len(c.categories) for c in ctxs])
         codes = np.array([categories.setdefault(x, len(categories)) for c in ctxs for x in c.categories] + [-1],
                          np.int64)
-        local = _cat(ctxs, "ev_category", np.int64)
+        local = _cat(ctxs, "ev_category")
         ev_category = codes[np.where(local >= 0, c_start[ev_owner] + local, len(codes) - 1)]
         _, ord_owner = _spans([len(c.ord_ts) for c in ctxs])
 
         def both(name: str, dtype, request: str) -> np.ndarray:
-            return _join(_cat(ctxs, name, dtype), np.array(ev[request], dtype))
+            return _join(_cat(ctxs, name), np.array(ev[request], dtype))
 
         return B2CFrame(
             cust_created=np.array(cust["created"], dtype=np.int64), cust_channel=_objects(cust["channel"]),
@@ -445,13 +446,13 @@ class OnlineFeatures:
             ev_ts=both("ev_ts", np.int64, "ts"), ev_type=both("ev_type", np.int8, "type"),
             ev_cust=_join(ev_owner, np.array(ev["cust"], np.int64)),
             ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64),
-            ev_session=_join(session_base[ev_owner] + _cat(ctxs, "ev_session", np.int64),
+            ev_session=_join(session_base[ev_owner] + _cat(ctxs, "ev_session"),
                              session_base[np.array(ev["cust"], np.int64)] + np.array(ev["session"], np.int64)),
             ev_category=_join(ev_category, np.array(ev["category"], np.int64)),
             ev_price=both("ev_price", np.float64, "price"), ev_qty=both("ev_qty", np.float64, "qty"),
             ord_cust=_join(ord_owner, np.array(orders["cust"], np.int64)),
-            ord_ts=_join(_cat(ctxs, "ord_ts", np.int64), np.array(orders["ts"], np.int64)),
-            ord_amount=_join(_cat(ctxs, "ord_amount", np.float64), np.array(orders["amount"], np.float64)))
+            ord_ts=_join(_cat(ctxs, "ord_ts"), np.array(orders["ts"], np.int64)),
+            ord_amount=_join(_cat(ctxs, "ord_amount"), np.array(orders["amount"], np.float64)))
 
 
 def rows_of(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -473,11 +474,12 @@ def _spans(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(c) - c, np.repeat(np.arange(len(c)), c)
 
 
-def _cat(parts: list, name: str, dtype) -> np.ndarray:
-    """One field of the batch's contexts end to end (a lone context's own, read-only, array as it is)."""
+def _cat(parts: list, name: str) -> np.ndarray:
+    """One field of the batch's contexts end to end (a lone context's own, read-only, array as it is); the
+    decoded arrays already have the frame's dtypes."""
     if len(parts) == 1:
         return getattr(parts[0], name)
-    return np.concatenate([getattr(p, name) for p in parts]).astype(dtype, copy=False)
+    return np.concatenate([getattr(p, name) for p in parts])
 
 
 def _b2b_request(i: int, payload: dict, c: B2BContext, req: dict, acc: dict, ev: dict, old: np.ndarray,

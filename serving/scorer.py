@@ -132,14 +132,14 @@ class Scorer:
             share = (time.perf_counter() - t0) / len(idx)
             log.debug("%s: %d leads, features %.1f ms, model and routing %.1f ms", motion, len(idx),
                       1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1))
-            for i, req, f, s, tier, ev, why, d, u in zip(
-                    idx, batch, features, scored.score.tolist(), scored.tier.tolist(),
+            for i, req, f, s, s100, tier, ev, why, d, u in zip(
+                    idx, batch, features, scored.score.tolist(), scored.score_100.tolist(), scored.tier.tolist(),
                     scored.expected_value.tolist(), scored.reasons, decisions, unknown, strict=True):
                 out[i] = {
                     "request_id": req.request_id or uuid.uuid4().hex,
                     "lead_id": req.customer.customer_id if motion == "b2c" else req.lead.lead_id,
                     "motion": motion, "model": motion, "version": loaded.version, "score": s,
-                    "score_100": int(round(100 * s)), "tier": tier, "route": d.route, "owner": d.owner,
+                    "score_100": s100, "tier": tier, "route": d.route, "owner": d.owner,
                     "sla_minutes": d.sla_minutes, "next_actions": d.actions, "expected_value": ev, "reasons": why,
                     "fit_score": d.fit_score, "engagement_score": d.engagement_score, "grade": d.grade,
                     "gates": d.gates, "unknown_categories": u, "_features": f, "_as_of": as_of, "_latency": share,
