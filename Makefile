@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-demo: install ## generate → features → train b2b/b2c/hybrid → register → serve on 127.0.0.1:$(PORT)
-	$(BIN)/python -m leadscore.demo --data $(DEMO_DATA) --port $(PORT)
+demo: install ## generate → features → train b2b/b2c/hybrid → register → serve on 127.0.0.1 (PORT=3000)
+	$(BIN)/leadscore demo --data $(DEMO_DATA) --port $(PORT)
 
 test: install ## the full test suite (slow tests included)
 	$(BIN)/python -m pytest -q
@@ -32,8 +32,12 @@ bench: install ## feature, quality and serving benchmarks (ratios against peers 
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "install wrk for the serving benchmark"
 	$(BIN)/python -m bench.run
 
-lint: install ## ruff
-	$(BIN)/ruff check leadscore features training serving feedback bench tests
+SOURCES := leadscore synthetic features model training serving feedback cli bench tests
+
+lint: install ## ruff (lint and format check) and mypy on the package
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
 
 clean: ## remove generated data, MLflow store and local state
 	rm -rf data/demo .leadscore mlflow.db mlruns/* bench/out

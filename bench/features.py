@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.batch import features_as_of, latest_time, prepare
+from features.historical import features_as_of, latest_time
+from features.prepare import prepare
 from leadscore.config import load_config
 from leadscore.schema import load_dataset
-from leadscore.synth import generate
+from synthetic import generate
 
 OUT = Path(__file__).resolve().parent / "out"
 SIZES = {"b2c": dict(n=230_000, scale=1.0), "b2b": dict(n=1_000_000, scale=23.0)}
@@ -118,7 +119,9 @@ def online_cpu(n: int = 2000) -> dict:
     """CPU per lead on the online path (payload + store → features), B2B and B2C."""
     import tempfile
 
-    from features.online import OnlineFeatures, SQLStore, materialize
+    from features.materialize import materialize
+    from features.online_frame import OnlineFeatures
+    from features.online_store import SQLStore
     out = {}
     for motion in ("b2b", "b2c"):
         folder = OUT / f"{motion}_online"

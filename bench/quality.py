@@ -12,9 +12,10 @@ import lightgbm as lgb
 import numpy as np
 
 from leadscore.config import load_config
-from training import metrics
-from training.spec import load_spec, read_flat
-from training.train import fit_spec
+from model import metrics
+from model.exports import load_spec
+from training.flat_export import read_flat
+from training.pipelines import fit_spec
 
 SPECS = Path(__file__).resolve().parent.parent / "conf" / "specs"
 

@@ -118,9 +118,10 @@ def batch_stages(scorer, body: str, workers: int = 2) -> dict:
 
     from pydantic import TypeAdapter
 
-    from features.online import parse_time, rows_of
+    from features.online_frame import rows_of
+    from leadscore.times import epoch_seconds
     from serving.schemas import ScoreRequest
-    from serving.scorelog import rows
+    from serving.score_log import rows
     from serving.scorer import decide_batch
     from serving.service import _json
 
@@ -138,7 +139,7 @@ def batch_stages(scorer, body: str, workers: int = 2) -> dict:
     reqs = adapter.validate_json(body)["requests"]
     n, motion = len(reqs), reqs[0].motion
     loaded = scorer.models[motion]
-    model, as_of = loaded.model, parse_time(reqs[0].as_of)
+    model, as_of = loaded.model, epoch_seconds(reqs[0].as_of)
     payloads = [scorer._validate(r) for r in reqs]
     columns = loaded.online.compute_columns(payloads, as_of)
     X = model.preprocessor.transform_columns(columns, n)
@@ -169,19 +170,22 @@ def main() -> dict:
         raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "LEADSCORE_HOME": str(tmp / "home"),
-                        "LEADSCORE_WORKERS": "2", "LEADSCORE_MAX_BATCH": "1000",
+                        "BENTOML_CONFIG_OVERRIDES": json.dumps({"services": {"leadscore": {"workers": 2}}}),
+                        "LEADSCORE_MAX_BATCH": "1000",
                         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     os.environ.update({k: env[k] for k in ("MLFLOW_TRACKING_URI", "LEADSCORE_HOME")})
-    from features.batch import latest_time, prepare
-    from features.online import materialize, open_store
+    from features.historical import latest_time
+    from features.materialize import materialize
+    from features.online_store import open_store
+    from features.prepare import prepare
     from leadscore.config import load_config
     from leadscore.schema import load_dataset
     from leadscore.settings import Settings
-    from leadscore.synth import generate
+    from model import registry
     from serving.schemas import ScoreRequest
     from serving.scorer import Scorer
-    from training import registry
-    from training.train import train_motion
+    from synthetic import generate
+    from training.pipelines import train_motion
 
     generate("b2b", 8000, 5, tmp / "b2b")
     train_motion("b2b", tmp / "b2b")
@@ -192,7 +196,7 @@ def main() -> dict:
     model, version = registry.load("b2b@champion")
     example = json.loads((ROOT / "serving/examples/b2b.json").read_text())
     # The peers get the feature vector our service computes for the same request.
-    scorer = Scorer(motions=("b2b",))
+    scorer = Scorer(names=("b2b",))
     scorer.reload()
     feats = scorer.score(ScoreRequest.model_validate(example["request"]))["_features"]
     matrix = model.preprocessor.transform_records([feats])

@@ -13,7 +13,7 @@ import numpy as np
 
 from features.definitions import FeatureSet
 from leadscore.config import MotionConfig
-from leadscore.schema import B2B_EVENT_TYPES, B2B_STAGES, B2C_EVENT_TYPES, BUYING_ROLES
+from leadscore.motions import B2B_EVENT_TYPES, B2B_STAGES, B2C_EVENT_TYPES, BUYING_ROLES
 
 DAY = 86_400.0
 B2B_CODE = {t: i for i, t in enumerate(B2B_EVENT_TYPES)}

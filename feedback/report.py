@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feedback.loop import feature_frame, labelled
+from feedback.labelled_rows import feature_frame, labelled
+from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
 from leadscore.store import Store
-from training import metrics, plots, registry
-from training.drift import feature_psi, score_psi
+from model import metrics, registry
+from model.drift import feature_psi, score_psi
+from training import plots
 
 
 @dataclass
@@ -74,7 +76,7 @@ def build(motion: str, store: Store, since: str | None = None) -> Report:
         "drifted_features": drifted, "psi_bound": conf.feedback.psi_bound,
         "calibration_decayed": core["ece"] > conf.feedback.ece_bound, "ece_bound": conf.feedback.ece_bound,
     }
-    if motion == "b2c":
+    if motions.get(motion).family == "b2c":
         summary["revenue_by_tier"] = dict(zip(tiers["tier"], tiers["revenue"].round(2), strict=True))
         summary["order_value_by_tier"] = {t: float(v) for t, v in zip(
             tiers["tier"], (tiers["revenue"] / tiers["conversions"].replace(0, np.nan)).round(2), strict=True)}

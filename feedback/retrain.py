@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import feature_set
-from feedback.loop import feature_frame, labelled
+from feedback.labelled_rows import feature_frame, labelled
 from feedback.report import drift
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
 from leadscore.store import Store
-from training import metrics, registry
-from training.train import TIME, fit_and_evaluate, log_and_register, motion_frame
+from model import metrics, registry
+from training.fit import fit_and_evaluate
+from training.pipelines import motion_frame, motion_rows
+from training.track import log_and_register
 
 
 @dataclass
@@ -100,8 +102,8 @@ def retrain(motion: str, store: Store | None = None, data: str | Path | None = N
         train_X = pd.concat([hx, train_X], ignore_index=True)
         train_y, train_v = np.r_[hy, train_y], np.r_[hv, train_v]
     drop = [c for c in conf.model_inputs_exclude if c in train_X.columns]
-    fitted = fit_and_evaluate(train_X.drop(columns=drop), train_y, conf, name=motion, fs=feature_set(conf.feature_set),
-                              time_col=TIME, segments=conf.segments, label_value=train_v)
+    rows = motion_rows(train_X.drop(columns=drop), train_y, train_v, conf)
+    fitted = fit_and_evaluate(rows, conf, name=motion, fs=feature_set(conf.feature_set))
     result = log_and_register(fitted, conf, {"source": "feedback-retrain", "reasons": "; ".join(reasons)[:500]})
     d.challenger = result.version
     eval_rows = feature_frame(recent).assign(label=recent["label"].to_numpy())

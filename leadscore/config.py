@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from leadscore.motions import MotionName
 from leadscore.settings import Settings
 
 
@@ -131,7 +132,7 @@ class FeedbackConf(_Strict):
 
 
 class MotionConfig(_Strict):
-    motion: Literal["b2b", "b2c", "hybrid"]
+    motion: MotionName
     feature_set: str
     label: Label
     horizon_days: int = Field(gt=0)

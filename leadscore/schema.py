@@ -7,26 +7,24 @@ before anything is written.  Timestamps are UTC, stored tz-naive at second resol
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-BUYING_ROLES = ("economic_buyer", "champion", "technical_evaluator", "procurement", "user", "unknown")
-SENIORITIES = ("individual", "manager", "director", "vp", "cxo")
-EMAIL_TYPES = ("business", "free")
-B2B_EVENT_TYPES = (
-    "page_view", "solution_page", "pricing_page", "demo_request", "trial_signup", "webinar",
-    "content_download", "email_open", "email_click", "meeting_booked", "third_party_intent",
+from leadscore.motions import (
+    B2B_EVENT_TYPES,
+    B2B_STAGES,
+    B2C_EVENT_TYPES,
+    BUYING_ROLES,
+    EMAIL_TYPES,
+    MOTIONS,
+    SENIORITIES,
 )
-B2B_STAGES = ("mql", "sql", "opportunity", "won", "lost")
-B2C_EVENT_TYPES = (
-    "page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start",
-    "purchase", "email_click", "wishlist_add",
-)
-CHANNELS = ("organic", "paid_search", "social", "email", "referral", "direct")
-DEVICES = ("mobile", "desktop", "tablet")
+from leadscore.motions import get as get_motion
+from leadscore.times import utc_naive
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ TABLES: dict[str, dict[str, Table]] = {
     },
 }
 TABLES["hybrid"] = TABLES["b2b"]
-ENTITY = {"b2b": ("leads", "lead_id"), "b2c": ("customers", "customer_id"), "hybrid": ("leads", "lead_id")}
+assert set(TABLES) == set(MOTIONS)
 
 
 class SchemaError(ValueError):
@@ -125,65 +123,82 @@ def _bad(table: Table, df: pd.DataFrame, column: str, rule: str, mask: np.ndarra
     return SchemaError(table.name, column, rule, rows, count=int(mask.sum()))
 
 
-def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Cast a raw frame (Parquet or CSV) to the canonical dtypes, or raise ``SchemaError``.
+def _limit(now: pd.Timestamp | None) -> pd.Timestamp:
+    """The latest acceptable timestamp: ``now`` (default: the current UTC time) plus one day of clock slack."""
+    return (now if now is not None else pd.Timestamp.now("UTC").tz_localize(None)) + pd.Timedelta(days=1)
 
-    Casting is part of validation: a value that cannot be read as its type is a violation, never a NaN.
-    ``now`` (default: the current UTC time plus one day of clock slack) bounds every timestamp.
-    """
+
+def _parse(col: Column, s: pd.Series) -> pd.Series:
+    """A raw column cast to its canonical dtype; a value that cannot be read as its type becomes missing (the
+    rules below report it: casting is part of validation, never a silent NaN)."""
+    if col.kind == "datetime":
+        return utc_naive(s).astype("datetime64[s]")
+    if col.kind in ("int", "float"):
+        return pd.to_numeric(s, errors="coerce").astype("float64")
+    if col.kind == "bool":
+        return s.map(_to_bool, na_action="ignore").astype("boolean")
+    return s if isinstance(s.dtype, pd.StringDtype) else s.astype("str").where(s.notna())
+
+
+def violations(col: Column, raw: pd.Series, parsed: pd.Series,
+               limit: pd.Timestamp) -> Iterator[tuple[str, np.ndarray]]:
+    """The rule table: each rule a column breaks, as (what it says, which rows), in the order they are checked.
+    ``coerce`` stops at the first rule a row breaks; ``row_problems`` reports every one per row."""
+    null = raw.isna().to_numpy()
+    unreadable = parsed.isna().to_numpy() & ~null
+    if col.kind == "datetime":
+        yield "unparseable timestamp", unreadable
+        yield f"timestamp in the future (after {limit})", (parsed > limit).to_numpy(dtype=bool, na_value=False)
+    elif col.kind in ("int", "float"):
+        num = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        yield "not a number", unreadable
+        yield "infinite value", np.isinf(num)
+        if col.min_value is not None:
+            yield f"below minimum {col.min_value}", num < col.min_value
+    elif col.kind == "bool":
+        yield "not a boolean (true/false, yes/no, 1/0)", unreadable
+    if not col.nullable:
+        yield "must not be empty", null
+    if col.allowed is not None:
+        yield f"value not in {list(col.allowed)}", ~parsed.isin(col.allowed).to_numpy(dtype=bool) & ~null
+    if col.unique:
+        yield "duplicate key", parsed.duplicated(keep=False).to_numpy() & ~null
+
+
+def _require_columns(table: Table, df: pd.DataFrame) -> None:
     missing = [c for c in table.names if c not in df.columns]
     if missing:
         raise SchemaError(table.name, missing[0], f"required column missing (have: {list(df.columns)[:20]})")
+
+
+def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Cast a raw frame (Parquet or CSV) to the canonical dtypes, or raise ``SchemaError`` at the first rule
+    broken. ``now`` (default: the current UTC time plus one day of clock slack) bounds every timestamp."""
+    _require_columns(table, df)
     out = df.copy()
-    limit = (now if now is not None else pd.Timestamp.now("UTC").tz_localize(None)) + pd.Timedelta(days=1)
+    limit = _limit(now)
     for col in table.columns:
-        s = out[col.name]
-        null = s.isna().to_numpy()
-        if col.kind == "datetime":
-            if s.dtype.kind == "M":  # already a timestamp (Parquet): only normalise zone and unit
-                parsed = s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
-            else:
-                parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
-            bad = parsed.isna().to_numpy() & ~null
+        parsed = _parse(col, out[col.name])
+        for rule, bad in violations(col, out[col.name], parsed, limit):
             if bad.any():
-                raise _bad(table, out, col.name, "unparseable timestamp", bad)
-            parsed = parsed.astype("datetime64[s]")
-            fut = (parsed > limit).to_numpy()
-            if fut.any():
-                raise _bad(table, out, col.name, f"timestamp in the future (after {limit})", fut)
-            out[col.name] = parsed
-        elif col.kind in ("int", "float"):
-            num = pd.to_numeric(s, errors="coerce").astype("float64")
-            bad = num.isna().to_numpy() & ~null
-            if bad.any():
-                raise _bad(table, out, col.name, "not a number", bad)
-            if np.isinf(num.to_numpy()).any():
-                raise _bad(table, out, col.name, "infinite value", np.isinf(num.to_numpy()))
-            if col.min_value is not None:
-                low = (num < col.min_value).to_numpy()
-                if low.any():
-                    raise _bad(table, out, col.name, f"below minimum {col.min_value}", low)
-            out[col.name] = num
-        elif col.kind == "bool":
-            mapped = s.map(_to_bool, na_action="ignore")
-            bad = mapped.isna().to_numpy() & ~null
-            if bad.any():
-                raise _bad(table, out, col.name, "not a boolean (true/false, yes/no, 1/0)", bad)
-            out[col.name] = mapped.astype("boolean")
-        else:
-            out[col.name] = s if isinstance(s.dtype, pd.StringDtype) else s.astype("str")
-        null = out[col.name].isna().to_numpy()
-        if not col.nullable and null.any():
-            raise _bad(table, out, col.name, "must not be empty", null)
-        if col.allowed is not None:
-            bad = ~out[col.name].isin(col.allowed).to_numpy() & ~null
-            if bad.any():
-                raise _bad(table, out, col.name, f"value not in {list(col.allowed)}", bad)
-        if col.unique:
-            dup = out[col.name].duplicated(keep=False).to_numpy()
-            if dup.any():
-                raise _bad(table, out, col.name, "duplicate key", dup)
+                raise _bad(table, out, col.name, rule, bad)
+        out[col.name] = parsed
     return out
+
+
+def row_problems(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
+    """Every rule ``coerce`` applies, per row: the reasons a row breaks them ('' when it is clean).
+
+    Used where bad rows may be set aside (quarantine) instead of failing the whole file.
+    """
+    _require_columns(table, df)
+    reasons = [[] for _ in range(len(df))]
+    limit = _limit(now)
+    for col in table.columns:
+        for rule, bad in violations(col, df[col.name], _parse(col, df[col.name]), limit):
+            for i in np.flatnonzero(bad):
+                reasons[i].append(f"{col.name}: {rule}")
+    return pd.Series(["; ".join(r) for r in reasons], index=df.index, dtype=object)
 
 
 _TRUE = {"true", "yes", "y", "1", "t"}
@@ -225,8 +240,7 @@ def find_table_file(data_dir: Path, name: str) -> Path:
 
 def load_dataset(data_dir: str | Path, motion: str, now: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
     """Read and validate every canonical table of a motion from a folder, plus referential checks."""
-    if motion not in TABLES:
-        raise ValueError(f"unknown motion {motion!r}; expected one of {sorted(TABLES)}")
+    get_motion(motion)
     d = Path(data_dir)
     tables = {name: coerce(spec, read_table(find_table_file(d, name)), now)
               for name, spec in TABLES[motion].items()}
@@ -240,15 +254,11 @@ def check_references(motion: str, tables: dict[str, pd.DataFrame]) -> None:
     Events for unknown entities are handled by the feature pipeline (dropped and counted), since event
     streams routinely run ahead of CRM syncs; a lead without its account is a broken export.
     """
-    if motion in ("b2b", "hybrid"):
+    if get_motion(motion).family == "b2b":
         leads, accounts = tables["leads"], tables["accounts"]
         bad = ~leads["account_id"].isin(accounts["account_id"]).to_numpy()
         if bad.any():
             raise _bad(TABLES[motion]["leads"], leads, "account_id", "unknown account", bad)
-
-
-def table_names(motion: str) -> list[str]:
-    return list(TABLES[motion])
 
 
 @dataclass
@@ -260,39 +270,3 @@ class DropReport:
     def add(self, reason: str, n: int) -> None:
         if n:
             self.counts[reason] = self.counts.get(reason, 0) + int(n)
-
-
-def row_problems(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
-    """Every rule ``coerce`` applies, per row: the reasons a row breaks them ('' when it is clean).
-
-    Used where bad rows may be set aside (quarantine) instead of failing the whole file.
-    """
-    reasons = pd.Series([""] * len(df), index=df.index, dtype=object)
-
-    def add(mask: np.ndarray, text: str) -> None:
-        reasons[mask] = reasons[mask] + np.where(reasons[mask] == "", text, "; " + text)
-
-    missing = [c for c in table.names if c not in df.columns]
-    if missing:
-        raise SchemaError(table.name, missing[0], f"required column missing (have: {list(df.columns)[:20]})")
-    limit = (now if now is not None else pd.Timestamp.now("UTC").tz_localize(None)) + pd.Timedelta(days=1)
-    for col in table.columns:
-        s = df[col.name]
-        null = s.isna().to_numpy()
-        if not col.nullable:
-            add(null, f"{col.name}: must not be empty")
-        if col.kind == "datetime":
-            parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
-            add(parsed.isna().to_numpy() & ~null, f"{col.name}: unparseable timestamp")
-            add((parsed > limit).to_numpy(), f"{col.name}: timestamp in the future")
-        elif col.kind in ("int", "float"):
-            num = pd.to_numeric(s, errors="coerce").astype("float64")
-            add(num.isna().to_numpy() & ~null, f"{col.name}: not a number")
-            add(np.isinf(num.to_numpy()), f"{col.name}: infinite value")
-            if col.min_value is not None:
-                add((num < col.min_value).to_numpy(), f"{col.name}: below minimum {col.min_value}")
-        elif col.kind == "bool":
-            add(s.map(_to_bool, na_action="ignore").isna().to_numpy() & ~null, f"{col.name}: not a boolean")
-        if col.allowed is not None:
-            add(~s.astype("str").isin(col.allowed).to_numpy() & ~null, f"{col.name}: value not in {list(col.allowed)}")
-    return reasons

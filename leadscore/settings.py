@@ -1,51 +1,101 @@
-"""Machine-specific settings, read from the environment (never from committed YAML).
+"""Machine-specific settings, read from the environment (never from committed YAML) when a command or the
+service starts — never at import.
 
-Nothing here touches the disk on import; ``Settings.load()`` only resolves paths and URLs.
+Every variable is ``LEADSCORE_<FIELD>`` (``MLFLOW_TRACKING_URI`` for the tracking store); a value that does not
+fit names the variable and the value. Nothing here touches the disk; ``ensure_home`` creates the home folder.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from leadscore.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "LEADSCORE_"
+_only_given: ContextVar[bool] = ContextVar("only_given", default=False)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where the project keeps its state.
+class Settings(BaseSettings):
+    """Where the project keeps its state and how the service runs.
 
     ``home``: folder for the embedded default stores (score log, online features, audit log).
-    ``store_url``: the project's relational store (SQLite file under ``home`` or a PostgreSQL URL).
-    ``online_store_url``: online feature store (SQLite under ``home``, ``redis://`` or ``postgresql://``).
-    ``tracking_uri``: MLflow tracking/registry URI (MLflow's own default: ``sqlite:///mlflow.db``).
+    ``store_url``: the relational store (default: a SQLite file under ``home``; or a PostgreSQL URL).
+    ``online_store_url``: online features (default: SQLite under ``home``; ``redis://`` or ``postgresql://``).
+    ``tracking_uri``: MLflow tracking and registry (``MLFLOW_TRACKING_URI``; default ``sqlite:///mlflow.db``).
     ``conf_dir``: the per-motion YAML policies.
-    ``dask_scheduler``: a Dask scheduler address for batch feature computation (``None``: in-process).
+    ``dask_scheduler``: a Dask scheduler address for batch feature computation (unset: in-process).
     ``context_memo_mb``: memory for decoded online contexts, per motion and serving worker (0: none).
+    ``reload_seconds``: how often the service polls the registry for a moved champion alias.
+    ``realtime_batch``: most concurrent ``/score`` requests scored together.
+    ``max_batch``: largest ``/score_batch`` list.
+    ``switch_interval``: the service worker's GIL switch interval in seconds (the event loop gets the GIL back
+    from the scoring thread within it).
     """
 
-    home: Path
-    store_url: str
-    online_store_url: str
-    tracking_uri: str
-    conf_dir: Path
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", validate_default=True)
+
+    home: Path = PROJECT_ROOT / ".leadscore"
+    store_url: str = ""
+    online_store_url: str = ""
+    tracking_uri: str = Field("sqlite:///mlflow.db", validation_alias=AliasChoices("MLFLOW_TRACKING_URI"))
+    conf_dir: Path = PROJECT_ROOT / "conf"
     dask_scheduler: str | None = None
-    context_memo_mb: float = 64
+    context_memo_mb: float = Field(64, ge=0)
+    reload_seconds: float = Field(30, gt=0)
+    realtime_batch: int = Field(64, ge=1)
+    max_batch: int = Field(1000, ge=1, le=100_000)
+    switch_interval: float = Field(0.001, gt=0, le=1)
 
     @classmethod
-    def load(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        home = Path(env.get("LEADSCORE_HOME", PROJECT_ROOT / ".leadscore")).expanduser().resolve()
-        return cls(
-            home=home,
-            store_url=env.get("LEADSCORE_STORE_URL", f"sqlite:///{home / 'leadscore.db'}"),
-            online_store_url=env.get("LEADSCORE_ONLINE_STORE_URL", f"sqlite:///{home / 'online.db'}"),
-            tracking_uri=env.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
-            conf_dir=Path(env.get("LEADSCORE_CONF_DIR", PROJECT_ROOT / "conf")).resolve(),
-            dask_scheduler=env.get("LEADSCORE_DASK_SCHEDULER") or None,
-            context_memo_mb=float(env.get("LEADSCORE_CONTEXT_MEMO_MB", "64")),
-        )
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The process environment, or (``load(env)``) only the mapping given."""
+        return (init_settings,) if _only_given.get() else (init_settings, env_settings)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        self.conf_dir = self.conf_dir.expanduser().resolve()
+        self.store_url = self.store_url or f"sqlite:///{self.home / 'leadscore.db'}"
+        self.online_store_url = self.online_store_url or f"sqlite:///{self.home / 'online.db'}"
+        self.dask_scheduler = self.dask_scheduler or None
+        return self
+
+    @staticmethod
+    def variable(field: str) -> str:
+        """The environment variable that sets ``field``."""
+        return "MLFLOW_TRACKING_URI" if field == "tracking_uri" else PREFIX + field.upper()
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the process environment, or from ``env`` alone; a bad value is a ``UserError`` that names
+        the variable and the value."""
+        source = os.environ if env is None else env
+        given = {name: source[var] for name in cls.model_fields if (var := cls.variable(name)) in source}
+        kwargs: dict[str, Any] = {("MLFLOW_TRACKING_URI" if k == "tracking_uri" else k): v for k, v in given.items()}
+        token = _only_given.set(True)
+        try:
+            return cls(**kwargs)
+        except ValidationError as exc:
+            problems = []
+            for e in exc.errors():
+                field = str(e["loc"][0]) if e["loc"] else ""
+                name = "tracking_uri" if field == "MLFLOW_TRACKING_URI" else field
+                problems.append(f"{cls.variable(name)}={given.get(name)!r}: {e['msg']}")
+            raise UserError("bad setting: " + "; ".join(problems)) from None
+        finally:
+            _only_given.reset(token)
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,16 @@ SCHEMA = {
         id {serial}, at TEXT NOT NULL, motion TEXT NOT NULL, decision TEXT NOT NULL, reasons TEXT NOT NULL,
         challenger TEXT, promoted INTEGER NOT NULL, metrics TEXT)""",
 }
+SCORE_LOG_COLUMNS = ("request_id", "at", "as_of", "motion", "entity_id", "model", "version", "score", "tier", "route",
+                     "source", "features")
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS score_log_entity ON score_log (motion, entity_id, as_of)",
     "CREATE INDEX IF NOT EXISTS outcomes_entity ON outcomes (motion, entity_id, occurred_at)",
 ]
+
+
+INSERT_SCORES = (f"INSERT INTO score_log ({', '.join(SCORE_LOG_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(SCORE_LOG_COLUMNS))})")
 
 
 class Store:
@@ -93,6 +99,10 @@ class Store:
             with self._con.transaction(), self._con.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
                 return cur.rowcount
+
+    def append_scores(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Score-log rows (``SCORE_LOG_COLUMNS`` in order), all in one transaction."""
+        return self.executemany(INSERT_SCORES, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -4,8 +4,8 @@ Plain functions over scores and feature values, configured by conf/<motion>.yaml
 B2B routes by tier and account ownership with stage gates; B2C automates first, respects consent and an
 expected-value floor; hybrid routes early stages B2C-style and later stages with B2B rigor.
 
-``decide_many`` takes a batch as columns and evaluates each condition once for the whole batch; ``decide`` is
-the same rules for one lead.
+``decide_many`` takes a batch as columns and evaluates each condition once for the whole batch (one lead is a
+batch of one).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from features.compute import STAGE_RANK
+from leadscore import motions
 from leadscore.config import Condition, MotionConfig, Route
 
 
 @dataclass
-class Decision:
+class RouteDecision:
     route: str
     owner: str | None
     sla_minutes: int | None
@@ -157,12 +158,6 @@ def grades(conf: MotionConfig, groups: Mapping[str, Sequence[float]], n: int) ->
         fit, eng
 
 
-def grade(conf: MotionConfig, groups: dict[str, float]) -> tuple[str | None, int | None, int | None]:
-    """One lead's grade, fit score and engagement score."""
-    g, fit, eng = grades(conf, {k: [v] for k, v in groups.items()}, 1)
-    return g[0], fit[0], eng[0]
-
-
 def _consent(given: Sequence[bool | None] | None, feature: Sequence[Any] | None, n: int) -> np.ndarray:
     """The request's consent where it gives one, else the consent feature; missing (or NaN) is no consent."""
     given = given if given is not None else [None] * n
@@ -175,7 +170,7 @@ def decide_many(conf: MotionConfig, *, tiers: Sequence[str], features: Mapping[s
                 expected_value: Sequence[float], groups: Mapping[str, Sequence[float]] | None = None,
                 stages: Sequence[str | None] | None = None, accounts: Sequence[dict[str, Any] | None] | None = None,
                 consent_email: Sequence[bool | None] | None = None,
-                consent_sms: Sequence[bool | None] | None = None) -> list[Decision]:
+                consent_sms: Sequence[bool | None] | None = None) -> list[RouteDecision]:
     """Route, owner, SLA, actions, gates and grade for each row of a batch given as columns."""
     n = len(tiers)
     stages = stages if stages is not None else [None] * n
@@ -185,23 +180,12 @@ def decide_many(conf: MotionConfig, *, tiers: Sequence[str], features: Mapping[s
               _consent(consent_sms, features.get("lifecycle_consent_sms"), n))
     accounts = accounts if accounts is not None else [None] * n
     routes = conf.routes
-    out = [Decision(r.name, owner_for(r, a), r.sla_minutes, list(r.actions))
+    out = [RouteDecision(r.name, owner_for(r, a), r.sla_minutes, list(r.actions))
            for r, a in zip((routes[k] for k in pick_routes(routes, b).tolist()), accounts, strict=True)]
-    if conf.motion != "b2c":
+    if motions.get(conf.motion).family == "b2b":
         for d, g in zip(out, stage_gates(conf, b), strict=True):
             d.gates = g
         if groups:
             for d, g, fit, eng in zip(out, *grades(conf, groups, n), strict=True):
                 d.grade, d.fit_score, d.engagement_score = g, fit, eng
     return out
-
-
-def decide(conf: MotionConfig, *, tier: str, features: dict[str, Any], expected_value: float,
-           groups: dict[str, float] | None = None, stage: str | None = None,
-           account: dict[str, Any] | None = None, consent_email: bool | None = None,
-           consent_sms: bool | None = None) -> Decision:
-    """One lead's decision: ``decide_many`` on a batch of one."""
-    return decide_many(conf, tiers=[tier], features={k: [v] for k, v in features.items()},
-                       expected_value=[expected_value], groups={k: [v] for k, v in (groups or {}).items()},
-                       stages=[stage], accounts=[account], consent_email=[consent_email],
-                       consent_sms=[consent_sms])[0]

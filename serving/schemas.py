@@ -13,17 +13,17 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from features.online import MAX_EPOCH, MIN_EPOCH
-from leadscore.schema import (
+from leadscore.motions import (
     B2B_EVENT_TYPES,
     B2B_STAGES,
     B2C_EVENT_TYPES,
     BUYING_ROLES,
     EMAIL_TYPES,
     SENIORITIES,
+    MotionName,
 )
+from leadscore.times import MAX_EPOCH, MIN_EPOCH
 
-Motion = Literal["b2b", "b2c", "hybrid"]
 # Epoch seconds (years 1 to 9999) stay numbers; a larger number is read as epoch milliseconds (as JavaScript
 # sends them) and anything else must be an ISO-8601 time. Tried in that order (cheaper than pydantic's default
 # "smart" union, which tries both). A number beyond every reading is a 400 naming the field, never a 5xx.
@@ -93,7 +93,7 @@ class Order(TypedDict):
 
 
 class ScoreRequest(_In):
-    motion: Motion
+    motion: MotionName
     lead: Lead | None = None
     account: Account | None = None
     customer: Customer | None = None
@@ -121,7 +121,7 @@ class Gate(BaseModel):
 class ScoreResponse(BaseModel):
     request_id: str
     lead_id: str
-    motion: Motion
+    motion: MotionName
     model: str
     version: str
     score: float = Field(description="calibrated probability of conversion within the motion's horizon")

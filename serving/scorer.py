@@ -13,20 +13,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from features.online import ItemError, OnlineFeatures, open_store, parse_time, rows_of
+from features.online_frame import OnlineFeatures, rows_of
+from features.online_store import open_store
+from leadscore import motions
 from leadscore.config import MotionConfig, load_config
-from leadscore.errors import UserError
+from leadscore.errors import ItemError, UserError
 from leadscore.settings import Settings
-from serving.routing import Decision, decide_many
+from leadscore.times import epoch_seconds
+from model import registry
+from model.artifact import Scores
+from serving.routing import RouteDecision, decide_many
 from serving.schemas import ScoreRequest
-from training import registry
-from training.model import Scores
 
 log = logging.getLogger("leadscore.serving")
-MOTIONS = ("b2b", "b2c", "hybrid")
-B2C_ONLY = {"product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start", "purchase", "wishlist_add"}
-B2B_ONLY = {"solution_page", "pricing_page", "demo_request", "trial_signup", "webinar", "content_download",
-            "email_open", "meeting_booked", "third_party_intent"}
 
 
 @dataclass
@@ -37,10 +36,13 @@ class Loaded:
     online: OnlineFeatures
 
 
+EVENT_TYPES = {name: frozenset(m.event_types) for name, m in motions.MOTIONS.items()}
+
+
 class Scorer:
-    def __init__(self, settings: Settings | None = None, motions: tuple[str, ...] = MOTIONS):
+    def __init__(self, settings: Settings | None = None, names: tuple[str, ...] = motions.NAMES):
         self.settings = settings or Settings.load()
-        self.motions = motions
+        self.motions = names
         self.models: dict[str, Loaded] = {}
         self.store = open_store(self.settings.online_store_url)
         self._lock = threading.Lock()
@@ -78,14 +80,11 @@ class Scorer:
 
     # -- scoring
     def _validate(self, req: ScoreRequest) -> dict:
-        if req.motion == "b2c":
-            if req.customer is None:
-                raise UserError("customer: required for motion b2c")
-            bad = [i for i, e in enumerate(req.events) if e["type"] in B2B_ONLY]
-        else:
-            if req.lead is None:
-                raise UserError(f"lead: required for motion {req.motion}")
-            bad = [i for i, e in enumerate(req.events) if e["type"] in B2C_ONLY]
+        m = motions.get(req.motion)
+        if getattr(req, m.request_field) is None:
+            raise UserError(f"{m.request_field}: required for motion {m.name}")
+        types = EVENT_TYPES[m.name]
+        bad = [i for i, e in enumerate(req.events) if e["type"] not in types]
         if bad:
             raise UserError(f"events.{bad[0]}.type: {req.events[bad[0]]['type']!r} is not a {req.motion} event type")
         return _payload(req)
@@ -110,13 +109,14 @@ class Scorer:
                     raise UserError(f"motion: no {req.motion} champion is loaded "
                                     f"(train one: leadscore train {req.motion})")
                 payloads.append(self._validate(req))
-                as_of = parse_time(req.as_of) if req.as_of is not None else now
+                as_of = epoch_seconds(req.as_of) if req.as_of is not None else now
             except UserError as exc:
                 raise fail(i, str(exc)) from None
             groups.setdefault((req.motion, as_of), []).append(i)
         out: list[dict[str, Any] | None] = [None] * len(reqs)
         for (motion, as_of), idx in groups.items():
             loaded = self.models[motion]
+            entity, id_col = motions.get(motion).request_field, motions.get(motion).id_column
             t0 = time.perf_counter()
             try:
                 columns = loaded.online.compute_columns([payloads[i] for i in idx], as_of)
@@ -125,8 +125,9 @@ class Scorer:
             t1 = time.perf_counter()
             features = rows_of(columns)
             model = loaded.model
-            scored = model.score_matrix(model.preprocessor.transform_columns(columns, len(idx)), reasons=3)
-            unknown = model.preprocessor.unknown_levels_each(features)
+            encoded = model.preprocessor.encode(columns, len(idx))
+            scored = model.score_matrix(encoded.matrix, reasons=3)
+            unknown = encoded.unseen_per_row()
             batch = [reqs[i] for i in idx]
             decisions = decide_batch(loaded.conf, batch, columns, features, scored)
             share = (time.perf_counter() - t0) / len(idx)
@@ -137,7 +138,7 @@ class Scorer:
                     scored.expected_value.tolist(), scored.reasons, decisions, unknown, strict=True):
                 out[i] = {
                     "request_id": req.request_id or uuid.uuid4().hex,
-                    "lead_id": req.customer.customer_id if motion == "b2c" else req.lead.lead_id,
+                    "lead_id": getattr(req, entity).__dict__[id_col],
                     "motion": motion, "model": motion, "version": loaded.version, "score": s,
                     "score_100": s100, "tier": tier, "route": d.route, "owner": d.owner,
                     "sla_minutes": d.sla_minutes, "next_actions": d.actions, "expected_value": ev, "reasons": why,
@@ -148,7 +149,7 @@ class Scorer:
 
 
 def decide_batch(conf: MotionConfig, batch: list[ScoreRequest], columns: dict[str, Any], features: list[dict],
-                 scored: Scores) -> list[Decision]:
+                 scored: Scores) -> list[RouteDecision]:
     """The motion's rules for a batch of one motion: its features as columns, the requests' stages, accounts
     (ownership, territory) and consent."""
     return decide_many(

@@ -1,7 +1,9 @@
 """The BentoML scoring service: ``bentoml serve serving.service:LeadScore`` (or ``leadscore serve``).
 
-Thin wiring over ``serving.scorer.Scorer``: typed pydantic IO, Prometheus metrics, a buffered score log,
-champion reload on alias moves (poll + POST /admin/reload), /livez and /readyz (ready once a model is loaded).
+Thin wiring over ``serving.scorer.Scorer``: BentoML's own typed endpoints (pydantic IO, its timeout, concurrency
+limit, HTTP metrics and tracing), per-motion Prometheus metrics, a buffered score log, champion reload on alias
+moves (poll + POST /admin/reload), /livez and /readyz (ready once a model is loaded). Settings are read when a
+worker starts.
 """
 
 from __future__ import annotations
@@ -9,39 +11,30 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import os
 import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any
 
 import bentoml
 import orjson
 from bentoml.exceptions import InvalidArgument
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from leadscore.errors import UserError
+from leadscore.motions import MotionName
 from leadscore.settings import Settings
 from leadscore.store import Store
-from serving.batcher import MicroBatcher
-from serving.fastpath import FastPath, first_in_stack
+from serving.micro_batcher import MicroBatcher
 from serving.schemas import ScoreRequest, ScoreResponse
-from serving.scorelog import ScoreLog, rows
+from serving.score_log import ScoreLog, rows
 from serving.scorer import Scorer
 
-MAX_BATCH = int(os.environ.get("LEADSCORE_MAX_BATCH", "1000"))
-RELOAD_SECONDS = float(os.environ.get("LEADSCORE_RELOAD_SECONDS", "30"))
-REALTIME_BATCH = int(os.environ.get("LEADSCORE_REALTIME_BATCH", "64"))
-# OpenTelemetry spans cost ~20% of a /score call's event-loop time; with no exporter they go nowhere, so the
-# scoring routes are traced only when asked (LEADSCORE_TRACING=1, alongside BentoML's tracing exporter config).
-TRACED = os.environ.get("LEADSCORE_TRACING", "0") == "1"
-FAST_PATH = os.environ.get("LEADSCORE_FAST_PATH", "1") == "1"
-# The event loop (parsing, answering) and the scoring thread share one GIL; with CPython's default 5 ms switch
-# interval a request that arrives mid-batch can wait 5 ms just to be read. 1 ms: p99 and req/s both better.
-sys.setswitchinterval(float(os.environ.get("LEADSCORE_SWITCH_INTERVAL", "0.001")))
+HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
+
 
 SCORE = bentoml.metrics.Histogram(name="leadscore_score", documentation="calibrated scores served",
                                   labelnames=["motion"], buckets=[i / 10 for i in range(1, 11)])
@@ -53,20 +46,12 @@ LATENCY = bentoml.metrics.Histogram(name="leadscore_scoring_seconds",
 UNKNOWN = bentoml.metrics.Counter(name="leadscore_unknown_category_total",
                                   documentation="categorical values the model has never seen (scored as unknown)",
                                   labelnames=["motion", "feature"])
-RESPONSES = bentoml.metrics.Counter(name="leadscore_score_responses_total",
-                                    documentation="POST /score responses answered by the hot path, by HTTP status",
-                                    labelnames=["status"])
 
 
 @functools.cache
 def _per_motion(motion: str) -> tuple[Any, Any]:
     """The motion's score and latency histograms (label lookups cost more than the observations)."""
     return SCORE.labels(motion=motion), LATENCY.labels(motion=motion)
-
-
-@functools.cache
-def _responses(status: int) -> Any:
-    return RESPONSES.labels(status=str(status))
 
 
 def _freeze_heap() -> None:
@@ -86,31 +71,37 @@ def _respond(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
+# The service's BentoML configuration is static (BentoML reads it when the module is imported); deployments
+# override it through BentoML's own configuration (BENTOML_CONFIG_OVERRIDES, or a BENTOML_CONFIG file), which is
+# how ``leadscore serve --workers`` sets the worker count. The scoring routes are left out of tracing unless a
+# deployment configures it: spans cost event-loop time and go nowhere without an exporter.
 @bentoml.service(
     name="leadscore",
-    workers=int(os.environ.get("LEADSCORE_WORKERS", "1")),
+    workers=1,
     traffic={"timeout": 10},
-    logging={"access": {"enabled": os.environ.get("LEADSCORE_ACCESS_LOG", "0") == "1"}},
-    tracing={"excluded_urls": [] if TRACED else ["/score", "/score_batch"]},
+    logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": ["/score", "/score_batch"]},
 )
 class LeadScore:
     def __init__(self) -> None:
-        settings = Settings.load()
+        settings = self.settings = Settings.load()
         settings.ensure_home()
+        # The event loop (parsing, answering) and the scoring thread share one GIL: a short switch interval
+        # lets a request that arrives mid-batch be read without waiting out CPython's default 5 ms.
+        sys.setswitchinterval(settings.switch_interval)
         self.scorer = Scorer(settings)
         self.scorer.reload()
         self.store = Store(settings.store_url)
         self.log = ScoreLog(Store(settings.store_url))
         # One scoring thread per worker: batches run there while the event loop parses the next requests.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
-        self.batcher = MicroBatcher(lambda reqs: self._run(reqs, "realtime"), self.executor, REALTIME_BATCH)
+        self.batcher = MicroBatcher(lambda reqs: self._run(reqs, "realtime"), self.executor, settings.realtime_batch)
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
         _freeze_heap()
-        _worker["service"] = self
 
     def _poll(self) -> None:
-        while not self._stop.wait(RELOAD_SECONDS):
+        while not self._stop.wait(self.settings.reload_seconds):
             if self.scorer.reload():
                 _freeze_heap()
 
@@ -149,8 +140,11 @@ class LeadScore:
             raise InvalidArgument(str(exc)) from None
 
     @bentoml.api(route="/score_batch")
-    async def score_batch(self, requests: list[ScoreRequest] = Field(max_length=MAX_BATCH)) -> list[ScoreResponse]:
-        """Score a list of leads (any mix of motions); at most LEADSCORE_MAX_BATCH per call."""
+    async def score_batch(self, requests: list[ScoreRequest] = Field(max_length=HARD_MAX_BATCH)
+                          ) -> list[ScoreResponse]:
+        """Score a list of leads (any mix of motions); at most LEADSCORE_MAX_BATCH (default 1,000) per call."""
+        if len(requests) > self.settings.max_batch:
+            raise InvalidArgument(f"requests: at most {self.settings.max_batch} items per call (got {len(requests)})")
         try:
             bodies = await asyncio.get_running_loop().run_in_executor(self.executor, self._run, requests, "batch-api")
         except UserError as exc:
@@ -159,11 +153,11 @@ class LeadScore:
 
     @bentoml.api(route="/outcomes")
     def outcomes(self, outcomes: list[dict] = Field(min_length=1, max_length=10_000),
-                 motion: Literal["b2b", "b2c", "hybrid"] | None = None) -> dict:
+                 motion: MotionName | None = None) -> dict:
         """Record outcomes (canonical outcomes rows): validated, idempotent, all-or-nothing."""
         import pandas as pd
 
-        from feedback.ingest import ingest_frame
+        from leadscore.outcomes import ingest_frame
         from leadscore.schema import SchemaError
         try:
             r = ingest_frame(pd.DataFrame(outcomes), self.store, motion, source="api")
@@ -182,27 +176,8 @@ class LeadScore:
         return self.scorer.status() | {"score_log_written": self.log.written, "time": time.time(),
                                        "realtime_batches": self.batcher.batches, "realtime_items": self.batcher.items}
 
-    def _score_one(self, request: ScoreRequest):
-        return self.batcher.submit(request)
-
     @bentoml.on_shutdown
     def flush(self) -> None:
         self._stop.set()
         self.executor.shutdown(wait=True)
         self.log.close()
-
-
-class ScoreBody(BaseModel):
-    """The body of POST /score, as BentoML derives it from ``LeadScore.score(request: ScoreRequest)``."""
-
-    request: ScoreRequest
-
-
-_worker: dict[str, LeadScore] = {}  # this worker process's service instance, once constructed
-
-if FAST_PATH:
-    LeadScore.add_asgi_middleware(
-        FastPath, path="/score", body=ScoreBody, field="request",
-        handler=lambda: svc._score_one if (svc := _worker.get("service")) is not None else None,
-        count=lambda status: _responses(status).inc())
-    first_in_stack()

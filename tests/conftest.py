@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 
-from leadscore.synth import generate
+from synthetic import generate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PG_URL = os.environ.get("LEADSCORE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -43,11 +44,20 @@ def b2c_dir(tmp_path_factory) -> Path:
     return out
 
 
-def data_dir(motion: str, b2b_dir: Path, b2c_dir: Path) -> Path:
-    return b2c_dir if motion == "b2c" else b2b_dir
+@pytest.fixture(scope="session")
+def data_of(b2b_dir, b2c_dir):
+    """The generated data folder of a motion (hybrid shares the B2B tables)."""
+    return lambda motion: b2c_dir if motion == "b2c" else b2b_dir
 
 
-def pg_available() -> bool:
+def _require(available: bool, what: str) -> None:
+    if not available:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} must be running on 127.0.0.1 in CI (.ci/run starts it)")
+        pytest.skip(f"{what} not running on 127.0.0.1")
+
+
+def _pg_available() -> bool:
     try:
         import psycopg
         psycopg.connect(PG_URL, connect_timeout=2).close()
@@ -56,7 +66,7 @@ def pg_available() -> bool:
         return False
 
 
-def redis_available() -> bool:
+def _redis_available() -> bool:
     try:
         import redis
         return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
@@ -65,14 +75,47 @@ def redis_available() -> bool:
 
 
 @pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test PostgreSQL (a failure in CI, a skip elsewhere when it is not running)."""
+    _require(_pg_available(), "PostgreSQL")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema_url(pg_url) -> str:
+    """A URL of the test PostgreSQL whose search path is a fresh schema of its own."""
+    import psycopg
+    schema = f"ls_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    return f"{pg_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    _require(_redis_available(), "Redis")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real data sets beside the repository (``../shared/data``)."""
+    if not SHARED.exists():
+        _require(False, "the shared data sets (../shared/data)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
 def trained(b2b_dir, b2c_dir, _isolated_state):
     """All three motions trained on the small data sets, champions registered, online stores materialized."""
-    from features.batch import latest_time, prepare
-    from features.online import materialize, open_store
+    from features.historical import latest_time
+    from features.materialize import materialize
+    from features.online_store import open_store
+    from features.prepare import prepare
     from leadscore.config import load_config
     from leadscore.schema import load_dataset
     from leadscore.settings import Settings
-    from training.train import train_motion
+    from training.pipelines import train_motion
 
     results = {}
     settings = Settings.load()

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.batch import features_as_of, prepare
+from features.historical import features_as_of
+from features.prepare import prepare
 from leadscore.config import load_config
 from leadscore.schema import TABLES, coerce
 
@@ -128,7 +129,7 @@ def test_duplicate_and_orphan_events_are_handled_and_counted():
 def test_training_set_on_a_dask_scheduler_equals_in_process(b2b_dir, monkeypatch):
     from distributed import LocalCluster
 
-    from features.batch import training_set
+    from features.historical import training_set
     from leadscore.schema import load_dataset
     conf = load_config("b2b")
     p = prepare("b2b", load_dataset(b2b_dir, "b2b"))

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.batch import features_as_of, prepare
+from features.historical import features_as_of
+from features.prepare import prepare
 from leadscore.config import load_config
 from leadscore.schema import TABLES, coerce
 

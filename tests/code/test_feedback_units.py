@@ -8,7 +8,7 @@ import pytest
 
 from feedback.report import sla_adherence
 from leadscore.config import load_config
-from training.drift import psi
+from model.drift import psi
 
 
 def test_sla_adherence_per_route():

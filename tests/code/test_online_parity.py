@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.batch import features_as_of, latest_time, prepare
-from features.online import OnlineFeatures, materialize, open_store
+from features.historical import features_as_of, latest_time
+from features.materialize import materialize
+from features.online_frame import OnlineFeatures
+from features.online_store import open_store
+from features.prepare import prepare
 from leadscore.config import load_config
 from leadscore.errors import UserError
 from leadscore.schema import load_dataset
-from tests.conftest import PG_URL, REDIS_URL, data_dir, pg_available, redis_available
 
 
 def _jsonable(v):
@@ -85,35 +87,26 @@ def _check(motion: str, folder, store_url: str, n: int, withhold: bool) -> int:
 
 
 @pytest.mark.parametrize("motion", ["b2b", "b2c", "hybrid"])
-def test_parity_sqlite_thousands_of_entities(motion, b2b_dir, b2c_dir, tmp_path):
-    n = _check(motion, data_dir(motion, b2b_dir, b2c_dir), f"sqlite:///{tmp_path}/o.db", 2000, withhold=False)
+def test_parity_sqlite_thousands_of_entities(motion, data_of, tmp_path):
+    n = _check(motion, data_of(motion), f"sqlite:///{tmp_path}/o.db", 2000, withhold=False)
     assert n >= 1000
 
 
 @pytest.mark.parametrize("motion", ["b2b", "b2c"])
-def test_parity_when_events_arrive_only_in_the_request(motion, b2b_dir, b2c_dir, tmp_path):
-    _check(motion, data_dir(motion, b2b_dir, b2c_dir), f"sqlite:///{tmp_path}/o.db", 500, withhold=True)
-
-
-def _require(available: bool, what: str) -> None:
-    if not available:
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} must be running on 127.0.0.1 in CI (.ci/run starts it)")
-        pytest.skip(f"{what} not running on 127.0.0.1")
+def test_parity_when_events_arrive_only_in_the_request(motion, data_of, tmp_path):
+    _check(motion, data_of(motion), f"sqlite:///{tmp_path}/o.db", 500, withhold=True)
 
 
 @pytest.mark.services
 @pytest.mark.parametrize("motion", ["b2b", "b2c"])
-def test_parity_redis(motion, b2b_dir, b2c_dir):
-    _require(redis_available(), "Redis")
-    _check(motion, data_dir(motion, b2b_dir, b2c_dir), REDIS_URL, 300, withhold=True)
+def test_parity_redis(motion, data_of, redis_url):
+    _check(motion, data_of(motion), redis_url, 300, withhold=True)
 
 
 @pytest.mark.services
 @pytest.mark.parametrize("motion", ["b2b", "b2c"])
-def test_parity_postgres(motion, b2b_dir, b2c_dir):
-    _require(pg_available(), "PostgreSQL")
-    _check(motion, data_dir(motion, b2b_dir, b2c_dir), PG_URL, 300, withhold=True)
+def test_parity_postgres(motion, data_of, pg_url):
+    _check(motion, data_of(motion), pg_url, 300, withhold=True)
 
 
 def test_unknown_entity_scores_from_the_request_alone(tmp_path):
@@ -134,7 +127,7 @@ def test_unknown_entity_scores_from_the_request_alone(tmp_path):
 
 def test_a_batch_keeps_requests_apart_and_names_the_bad_item(tmp_path):
     """Two requests for leads of the same account each see only their own request events; errors carry the index."""
-    from features.online import ItemError
+    from leadscore.errors import ItemError
     online = OnlineFeatures(load_config("b2b"), open_store(f"sqlite:///{tmp_path}/o.db"))
     as_of = 1_780_000_000
     lead = {"account_id": "acct", "created_at": as_of - 86400}
@@ -186,7 +179,7 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     import json
 
     from features.compute import ROLE_CODE
-    from features.online import MEMO_COST
+    from features.contexts import MEMO_COST
     as_of = 1_780_000_000
     store = open_store(f"sqlite:///{tmp_path}/o.db")
 
@@ -213,7 +206,7 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     assert online.compute(again, as_of)["intent_acct_hi_30d"] == 4
     store.put_many([("leadscore:b2b:other", context(2))])
     online.compute(request | {"lead": request["lead"] | {"account_id": "other"}}, as_of)
-    assert len(online._memo) == 1 and online._memo_used <= online.memo_bytes
-    assert not next(iter(online._memo.values())).ev_ts.flags.writeable    # shared with every batch: read-only
+    assert len(online.memo) == 1 and online.memo.used_bytes <= online.memo.memo_bytes
+    assert not online.memo.get_many(["other"])[0].ev_ts.flags.writeable    # shared with every batch: read-only
     none = OnlineFeatures(load_config("b2b"), store, memo_mb=0)
-    assert none.compute(request, as_of)["intent_acct_hi_30d"] == 4 and len(none._memo) == 0
+    assert none.compute(request, as_of)["intent_acct_hi_30d"] == 4 and len(none.memo) == 0

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from leadscore.config import load_config
-from training.calibration import Calibrator, choose_calibrator
+from model.calibration import Calibrator, choose_calibrator
+from model.cleaning import Cleaning
+from model.metrics import auc_difference_ci, base_rate_gap, by_decile, core, ece
+from model.preprocess import Preprocessor
+from model.tiers import fit_tiers
 from training.leakage import guard
-from training.metrics import auc_difference_ci, base_rate_gap, by_decile, core, ece
-from training.preprocess import Cleaning, Preprocessor
-from training.tiers import fit_tiers
 
 
 def test_calibration_fixes_a_miscalibrated_score():
@@ -105,12 +106,15 @@ def test_preprocessor_casts_strings_dates_and_unknown_levels():
     assert {d.column for d in pre.dropped_} == {"empty", "same"}
     assert pre.levels_["industry"] == ["a", "b", "c"]
     new = pd.DataFrame({"industry": ["b", "zzz"], "signup": ["2026-01-05", "2025-12-31"], "n": [1.0, 2.0]})
+    params = pre.get_params()
     m = pre.transform(new)
-    assert m[0, 0] == 1 and np.isnan(m[1, 0]) and pre.unknown_counts_["industry"] == 1
+    assert m[0, 0] == 1 and np.isnan(m[1, 0]) and pre.encode(dict(new), 2).unseen["industry"].sum() == 1
+    assert not hasattr(pre, "unknown_counts_") and pre.get_params() == params   # transform writes no state
     assert m[0, 1] == 0 and m[1, 1] == 5                       # ages in days against the training reference
     recs = pre.transform_records([{"industry": "b", "n": 1.0}, {"industry": "zzz", "n": 2.0}])
     np.testing.assert_array_equal(recs[:, [0, 2]], m[:, [0, 2]])
-    assert pre.unknown_levels([{"industry": "zzz"}, {"industry": "a"}]) == {"industry": 1}
+    rows = [{"industry": "zzz"}, {"industry": "a"}]
+    assert pre.encode(pre.columns_of(rows), 2).unseen_per_row() == [{"industry": 1}, {}]
 
 
 def test_cleaning_is_the_same_on_frames_and_records_idempotent_and_inside_the_preprocessor():
@@ -124,15 +128,15 @@ def test_cleaning_is_the_same_on_frames_and_records_idempotent_and_inside_the_pr
     assert np.isnan(once["pdays"][0]) and np.isnan(once["pdays"][3]) and once["pdays"][1] == 3.0  # -1 matches -1.0
     assert once["job"].isna().tolist() == [True, True, False, False] and once["when"].tolist() == ["unknown"] * 4
     pd.testing.assert_frame_equal(clean.apply(once), once)
-    recs = clean.apply_records([{"sector": "technolgy", "pdays": -1, "job": "Select", "when": "unknown"},
-                                {"sector": "retail", "pdays": 3, "job": "admin"}])
-    assert recs == [{"sector": "technology", "pdays": None, "job": None, "when": "unknown"},
-                    {"sector": "retail", "pdays": 3, "job": "admin"}]
+    recs = clean.apply(pd.DataFrame([{"sector": "technolgy", "pdays": -1, "job": "Select", "when": "unknown"},
+                                     {"sector": "retail", "pdays": 3, "job": "admin"}]))
+    assert recs["sector"].tolist() == ["technology", "retail"] and recs["pdays"].isna().tolist() == [True, False]
+    assert recs["job"].isna().tolist() == [True, False] and recs["when"].tolist()[0] == "unknown"
     pre = Preprocessor(min_level_count=1, cleaning=clean).fit(raw.drop(columns=["when"]))
     assert pre.levels_["sector"] == ["retail", "technology"]
     a = pre.transform(pd.DataFrame({"sector": ["technolgy"], "pdays": [-1], "job": ["unknown"]}))
     np.testing.assert_array_equal(a, pre.transform_records([{"sector": "technolgy", "pdays": -1, "job": "unknown"}]))
-    assert a[0, 0] == 1 and np.isnan(a[0, 1]) and pre.unknown_levels([{"sector": "technolgy"}]) == {}
+    assert a[0, 0] == 1 and np.isnan(a[0, 1]) and pre.encode(pre.columns_of([{"sector": "technolgy"}]), 1).unseen_per_row() == [{}]
     np.testing.assert_array_equal(a, pre.transform_columns({"sector": ["technolgy"], "pdays": [-1],
                                                             "job": ["unknown"]}, 1))      # cleaning: the row path
     state = pre.__getstate__()                                  # a model saved before cleaning was part of it
@@ -190,5 +194,6 @@ def test_columns_give_the_matrix_records_give():
                "n": np.array([1.5, np.nan, 3.0, -2.0, 0.0]), "flag": [True, None, "yes", 0, 1]}
     rows = [{k: v[i] for k, v in columns.items()} for i in range(5)]
     np.testing.assert_array_equal(pre.transform_columns(columns, 5), pre.transform_records(rows))
+    np.testing.assert_array_equal(pre.transform(pd.DataFrame(rows)), pre.transform_records(rows))   # one conversion
     np.testing.assert_array_equal(pre.transform_columns({"n": np.arange(5)}, 5),
                                   pre.transform_records([{"n": i} for i in range(5)]))

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from leadscore.cli import app
+from cli.app import app
 from leadscore.schema import load_dataset
-from leadscore.synth import generate, read_truth
+from synthetic import generate, read_truth
 
 
 def _digest(folder) -> dict[str, str]:
@@ -65,7 +65,7 @@ def test_cli_generate_smoke(tmp_path):
                                                             "orders.parquet", "outcomes.parquet"}
     assert (pd.read_parquet(tmp_path / "events.parquet")["ts"].dtype.kind) == "M"
     bad = CliRunner().invoke(app, ["generate", "b2x", "--leads", "5", "--out", str(tmp_path / "x")])
-    assert bad.exit_code == 2 and "unknown motion" in bad.output
+    assert bad.exit_code == 2 and "'b2x' is not one of 'b2b', 'b2c'," in bad.output and "'hybrid'" in bad.output
 
 
 @pytest.mark.slow

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.batch import prepare, training_set
+from features.historical import training_set
+from features.prepare import prepare
 from leadscore.config import load_config
 from leadscore.schema import load_dataset
-from leadscore.synth import read_truth
 from serving.schemas import ScoreRequest
 from serving.scorer import Scorer
-from training.train import split_rows
+from synthetic import read_truth
+from training.split import split_rows
 
 
 def _rows(motion, folder, n=3000):

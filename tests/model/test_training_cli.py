@@ -7,12 +7,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from leadscore.cli import app
-from tests.conftest import SHARED
-from training import registry
+from cli.app import app
+from model import registry
 
-XED = SHARED / "x_education_leads" / "Leads.csv"
-needs_shared = pytest.mark.skipif(not XED.exists(), reason="shared data sets are not beside the repo")
+
+@pytest.fixture(scope="module")
+def xed(shared_data):
+    return shared_data / "x_education_leads" / "Leads.csv"
 
 
 def run(*args):
@@ -23,8 +24,8 @@ def _names() -> set[str]:
     return {m.name for m in registry.client().search_registered_models()}
 
 
-def _spec(tmp_path, name="xed", **over) -> str:
-    spec = {"name": name, "motion": "b2c", "data": str(XED), "id": "Prospect ID",
+def _spec(tmp_path, xed, name="xed", **over) -> str:
+    spec = {"name": name, "motion": "b2c", "data": str(xed), "id": "Prospect ID",
             "label": {"column": "Converted", "positive": [1]},
             "exclude": ["Lead Number", "Tags", "Lead Quality", "Lead Profile", "Last Activity", "Last Notable Activity",
                         "Asymmetrique Activity Index", "Asymmetrique Profile Index", "Asymmetrique Activity Score",
@@ -60,15 +61,14 @@ def test_failure_paths_give_clear_errors_and_register_nothing(tmp_path, trained)
     assert _names() == before
 
 
-@needs_shared
-def test_spec_model_registers_scores_and_is_gated(tmp_path, trained):
-    good = _spec(tmp_path)
+def test_spec_model_registers_scores_and_is_gated(tmp_path, trained, xed):
+    good = _spec(tmp_path, xed)
     r = run("train", "--spec", good)
     assert r.exit_code == 0, r.output
     assert registry.alias_version("xed", "champion") == "1"
     # A worse challenger: only two weak columns left.
     weak = {"Prospect ID", "Converted", "Country", "City"}
-    worse = _spec(tmp_path, exclude=[c for c in pd.read_csv(XED, nrows=1).columns if c not in weak
+    worse = _spec(tmp_path, xed, exclude=[c for c in pd.read_csv(xed, nrows=1).columns if c not in weak
                                      and not c.startswith("Unnamed")])
     assert run("train", "--spec", worse).exit_code == 0
     assert registry.alias_version("xed", "challenger") == "2"
@@ -85,9 +85,9 @@ def test_spec_model_registers_scores_and_is_gated(tmp_path, trained):
     assert "testing the override" in registry.audit_log("xed")[3]["why"]
     # Batch scoring keeps order and ids and adds the scoring columns.
     out = tmp_path / "scores.csv"
-    r = run("score", "--model", "xed@champion", "--data", XED, "--spec", good, "--out", out)
+    r = run("score", "--model", "xed@champion", "--data", xed, "--spec", good, "--out", out)
     assert r.exit_code == 0, r.output
-    scored, raw = pd.read_csv(out), pd.read_csv(XED)
+    scored, raw = pd.read_csv(out), pd.read_csv(xed)
     assert scored["Prospect ID"].tolist() == raw["Prospect ID"].tolist()
     assert {"score", "score_100", "tier", "route", "reasons"} <= set(scored.columns)
     assert scored["score"].between(0, 1).all() and scored["reasons"].str.len().gt(0).all()

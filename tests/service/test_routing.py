@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 from leadscore.config import load_config
-from serving.routing import decide, grade
+from serving.routing import RouteDecision, decide_many, grades
+
+
+def decide(conf, *, tier: str, features: dict, expected_value: float, groups: dict | None = None,
+           stage: str | None = None, account: dict | None = None, consent_email: bool | None = None,
+           consent_sms: bool | None = None) -> RouteDecision:
+    """One lead's decision: ``decide_many`` on a batch of one."""
+    return decide_many(conf, tiers=[tier], features={k: [v] for k, v in features.items()},
+                       expected_value=[expected_value], groups={k: [v] for k, v in (groups or {}).items()},
+                       stages=[stage], accounts=[account], consent_email=[consent_email],
+                       consent_sms=[consent_sms])[0]
+
+
+def grade(conf, groups: dict) -> tuple:
+    """One lead's grade, fit score and engagement score."""
+    g, fit, eng = grades(conf, {k: [v] for k, v in groups.items()}, 1)
+    return g[0], fit[0], eng[0]
 
 B2B_ENGAGED = {"engagement_lead_events_30d": 5, "engagement_economic_buyer": 1, "engagement_role_coverage": 0.67,
                "engagement_meetings_90d": 1}
@@ -66,7 +82,6 @@ def test_a_batch_decides_each_row_as_it_would_alone():
     missing, NaN and non-numeric values included."""
     import numpy as np
 
-    from serving.routing import decide_many
     rng = np.random.default_rng(7)
     n = 400
     for motion in ("b2b", "b2c", "hybrid"):

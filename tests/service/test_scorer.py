@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from leadscore.settings import PROJECT_ROOT
+from model import registry
 from serving.schemas import ScoreRequest
 from serving.scorer import Scorer
-from training import registry
 
 
 def test_last_good_model_survives_a_broken_new_champion(trained, monkeypatch):
-    scorer = Scorer(motions=("hybrid",))
+    scorer = Scorer(names=("hybrid",))
     assert scorer.reload() == {"hybrid": registry.alias_version("hybrid", "champion")}
     good = scorer.models["hybrid"].version
     monkeypatch.setattr(registry, "alias_version", lambda name, alias: "999")

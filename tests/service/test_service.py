@@ -94,19 +94,19 @@ def test_each_motion_example(server, motion):
         assert body["grade"] is None and body["gates"] == []
 
 
-def test_the_hot_path_and_bentomls_typed_endpoint_give_the_same_answer(server):
-    """JSON calls take the fast path (serving.fastpath); another content type reaches BentoML's own handler."""
+def test_json_and_other_content_types_reach_the_same_typed_endpoint(server):
+    """Every call goes through BentoML's own typed endpoint, whatever its content type."""
     url, _ = server
     body = json.dumps(example("b2b"))
-    fast = post(url, "/score", None, raw=body)
-    typed = httpx.post(url + "/score", content=body, headers={"content-type": "text/plain"}, timeout=30)
-    assert fast.status_code == typed.status_code == 200
-    assert fast.json() == typed.json()
+    as_json = post(url, "/score", None, raw=body)
+    as_text = httpx.post(url + "/score", content=body, headers={"content-type": "text/plain"}, timeout=30)
+    assert as_json.status_code == as_text.status_code == 200
+    assert as_json.json() == as_text.json()
     bad = json.dumps({"request": example("b2b")["request"] | {"motion": "b2x"}})
-    fast = post(url, "/score", None, raw=bad)
-    typed = httpx.post(url + "/score", content=bad, headers={"content-type": "text/plain"}, timeout=30)
-    assert fast.status_code == typed.status_code == 400
-    assert fast.json()["detail"][0]["loc"] == typed.json()["detail"][0]["loc"] == ["request", "motion"]
+    as_json = post(url, "/score", None, raw=bad)
+    as_text = httpx.post(url + "/score", content=bad, headers={"content-type": "text/plain"}, timeout=30)
+    assert as_json.status_code == as_text.status_code == 400
+    assert as_json.json()["detail"][0]["loc"] == as_text.json()["detail"][0]["loc"] == ["request", "motion"]
 
 
 def _metric(url: str, name: str, **labels: str) -> float:
@@ -119,18 +119,16 @@ def _metric(url: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_hot_path_answers_are_counted_by_status_outside_bentomls_http_metrics(server):
+def test_score_responses_are_counted_by_status_in_bentomls_http_metrics(server):
     url, _ = server
     body, bad = json.dumps(example("b2b")), json.dumps({"request": {"motion": "b2b"}})
-    ours = {s: _metric(url, "leadscore_score_responses_total", status=s) for s in ("200", "400")}
-    bentoml_score = _metric(url, "bentoml_service_request_total", endpoint="/score")
+    before = {s: _metric(url, "bentoml_service_request_total", endpoint="/score", http_response_code=s)
+              for s in ("200", "400")}
     for raw in (body, body, bad):
         post(url, "/score", None, raw=raw)
-    assert _metric(url, "leadscore_score_responses_total", status="200") == ours["200"] + 2
-    assert _metric(url, "leadscore_score_responses_total", status="400") == ours["400"] + 1
-    assert _metric(url, "bentoml_service_request_total", endpoint="/score") == bentoml_score   # skipped its stack
-    httpx.post(url + "/score", content=body, headers={"content-type": "text/plain"}, timeout=30)
-    assert _metric(url, "bentoml_service_request_total", endpoint="/score") == bentoml_score + 1   # BentoML's path
+    after = {s: _metric(url, "bentoml_service_request_total", endpoint="/score", http_response_code=s)
+             for s in ("200", "400")}
+    assert after["200"] == before["200"] + 2 and after["400"] == before["400"] + 1
 
 
 def test_batch_mixes_motions_in_order(server):
@@ -207,8 +205,8 @@ def test_score_log_rows_equal_responses_after_a_concurrent_burst(server):
 
 
 def test_reload_after_a_promotion(server, b2c_dir):
-    from training import registry
-    from training.train import train_motion
+    from model import registry
+    from training.pipelines import train_motion
     url, _ = server
     r = train_motion("b2c", b2c_dir)
     assert r.alias == "challenger"

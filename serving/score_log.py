@@ -14,16 +14,15 @@ from typing import Any
 import orjson
 
 from leadscore.store import Store
+from leadscore.times import format_utc
 
 log = logging.getLogger("leadscore.scorelog")
-INSERT = ("INSERT INTO score_log (request_id, at, as_of, motion, entity_id, model, version, score, tier, route, "
-          "source, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
     """Score-log rows for a batch of scorer results: one clock reading, each distinct as-of formatted once."""
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    as_of = {t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S") for t in {r["_as_of"] for r in results}}
+    as_of = {t: format_utc(t) for t in {r["_as_of"] for r in results}}
     return [(r["request_id"], at, as_of[r["_as_of"]], r["motion"], r["lead_id"], r["model"], r["version"],
              r["score"], r["tier"], r["route"], source,
              orjson.dumps(r["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode())  # NaN -> null
@@ -59,7 +58,7 @@ class ScoreLog:
     def _write(self, rows: list[tuple]) -> None:
         for attempt in range(20):
             try:
-                self.store.executemany(INSERT, rows)
+                self.store.append_scores(rows)
                 self.written += len(rows)
                 return
             except Exception as exc:  # database busy or briefly away: retry, never drop

@@ -1,4 +1,5 @@
-"""Outcome ingestion: validated, idempotent (keyed), transactional (all or nothing, or bad rows quarantined)."""
+"""Outcome ingestion into the store: validated against the canonical outcomes table, idempotent (keyed), transactional
+(all or nothing, or bad rows quarantined). The service (POST /outcomes) and the CLI both write through it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from leadscore import motions
 from leadscore.errors import UserError
 from leadscore.schema import TABLES, SchemaError, coerce, read_table, row_problems
 from leadscore.store import Store
@@ -35,7 +37,7 @@ def _keys(motion: str, df: pd.DataFrame) -> pd.Series:
     """An outcome id when the file has one, else (entity, stage or purchase flag, time)."""
     if "outcome_id" in df.columns and df["outcome_id"].notna().all():
         return motion + ":" + df["outcome_id"].astype(str)
-    ent = df["customer_id"] if motion == "b2c" else df["lead_id"]
+    ent = df[motions.get(motion).id_column]
     what = df["purchased"].astype(str) if motion == "b2c" else df["stage"].astype(str)
     return motion + ":" + ent.astype(str) + "|" + what + "|" + df["occurred_at"].astype(str)
 
@@ -43,7 +45,7 @@ def _keys(motion: str, df: pd.DataFrame) -> pd.Series:
 def ingest_frame(df: pd.DataFrame, store: Store, motion: str | None = None, quarantine: Path | None = None,
                  source: str = "file") -> Ingested:
     # Outcomes are facts about leads or customers: hybrid shares the B2B outcome family.
-    motion = "b2c" if (motion or detect_motion(df)) == "b2c" else "b2b"
+    motion = motions.get(motion or detect_motion(df)).family
     table = TABLES[motion]["outcomes"]
     problems = row_problems(table, df)
     bad = problems != ""
@@ -61,7 +63,7 @@ def ingest_frame(df: pd.DataFrame, store: Store, motion: str | None = None, quar
     contacted = pd.to_datetime(good["contacted_at"], errors="coerce", utc=True) if "contacted_at" in good else None
     rows = []
     for i, r in enumerate(good.to_dict("records")):
-        rows.append((keys.iloc[i], motion, str(r.get("customer_id") if motion == "b2c" else r.get("lead_id")),
+        rows.append((keys.iloc[i], motion, str(r.get(motions.get(motion).id_column)),
                      r.get("account_id"), r.get("stage"),
                      int(bool(r["purchased"])) if motion == "b2c" else None,
                      None if pd.isna(r.get("value")) else float(r["value"]),

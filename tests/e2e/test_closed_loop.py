@@ -11,19 +11,19 @@ import pandas as pd
 import pytest
 
 from features.definitions import feature_set
-from feedback.ingest import count, ingest_file
-from feedback.loop import labelled
+from feedback.labelled_rows import labelled
 from feedback.report import build, write
 from feedback.retrain import retrain
 from leadscore.config import load_config
+from leadscore.outcomes import count, ingest_file
 from leadscore.schema import SchemaError
 from leadscore.store import Store
-from leadscore.synth import generate
-from serving.batch import score_file
-from tests.code.test_online_parity import _require
-from tests.conftest import PG_URL, pg_available
-from training import registry
-from training.train import fit_and_evaluate, log_and_register, motion_frame
+from model import registry
+from serving.file_scoring import score_file
+from synthetic import generate
+from training.fit import fit_and_evaluate
+from training.pipelines import motion_frame
+from training.track import log_and_register
 
 pytestmark = pytest.mark.slow
 WEAK = ["behavior_recency_days", "behavior_sessions_1d", "behavior_sessions_7d", "behavior_sessions_30d",
@@ -33,19 +33,10 @@ WEAK = ["behavior_recency_days", "behavior_sessions_1d", "behavior_sessions_7d",
         "cart_checkout_no_purchase", "lifecycle_consent_email", "lifecycle_consent_sms"]
 
 
-def _pg_url() -> str:
-    import psycopg
-    schema = f"ls_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {schema}")
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def loop_env(request, tmp_path, monkeypatch):
     if request.param == "postgres":
-        _require(pg_available(), "PostgreSQL")
-        url = _pg_url()
+        url = request.getfixturevalue("pg_schema_url")
     else:
         url = f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -7,6 +7,7 @@ appended to the score log, like real-time scores.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,15 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.batch import features_as_of, latest_time, prepare, to_timestamp
+from features.historical import features_as_of, latest_time
+from features.prepare import prepare
+from leadscore import motions
 from leadscore.config import load_config
 from leadscore.errors import UserError
 from leadscore.schema import load_dataset, read_table
 from leadscore.store import Store
+from leadscore.times import epoch_seconds, format_utc
+from model.exports import load_spec, read_export
+from model.registry import load, resolve
 from serving.routing import decide_many
-from training.registry import load, resolve
-
-ID_COLUMNS = ("lead_id", "customer_id", "account_id", "as_of")
 
 
 def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | None = None,
@@ -35,9 +38,9 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
         if not data.is_dir():
             raise UserError(f"model {name!r} scores canonical {model.motion} data: pass a folder of tables")
         p = prepare(model.motion, load_dataset(data, model.motion))
-        t = to_timestamp(as_of) if as_of else latest_time(p)
+        t = epoch_seconds(as_of) if as_of else latest_time(p)
         frame = features_as_of(p, t, conf)
-        id_col = "customer_id" if model.motion == "b2c" else "lead_id"
+        id_col = motions.get(model.motion).id_column
         ids, inputs = frame[id_col].astype(str), frame
     else:
         if data.is_dir():
@@ -79,31 +82,25 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
 def _spec_frame(spec_path: str | None, data: Path) -> pd.DataFrame:
     """With the spec: read, joined and cleaned as for training. Without: as is (the model still cleans)."""
     if spec_path:
-        from training.spec import load_spec, read_export
         spec = load_spec(spec_path)
         return spec.cleaning().apply(read_export(spec, data))
     return read_table(data)
 
 
 def _spec_id(spec_path: str | None) -> str | None:
-    if not spec_path:
-        return None
-    from training.spec import load_spec
-    return load_spec(spec_path).id
+    return load_spec(spec_path).id if spec_path else None
 
 
 def _log(store: Store, model, name: str, version: str, result: pd.DataFrame, feats: list[dict],
          as_of: pd.Series | None, id_col: str) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     batch = f"batch-{uuid.uuid4().hex[:12]}"
-    stamp = "%Y-%m-%d %H:%M:%S"
-    when = as_of.dt.strftime(stamp).tolist() if as_of is not None else \
-        [datetime.now(UTC).strftime(stamp)] * len(result)
+    when = as_of.dt.strftime("%Y-%m-%d %H:%M:%S").tolist() if as_of is not None else \
+        [format_utc(int(time.time()))] * len(result)
     rows = [(f"{batch}-{i}", now, when[i], model.motion, str(r[id_col]), name, version, float(r["score"]),
              r["tier"], r["route"], "batch", json.dumps(_clean(feats[i])))
             for i, r in enumerate(result.to_dict("records"))]
-    store.executemany("INSERT INTO score_log (request_id, at, as_of, motion, entity_id, model, version, score, "
-                      "tier, route, source, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    store.append_scores(rows)
 
 
 def _clean(d: dict) -> dict:

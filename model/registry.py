@@ -21,7 +21,7 @@ from leadscore.config import load_config
 from leadscore.errors import UserError
 from leadscore.settings import Settings
 from leadscore.store import Store
-from training import metrics
+from model import metrics
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -133,7 +133,7 @@ def compare(name: str, versions: list[str], data: pd.DataFrame) -> dict[str, dic
 
 
 @dataclass
-class Decision:
+class PromotionDecision:
     name: str
     champion: str | None
     challenger: str
@@ -142,7 +142,7 @@ class Decision:
     metrics: dict[str, dict[str, float]]
 
 
-def gate(name: str, champion: str, challenger: str, data: pd.DataFrame | None = None) -> Decision:
+def gate(name: str, champion: str, challenger: str, data: pd.DataFrame | None = None) -> PromotionDecision:
     """The evidence: both versions on the challenger's (most recent) holdout, or on ``data`` if given."""
     c = client()
     motion = c.get_model_version(name, challenger).tags.get("motion") or _motion_of(name, challenger)
@@ -157,7 +157,7 @@ def gate(name: str, champion: str, challenger: str, data: pd.DataFrame | None = 
                    + ("ok" if ok_auc else "worse"))
     reasons.append(f"ECE {b['ece']:.4f} vs champion {a['ece']:.4f} (margin {conf.promotion.ece_margin}): "
                    + ("ok" if ok_ece else "worse"))
-    return Decision(name, champion, challenger, ok_auc and ok_ece, reasons, m)
+    return PromotionDecision(name, champion, challenger, ok_auc and ok_ece, reasons, m)
 
 
 def _motion_of(name: str, version: str) -> str:
@@ -166,7 +166,7 @@ def _motion_of(name: str, version: str) -> str:
 
 
 def promote(name: str, version: str | None = None, force: bool = False, why: str = "",
-            data: pd.DataFrame | None = None) -> Decision:
+            data: pd.DataFrame | None = None) -> PromotionDecision:
     champion = alias_version(name, CHAMPION)
     challenger = version or alias_version(name, CHALLENGER)
     if challenger is None:
@@ -174,7 +174,7 @@ def promote(name: str, version: str | None = None, force: bool = False, why: str
     if champion == challenger:
         raise UserError(f"version {challenger} of {name!r} is already the champion")
     if champion is None:
-        d = Decision(name, None, challenger, True, ["no champion yet"], {})
+        d = PromotionDecision(name, None, challenger, True, ["no champion yet"], {})
     else:
         d = gate(name, champion, challenger, data)
     if force and not d.promoted:

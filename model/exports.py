@@ -1,4 +1,5 @@
-"""Bring-your-own-data: a YAML spec that describes a flat CRM export well enough to train on it.
+"""Bring-your-own-data: a YAML spec that describes a flat CRM export well enough to train on it and to score
+files of its shape; the reader both use.
 
     name: x_education          # registered model name
     motion: b2c                # which conf/<motion>.yaml policy applies (tiers, routes, gates)
@@ -15,16 +16,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from leadscore.errors import UserError
+from leadscore.motions import MotionName
 from leadscore.schema import read_table
-from training.preprocess import Cleaning
+from model.cleaning import Cleaning
 
 
 class LabelSpec(BaseModel):
@@ -50,7 +51,7 @@ class Join(BaseModel):
 class DataSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    motion: Literal["b2b", "b2c", "hybrid"]
+    motion: MotionName
     data: str | None = None
     read_options: dict[str, Any] = {}
     id: str | None = None
@@ -116,37 +117,3 @@ def read_export(spec: DataSpec, override: str | Path | None = None) -> pd.DataFr
         other = other.drop_duplicates(keys).rename(columns={c: f"{j.prefix}{c}" for c in other.columns if c not in keys})
         df = df.merge(other, on=keys, how="left")
     return spec.cleaning().fix_values(df)
-
-
-def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool = False):
-    """Read a flat export and split it into (features frame, 0/1 label, ids[, raw rows]).
-
-    The frame keeps the timestamp column (used for the split and for ages) but no id, label or excluded column;
-    the raw rows keep every column but the label (missing tokens applied), for holdouts and scoring.
-    """
-    df = read_export(spec, override)
-    needed = [spec.label.column] + [c for c in (spec.id, spec.timestamp) if c]
-    missing = [c for c in needed + spec.exclude + spec.keep if c not in df.columns]
-    if missing:
-        raise UserError(f"column(s) {missing} named in spec {spec.name!r} are not in the data "
-                        f"(columns: {list(df.columns)[:30]})")
-    if spec.drop_duplicates:
-        df = df.drop_duplicates(ignore_index=True)
-    raw_label = df[spec.label.column]
-    if raw_label.isna().any():
-        df = df.loc[raw_label.notna()].reset_index(drop=True)
-        raw_label = df[spec.label.column]
-    positive = {str(v) for v in spec.label.positive}
-    text = raw_label.astype("str").str.strip()
-    if spec.label.negative is not None:
-        labelled = (text.isin(positive) | text.isin({str(v) for v in spec.label.negative})).to_numpy()
-        df, text = df.loc[labelled].reset_index(drop=True), text[labelled].reset_index(drop=True)
-    y = text.isin(positive).to_numpy().astype(np.int8)
-    if y.sum() == 0:
-        seen = sorted(map(str, raw_label.unique()))[:10]
-        raise UserError(f"no row has a positive label: {spec.label.column} in {sorted(positive)}; values seen: {seen}")
-    ids = df[spec.id].astype("str") if spec.id else None
-    raw = spec.cleaning().apply(df.drop(columns=[spec.label.column]))
-    X = raw.drop(columns=[c for c in [spec.id, *spec.exclude] if c])
-    return (X, y, ids, raw) if with_raw else (X, y, ids)
-

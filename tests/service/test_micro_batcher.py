@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from serving.batcher import MicroBatcher
+from serving.micro_batcher import MicroBatcher
 
 
 def test_concurrent_requests_are_scored_together_and_answered_in_order():

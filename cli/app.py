@@ -5,7 +5,10 @@ Logic lives in the packages; commands only parse arguments, show progress and pr
 
 from __future__ import annotations
 
+import enum
 import functools
+import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +18,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from leadscore import motions
+from leadscore.errors import UserError
+from leadscore.schema import SchemaError
+from leadscore.settings import PROJECT_ROOT
 
 app = typer.Typer(help="Calibrated lead scoring for B2B, B2C and hybrid motions.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -31,8 +39,6 @@ def friendly(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from leadscore.errors import UserError
-        from leadscore.schema import SchemaError
         try:
             return fn(*args, **kwargs)
         except (UserError, SchemaError, FileNotFoundError, ValueError) as exc:
@@ -54,7 +60,8 @@ def summary(title: str, rows: dict[str, object]) -> None:
     Console().print(t)
 
 
-Motion = Annotated[str, typer.Argument(help="b2b, b2c or hybrid")]
+MotionChoice = enum.Enum("MotionChoice", {n: n for n in motions.NAMES}, type=str)  # type: ignore[misc]
+Motion = Annotated[MotionChoice, typer.Argument(help="the motion", show_default=False)]
 
 
 @app.command()
@@ -63,17 +70,14 @@ def generate(motion: Motion, leads: Annotated[int, typer.Option(help="leads (B2B
              seed: int = 0, out: Annotated[Path, typer.Option(help="output folder")] = Path("data/synth"),
              scale: Annotated[float | None, typer.Option(help="events per lead (B2B) / session rate (B2C)")] = None):
     """Write a motion's canonical tables as Parquet, deterministic for a seed."""
-    from leadscore.synth import generate as gen
+    from synthetic import generate as gen
+    motion = motion.value
     if leads <= 0:
-        raise ValueError("--leads must be positive")
+        raise UserError("--leads must be positive")
     with progress_bar() as bar:
         task = bar.add_task(f"generating {motion}", total=leads)
         written = gen(motion, leads, seed, out, scale=scale, progress=lambda k: bar.advance(task, k))
     summary(f"generated {motion} (seed {seed}) → {out}", written.tables)
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
 
 
 @app.command()
@@ -83,15 +87,18 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
              as_of: Annotated[str | None, typer.Option(help="point in time (default: latest event)")] = None,
              materialize: Annotated[bool, typer.Option(help="also write the online store as of this time")] = False):
     """Point-in-time features for every entity as of a timestamp (only rows with time ≤ as-of are used)."""
-    from features.batch import features_as_of, latest_time, prepare, to_timestamp
-    from features.online import materialize as write_online
-    from features.online import open_store
+    from features.historical import features_as_of, latest_time
+    from features.materialize import materialize as write_online
+    from features.online_store import open_store
+    from features.prepare import prepare
     from leadscore.config import load_config
     from leadscore.schema import load_dataset
     from leadscore.settings import Settings
+    from leadscore.times import epoch_seconds
+    motion = motion.value
     conf = load_config(motion)
     p = prepare(motion, load_dataset(data, motion))
-    t = to_timestamp(as_of) if as_of else latest_time(p)
+    t = epoch_seconds(as_of) if as_of else latest_time(p)
     frame = features_as_of(p, t, conf)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
@@ -108,24 +115,23 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
 
 @app.command()
 @friendly
-def train(motion: Annotated[str | None, typer.Argument(help="b2b, b2c or hybrid (canonical data)")] = None,
+def train(motion: Annotated[MotionChoice | None, typer.Argument(help="the motion (canonical data)")] = None,
           data: Annotated[Path | None, typer.Option(help="canonical folder, or a flat file with --spec")] = None,
           spec: Annotated[Path | None, typer.Option(help="a data-set spec (bring your own data)")] = None,
           search: Annotated[int, typer.Option(help="optuna trials (0 = sensible defaults)")] = 0):
     """Train, evaluate beside two baselines, log to MLflow and register (first version → champion)."""
-    from training.train import train_motion, train_spec
+    from training.pipelines import train_motion, train_spec
     if spec is None and motion is None:
-        raise ValueError("give a motion (b2b, b2c, hybrid) with --data, or --spec SPEC.yaml")
+        raise UserError(f"give a motion ({', '.join(motions.NAMES)}) with --data, or --spec SPEC.yaml")
     if spec is not None:
         with console.status(f"training from spec {spec}"):
             r = train_spec(spec, data, search)
     else:
-        if motion not in ("b2b", "b2c", "hybrid"):
-            raise ValueError(f"unknown motion {motion!r}; expected b2b, b2c or hybrid")
+        assert motion is not None
         if data is None:
-            raise ValueError("--data DIR is required with a motion")
-        with console.status(f"training {motion} on {data}"):
-            r = train_motion(motion, data, search)
+            raise UserError("--data DIR is required with a motion")
+        with console.status(f"training {motion.value} on {data}"):
+            r = train_motion(motion.value, data, search)
     f = r.fitted
     t = Table(title=f"{r.name} v{r.version} → {r.alias}  ({f.params['split']} split, {f.params['calibration']} calibration)")
     for col in ("model", "AUC", "PR-AUC", "Brier", "ECE"):
@@ -144,7 +150,7 @@ def train(motion: Annotated[str | None, typer.Argument(help="b2b, b2c or hybrid 
 @friendly
 def models_list(name: Annotated[str | None, typer.Argument()] = None):
     """Registered versions, their aliases and test metrics."""
-    from training.registry import list_versions
+    from model.registry import list_versions
     rows = list_versions(name)
     t = Table(title="registered models")
     for col in ("model", "version", "aliases", "motion", "auc", "ece", "lr_auc", "created"):
@@ -160,7 +166,7 @@ def models_promote(name: str, version: Annotated[str | None, typer.Option(help="
                    force: Annotated[bool, typer.Option(help="skip the gate (recorded as forced)")] = False,
                    why: Annotated[str, typer.Option(help="reason, kept in the audit log")] = ""):
     """Promote the challenger if it is no worse on the recent holdout (AUC and ECE), unless forced."""
-    from training.registry import promote
+    from model.registry import promote
     d = promote(name, version, force, why)
     for r in d.reasons:
         console.print(f"  {r}")
@@ -174,7 +180,7 @@ def models_promote(name: str, version: Annotated[str | None, typer.Option(help="
 @friendly
 def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
     """Point champion back at the version it replaced."""
-    from training.registry import rollback
+    from model.registry import rollback
     old, new = rollback(name, why)
     Console().print(f"{name}: champion v{old} → v{new}")
 
@@ -183,7 +189,7 @@ def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
 @friendly
 def models_audit(name: Annotated[str | None, typer.Argument()] = None):
     """Every alias move: when, who, why, metrics before/after."""
-    from training.registry import audit_log
+    from model.registry import audit_log
     t = Table(title="alias audit log")
     for col in ("at", "who", "model", "alias", "from", "to", "action", "why"):
         t.add_column(col)
@@ -202,7 +208,7 @@ def score(model: Annotated[str, typer.Option(help="NAME, NAME@alias or NAME/vers
           spec: Annotated[Path | None, typer.Option(help="spec models: the spec (reader options, id column)")] = None,
           reasons: int = 3):
     """Batch-score; keeps input order and ids; adds score, score_100, tier, route and reasons."""
-    from serving.batch import score_file
+    from serving.file_scoring import score_file
     with console.status(f"scoring {data} with {model}"):
         res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None)
     summary(f"scored {len(res)} rows → {out}", res["tier"].value_counts().sort_index().to_dict())
@@ -211,26 +217,46 @@ def score(model: Annotated[str, typer.Option(help="NAME, NAME@alias or NAME/vers
 @app.command()
 def serve(port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
           host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
-          workers: Annotated[int, typer.Option(help="worker processes (default 1; one per core at most)")] = 1):
+          workers: Annotated[int, typer.Option(help="worker processes (one per core at most)", min=1)] = 1):
     """Start the BentoML scoring service (loads each motion's champion from the MLflow registry)."""
-    import os
+    serve_service(port, host, workers)
+
+
+def serve_service(port: int, host: str, workers: int) -> None:
+    """Replace this process with ``bentoml serve``; the worker count goes through BentoML's own configuration."""
     env = os.environ.copy()
-    env["LEADSCORE_WORKERS"] = str(workers)
-    root = Path(__file__).resolve().parent.parent
+    overrides = json.loads(env.get("BENTOML_CONFIG_OVERRIDES") or "{}")
+    overrides.setdefault("services", {}).setdefault("leadscore", {})["workers"] = workers
+    env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(overrides)
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host", host, "--port", str(port)]
-    os.chdir(root)
+    os.chdir(PROJECT_ROOT)
+    sys.stdout.flush()
     os.execvpe(cmd[0], cmd, env)
+
+
+@app.command()
+@friendly
+def demo(data: Annotated[Path, typer.Option(help="folder for the generated data")] = Path("data/demo"),
+         port: Annotated[int, typer.Option(help="HTTP port of the service")] = 3000,
+         leads: Annotated[int, typer.Option(help="leads (B2B) and customers (B2C) to generate", min=100)] = 20_000,
+         retrain: Annotated[bool, typer.Option(help="train new versions even if champions exist")] = False,
+         serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="start the service at the end")] = True):
+    """The main job on the embedded default: generate → features → train b2b, b2c, hybrid → register → serve."""
+    from cli.demo import prepare_demo
+    prepare_demo(data, port, leads, retrain)
+    if serve_after:
+        serve_service(port, "127.0.0.1", 1)
 
 
 @feedback_app.command("ingest")
 @friendly
 def feedback_ingest(outcomes: Annotated[Path, typer.Option(help="canonical outcomes table (.csv or .parquet)")],
-                    motion: Annotated[str | None, typer.Option(help="b2b, b2c or hybrid (default: from the columns)")] = None,
+                    motion: Annotated[MotionChoice | None, typer.Option(help="the motion (default: from the columns)")] = None,
                     quarantine: Annotated[Path | None, typer.Option(help="write bad rows (with reasons) here and load the rest")] = None):
     """Validated, idempotent, transactional outcome ingestion into the project's store."""
-    from feedback.ingest import ingest_file
+    from leadscore.outcomes import ingest_file
     from leadscore.store import Store
-    r = ingest_file(outcomes, Store.default(), motion, quarantine)
+    r = ingest_file(outcomes, Store.default(), motion.value if motion else None, quarantine)
     summary(f"ingested {outcomes}", vars(r))
 
 
@@ -241,11 +267,11 @@ def feedback_report(motion: Motion, out: Annotated[Path, typer.Option(help="outp
     """HTML + JSON monitoring report for one motion, also logged as an MLflow monitoring run."""
     from feedback.report import build, log_to_mlflow, write
     from leadscore.store import Store
-    rep = build(motion, Store.default(), since)
+    rep = build(motion.value, Store.default(), since)
     page = write(rep, out)
     run = log_to_mlflow(rep, out)
     s = rep.summary
-    summary(f"{motion} monitoring → {page} (MLflow run {run[:8]})",
+    summary(f"{motion.value} monitoring → {page} (MLflow run {run[:8]})",
             {k: s[k] for k in ("rows", "positives", "auc", "ece", "top_decile_lift", "score_psi", "max_feature_psi",
                                "drifted_features", "calibration_decayed")})
 
@@ -257,7 +283,7 @@ def feedback_retrain(motion: Motion,
                      force: Annotated[bool, typer.Option(help="retrain even without evidence")] = False):
     """Decide from evidence whether to retrain; if so train a challenger and promote it through the gate."""
     from feedback.retrain import retrain
-    d = retrain(motion, data=data, force=force)
-    summary(f"{motion}: {'retrained' if d.retrain else 'no retrain'}",
+    d = retrain(motion.value, data=data, force=force)
+    summary(f"{motion.value}: {'retrained' if d.retrain else 'no retrain'}",
             {"reasons": "; ".join(d.reasons), "challenger": d.challenger, "promoted": d.promoted,
              "gate": "; ".join(d.gate)})

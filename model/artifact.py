@@ -15,11 +15,11 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from training.calibration import Calibrator
-from training.fastshap import TreeTable
-from training.preprocess import Preprocessor
-from training.reasons import Wording, group_columns, top_reasons
-from training.tiers import TierPolicy
+from model.calibration import Calibrator
+from model.preprocess import Preprocessor
+from model.reasons import Wording, group_columns, top_reasons
+from model.shap_table import TreeTable
+from model.tiers import TierPolicy
 
 
 class LeadScoreModel(mlflow.pyfunc.PythonModel):
@@ -106,14 +106,6 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
             c = contrib[:, :-1]
             out.reasons = top_reasons(c, X, self.columns, self.words, self.preprocessor.display_value, reasons)
             out.groups = group_columns(c, self.columns, self.words)
-        return out
-
-    def score_frame(self, frame: pd.DataFrame, reasons: int = 3) -> pd.DataFrame:
-        s = self.score_matrix(self.preprocessor.transform(frame), reasons)
-        out = pd.DataFrame({"score": s.score, "score_100": s.score_100, "tier": s.tier,
-                            "expected_value": s.expected_value}, index=frame.index)
-        if s.reasons is not None:
-            out["reasons"] = ["; ".join(f"{x['direction']} {x['text']}" for x in r) for r in s.reasons]
         return out
 
 

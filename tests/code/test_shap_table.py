@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from training.fastshap import CATEGORICAL, MISSING, TreeTable
+from model.shap_table import CATEGORICAL, MISSING, TreeTable
 
 
 def _data(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
+from leadscore import motions
 from leadscore.config import MotionConfig
 from leadscore.store import Store
 
 
-def family(motion: str) -> str:
-    return "b2c" if motion == "b2c" else "b2b"
-
-
 def outcomes(store: Store, motion: str) -> pd.DataFrame:
     df = pd.DataFrame(store.query("SELECT entity_id, stage, purchased, value, occurred_at, contacted_at FROM outcomes "
-                                  "WHERE motion = ?", (family(motion),)))
+                                  "WHERE motion = ?", (motions.get(motion).family,)))
     if df.empty:
         return pd.DataFrame(columns=["entity_id", "stage", "purchased", "value", "occurred_at", "contacted_at"])
+    df["purchased"] = df["purchased"].eq(1)  # stored as an integer
     df["occurred_at"] = pd.to_datetime(df["occurred_at"])
     df["contacted_at"] = pd.to_datetime(df["contacted_at"])
     return df
@@ -56,17 +55,9 @@ def labelled(store: Store, conf: MotionConfig, since: str | None = None,
     h = pd.Timedelta(days=conf.horizon_days)
     end = horizon_end if horizon_end is not None else (o["occurred_at"].max() if len(o) else pd.Timestamp.min)
     s = s[s["as_of"] + h <= end].reset_index(drop=True)
-    if conf.motion == "b2c":
-        pos = o[o["purchased"].fillna(0).astype(int) == 1]
-    else:
-        pos = o[o["stage"] == conf.label.stage]
-    m = s[["entity_id", "as_of"]].reset_index().merge(pos, on="entity_id", how="inner")
-    m = m[(m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= m["as_of"] + h)]
-    agg = m.groupby("index")["value"].sum(min_count=1)
-    s["label"] = 0
-    s.loc[agg.index, "label"] = 1
-    s["label_value"] = 0.0
-    s.loc[agg.index, "label_value"] = agg.fillna(0).to_numpy()
+    pos = o.loc[motions.positive_outcomes(o, conf.motion, conf.label.stage)]
+    y, v = motions.labels_within(s, pos, "entity_id", conf.horizon_days)
+    s["label"], s["label_value"] = y.astype(np.int64), v
     contact = o.dropna(subset=["contacted_at"]).groupby("entity_id")["contacted_at"].min()
     s["contacted_at"] = s["entity_id"].map(contact) if len(contact) else pd.NaT
     return s

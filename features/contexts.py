@@ -1,0 +1,157 @@
+"""Stored contexts decoded into arrays once, and a memo of them bounded by memory.
+
+A context's stored text is the memo's key, so a context that materialization rewrites is decoded anew on its
+next read; least recently used entries leave first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from features.compute import B2B_CODE, B2C_CODE
+from features.online_store import OnlineStore, key
+from leadscore import motions
+
+
+@dataclass(frozen=True, slots=True)
+class B2BContext:
+    """An account's stored context decoded into arrays once (memoised by its stored text): its contacts in
+    local rows, its events with local lead rows (-1: account-level) and local topic codes into ``topics``."""
+
+    account: dict[str, Any]
+    lead_row: dict[str, int]
+    created: np.ndarray
+    role: np.ndarray
+    seniority: np.ndarray
+    business: np.ndarray
+    stage: np.ndarray
+    ev_ts: np.ndarray
+    ev_type: np.ndarray
+    ev_lead: np.ndarray
+    ev_topic: np.ndarray
+    topics: tuple[str, ...]
+    event_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class B2CContext:
+    """A customer's stored context decoded into arrays once: events with local session codes (``sessions``
+    maps a session id to its code) and local category codes into ``categories``, and past orders."""
+
+    customer: dict[str, Any]
+    ev_ts: np.ndarray
+    ev_type: np.ndarray
+    ev_session: np.ndarray
+    sessions: dict[str, int]
+    ev_category: np.ndarray
+    categories: tuple[str, ...]
+    ev_price: np.ndarray
+    ev_qty: np.ndarray
+    event_ids: frozenset[str]
+    ord_ts: np.ndarray
+    ord_amount: np.ndarray
+
+
+def _codes(values: list) -> tuple[np.ndarray, tuple]:
+    """Local codes (-1 for None) and the distinct values they index, in order of first appearance."""
+    vocab: dict = {}
+    codes = [vocab.setdefault(v, len(vocab)) if v is not None else -1 for v in values]
+    return np.array(codes, dtype=np.int64), tuple(vocab)
+
+
+def _frozen(context: Any) -> Any:
+    """Make a decoded context's arrays read-only: the memo shares them with every batch that reads it."""
+    for name in context.__slots__:
+        if isinstance(v := getattr(context, name), np.ndarray):
+            v.flags.writeable = False
+    return context
+
+
+def decode_b2b(ctx: dict) -> B2BContext:
+    leads, ev = ctx.get("leads") or _EMPTY_LEADS, ctx.get("events") or _EMPTY_B2B_EVENTS
+    topic, topics = _codes(ev["topic"])
+    return _frozen(B2BContext(
+        account=ctx.get("account", {}), lead_row={k: j for j, k in enumerate(leads["lead_id"])},
+        created=np.array(leads["created"], np.int64), role=np.array(leads["role"], np.int64),
+        seniority=np.array(leads["seniority"], np.float64), business=np.array(leads["business"], np.float64),
+        stage=np.array(leads["stage"], np.int64), ev_ts=np.array(ev["ts"], np.int64),
+        ev_type=np.array([B2B_CODE[t] for t in ev["type"]], np.int8), ev_lead=np.array(ev["lead"], np.int64),
+        ev_topic=topic, topics=topics, event_ids=frozenset(ev["event_id"])))
+
+
+def decode_b2c(ctx: dict) -> B2CContext:
+    ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or {"ts": [], "amount": []}
+    session, sessions = _codes([str(x) for x in ev["session"]])  # as a request's session ids are read
+    category, categories = _codes(ev["category"])
+    return _frozen(B2CContext(
+        customer=ctx.get("customer", {}), ev_ts=np.array(ev["ts"], np.int64),
+        ev_type=np.array([B2C_CODE[t] for t in ev["type"]], np.int8), ev_session=session,
+        sessions={k: j for j, k in enumerate(sessions)}, ev_category=category, categories=categories,
+        ev_price=np.array(ev["price"], np.float64), ev_qty=np.array(ev["quantity"], np.float64),
+        event_ids=frozenset(ev["event_id"]), ord_ts=np.array(orders["ts"], np.int64),
+        ord_amount=np.array(orders["amount"], np.float64)))
+
+
+MEMO_COST = 5  # an entry's memory, in multiples of its stored text (the text, and arrays about four times it)
+
+Context = B2BContext | B2CContext
+
+
+class ContextMemo:
+    """The decoded stored context of each entity of one motion, within ``memo_mb`` megabytes."""
+
+    def __init__(self, motion: str, store: OnlineStore | None, memo_mb: float = 64):
+        self.motion, self.store = motion, store
+        self.memo_bytes = int(memo_mb * 2**20)
+        self._memo: OrderedDict[str, Context] = OrderedDict()
+        self._used = 0
+        self._decode = decode_b2c if motions.get(motion).family == "b2c" else decode_b2b
+        self.empty: Context = self._decode({})
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    @property
+    def used_bytes(self) -> int:
+        """The memory the memo counts its entries at (within ``memo_bytes``)."""
+        return self._used
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        """The decoded stored context of each entity id (an empty one where nothing is stored)."""
+        empty = self.empty
+        if self.store is None:
+            return [empty] * len(keys)
+        memo, out = self._memo, []
+        for raw in self.store.get_many([key(self.motion, k) for k in keys]):
+            if not raw:
+                out.append(empty)
+                continue
+            d = memo.get(raw)
+            if d is None:
+                d = self._decode(orjson.loads(raw))
+                self._remember(raw, d)
+            else:
+                memo.move_to_end(raw)
+            out.append(d)
+        return out
+
+    def _remember(self, raw: str, context: Context) -> None:
+        """Keep a decoded context, then drop the least recently used ones until the memo fits its budget."""
+        cost = MEMO_COST * len(raw)
+        if cost > self.memo_bytes:
+            return
+        self._memo[raw] = context
+        self._used += cost
+        while self._used > self.memo_bytes:
+            old, _ = self._memo.popitem(last=False)
+            self._used -= MEMO_COST * len(old)
+
+
+_EMPTY_LEADS = {"lead_id": [], "created": [], "role": [], "seniority": [], "business": [], "stage": []}
+_EMPTY_B2B_EVENTS = {"ts": [], "type": [], "lead": [], "topic": [], "event_id": []}
+_EMPTY_B2C_EVENTS = {"ts": [], "type": [], "session": [], "category": [], "price": [], "quantity": [], "event_id": []}

@@ -1,0 +1,81 @@
+"""Online stores: where materialization writes each account's (B2B, hybrid) or customer's (B2C) context and
+request-time scoring reads it. SQLite (the embedded default), Redis or PostgreSQL, by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from leadscore.errors import UserError
+from leadscore.store import Store
+
+
+class OnlineStore(Protocol):
+    def put_many(self, items: Iterable[tuple[str, str]]) -> int: ...
+    def get_many(self, keys: list[str]) -> list[str | None]: ...
+    def close(self) -> None: ...
+
+
+class SQLStore:
+    """SQLite (the embedded default, a file under LEADSCORE_HOME) or PostgreSQL, through the project's Store."""
+
+    DDL = ["CREATE TABLE IF NOT EXISTS leadscore_online (key TEXT PRIMARY KEY, value TEXT NOT NULL)"]
+    UPSERT = ("INSERT INTO leadscore_online (key, value) VALUES (?, ?) "
+              "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+    def __init__(self, url: str):
+        self._db = Store(url, ddl=self.DDL)
+
+    def put_many(self, items: Iterable[tuple[str, str]]) -> int:
+        rows = list(items)
+        self._db.executemany(self.UPSERT, rows)
+        return len(rows)
+
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        found: dict[str, str] = {}
+        distinct = list(dict.fromkeys(keys))
+        for s in range(0, len(distinct), 500):
+            part = distinct[s:s + 500]
+            rows = self._db.query(f"SELECT key, value FROM leadscore_online WHERE key IN ({','.join('?' * len(part))})",
+                                  tuple(part))
+            found.update((r["key"], r["value"]) for r in rows)
+        return [found.get(k) for k in keys]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class RedisStore:
+    def __init__(self, url: str):
+        import redis
+        self._r = redis.Redis.from_url(url)
+
+    def put_many(self, items: Iterable[tuple[str, str]]) -> int:
+        n = 0
+        pipe = self._r.pipeline(transaction=False)
+        for k, v in items:
+            pipe.set(k, v)
+            n += 1
+            if n % 5000 == 0:
+                pipe.execute()
+        pipe.execute()
+        return n
+
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        return [v.decode() if v is not None else None for v in self._r.mget(keys)] if keys else []
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def open_store(url: str) -> OnlineStore:
+    """``sqlite:///path``, ``redis://host:port/db`` or ``postgresql://…``."""
+    if url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return SQLStore(url)
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStore(url)
+    raise UserError(f"unsupported online store URL {url!r} (sqlite:///, redis://, postgresql://)")
+
+
+def key(motion: str, entity: str) -> str:
+    return f"leadscore:{motion}:{entity}"

@@ -1,0 +1,162 @@
+"""Canonical tables as arrays, once: ``prepare`` turns validated tables into the frame every point-in-time
+computation reads (event ids deduplicated, events of unknown entities dropped, both counted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.compute import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame, B2CFrame
+from leadscore import motions
+from leadscore.motions import SENIORITIES
+from leadscore.schema import DropReport
+
+SENIORITY_RANK = {s: float(i) for i, s in enumerate(SENIORITIES)}
+
+
+@dataclass
+class Prepared:
+    """A motion's tables as arrays, ready for any number of as-of computations."""
+
+    motion: str
+    frame: B2BFrame | B2CFrame
+    entity_ids: np.ndarray           # lead_id or customer_id per entity index
+    entity_created: np.ndarray
+    account_ids: np.ndarray | None   # B2B: account_id per account index
+    outcomes: pd.DataFrame
+    stage_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # (lead idx, ts, rank) for hybrid
+    drops: DropReport = field(default_factory=DropReport)
+    vocab: dict[str, np.ndarray] = field(default_factory=dict)  # code → name: topic, category, session
+    event_ids: pd.Series | None = None                          # event_id per ev_pos
+
+
+def _arrow(values: pd.Series | pd.Index) -> pa.Array:
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
+
+
+def _codes(values: pd.Series, categories: pd.Index | pd.Series) -> np.ndarray:
+    """Position of each value in ``categories`` (-1 when absent or missing), by Arrow's hash kernel."""
+    idx = pc.index_in(_arrow(values), value_set=_arrow(categories))
+    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _duplicated(values: pd.Series) -> np.ndarray:
+    """True for every repeat of an earlier value (Polars' hash: the hottest step of the batch path)."""
+    import polars as pl
+    return ~pl.from_arrow(_arrow(values)).is_first_distinct().to_numpy()
+
+
+def _vocabulary(values: pd.Series) -> pd.Index:
+    """Sorted distinct non-missing values."""
+    return pd.Index(sorted(pc.unique(_arrow(values)).drop_null().to_pylist()), dtype=object)
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    enc = _arrow(values).dictionary_encode()
+    return (pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64),
+            np.asarray(enc.dictionary.to_pylist(), dtype=object))
+
+
+def _epoch(s: pd.Series) -> np.ndarray:
+    return s.to_numpy(dtype="datetime64[s]").astype(np.int64)
+
+
+def _clean_events(events: pd.DataFrame, entity_col: str, known: pd.Index,
+                  drops: DropReport) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop duplicate event ids (keep the first) and events of unknown entities; return codes too."""
+    dup = _duplicated(events["event_id"])
+    drops.add("duplicate event_id (kept the first)", int(dup.sum()))
+    codes = _codes(events[entity_col], known)
+    unknown = codes < 0
+    if entity_col == "lead_id":  # account-level events have no lead
+        unknown &= events["lead_id"].notna().to_numpy()
+    unknown &= ~dup
+    drops.add(f"events for an unknown {entity_col}", int(unknown.sum()))
+    keep = ~dup & ~unknown
+    if keep.all():
+        return events, codes
+    return events.loc[keep], codes[keep]
+
+
+def prepare(motion: str, tables: dict[str, pd.DataFrame]) -> Prepared:
+    return _prepare_b2c(tables) if motions.get(motion).family == "b2c" else _prepare_b2b(motion, tables)
+
+
+def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
+    drops = DropReport()
+    acc, leads = t["accounts"], t["leads"]
+    acc_idx = pd.Index(acc["account_id"])
+    lead_idx = pd.Index(leads["lead_id"])
+    ev, ev_lead = _clean_events(t["events"], "lead_id", lead_idx, drops)
+    ev_acc = _codes(ev["account_id"], acc_idx)
+    bad_acc = ev_acc < 0
+    drops.add("events for an unknown account_id", int(bad_acc.sum()))
+    if bad_acc.any():
+        ev, ev_lead, ev_acc = ev.loc[~bad_acc], ev_lead[~bad_acc], ev_acc[~bad_acc]
+    # An event's account is its lead's account when it has a lead (the CRM is the source of truth).
+    lead_account = _codes(leads["account_id"], acc_idx)
+    ev_account = np.where(ev_lead >= 0, lead_account[np.maximum(ev_lead, 0)], ev_acc)
+    topics = _vocabulary(ev["topic"])
+    fr = B2BFrame(
+        lead_account=lead_account,
+        lead_created=_epoch(leads["created_at"]),
+        lead_role=leads["buying_role"].map(ROLE_CODE).to_numpy(dtype=np.int64),
+        lead_seniority=leads["seniority"].map(SENIORITY_RANK).to_numpy(dtype=np.float64, na_value=np.nan),
+        lead_business=(leads["email_domain_type"] == "business").to_numpy(dtype=np.float64),
+        lead_stage=np.zeros(len(leads), dtype=np.int64),
+        acc_industry=acc["industry"].to_numpy(dtype=object, na_value=None),
+        acc_employees=acc["employee_count"].to_numpy(dtype=np.float64, na_value=np.nan),
+        acc_revenue=acc["annual_revenue"].to_numpy(dtype=np.float64, na_value=np.nan),
+        acc_region=acc["region"].to_numpy(dtype=object, na_value=None),
+        ev_ts=_epoch(ev["ts"]),
+        ev_type=_codes(ev["type"], pd.Index(list(B2B_CODE))).astype(np.int8),
+        ev_lead=ev_lead, ev_account=ev_account,
+        ev_topic=_codes(ev["topic"], topics), ev_pos=np.arange(len(ev), dtype=np.int64),
+    )
+    out = t["outcomes"]
+    o_lead = _codes(out["lead_id"], lead_idx)
+    ok = o_lead >= 0
+    drops.add("outcomes for an unknown lead_id", int((~ok).sum()))
+    stages = (o_lead[ok], _epoch(out["occurred_at"])[ok], out["stage"].map(STAGE_RANK).to_numpy(dtype=np.int64)[ok])
+    return Prepared(motion, fr, lead_idx.to_numpy(dtype=object), fr.lead_created, acc_idx.to_numpy(dtype=object),
+                    out, stages, drops, {"topic": topics.to_numpy(dtype=object)}, ev["event_id"].reset_index(drop=True))
+
+
+def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
+    drops = DropReport()
+    cust = t["customers"]
+    cidx = pd.Index(cust["customer_id"])
+    ev, ev_cust = _clean_events(t["events"], "customer_id", cidx, drops)
+    orders = t["orders"]
+    o_c = _codes(orders["customer_id"], cidx)
+    drops.add("orders for an unknown customer_id", int((o_c < 0).sum()))
+    cats = _vocabulary(ev["category"])
+    sess_codes, sess_names = _factorize(ev["session_id"])
+    fr = B2CFrame(
+        cust_created=_epoch(cust["created_at"]),
+        cust_channel=cust["channel"].to_numpy(dtype=object, na_value=None),
+        cust_device=cust["device"].to_numpy(dtype=object, na_value=None),
+        cust_consent_email=cust["consent_email"].fillna(False).to_numpy(dtype=np.float64),
+        cust_consent_sms=cust["consent_sms"].fillna(False).to_numpy(dtype=np.float64),
+        ev_ts=_epoch(ev["ts"]), ev_type=_codes(ev["type"], pd.Index(list(B2C_CODE))).astype(np.int8),
+        ev_cust=ev_cust,
+        ev_session=sess_codes.astype(np.int64),
+        ev_category=_codes(ev["category"], cats),
+        ev_price=ev["price"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ev_qty=ev["quantity"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ev_pos=np.arange(len(ev), dtype=np.int64),
+        ord_cust=o_c[o_c >= 0], ord_ts=_epoch(orders["ts"])[o_c >= 0],
+        ord_amount=orders["amount"].to_numpy(dtype=np.float64)[o_c >= 0],
+    )
+    vocab = {"category": cats.to_numpy(dtype=object), "session": np.asarray(sess_names, dtype=object)}
+    return Prepared("b2c", fr, cidx.to_numpy(dtype=object), fr.cust_created, None, t["outcomes"], None, drops, vocab,
+                    ev["event_id"].reset_index(drop=True))
+
+

@@ -1,0 +1,56 @@
+"""Time, parsed one way everywhere: epoch seconds for points in time, naive UTC datetimes for columns.
+
+Naive timestamps are UTC. Epoch seconds are bounded to the years 1 to 9999, which every datetime type here can
+hold; a value outside is a ``UserError`` (a 4xx at the service), never an overflow.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leadscore.errors import UserError
+
+MIN_EPOCH, MAX_EPOCH = -62_135_596_800, 253_402_300_799  # 0001-01-01 and 9999-12-31T23:59:59 UTC
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+
+
+def epoch_seconds(v: Any) -> int:
+    """Epoch seconds, a datetime (``pd.Timestamp`` too) or an ISO-8601 string (UTC if no zone) → epoch seconds."""
+    if _is_number(v):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise UserError("timestamp must be finite")
+        if not MIN_EPOCH <= v <= MAX_EPOCH:
+            raise UserError(f"timestamp {v!r} is out of range (epoch seconds of the years 1 to 9999)")
+        return int(v)
+    if isinstance(v, datetime):
+        d = v
+    elif isinstance(v, str):
+        try:
+            d = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(f"unparseable timestamp {v!r} (use ISO-8601, e.g. 2026-01-31T09:30:00Z)") from None
+    else:
+        raise UserError(f"unparseable timestamp {v!r}")
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return int(d.timestamp())
+
+
+def utc_naive(s: pd.Series) -> pd.Series:
+    """A column of timestamps (datetimes, or text in any common layout) as naive UTC datetimes; what cannot be
+    read becomes NaT."""
+    if s.dtype.kind == "M":
+        return s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
+    return pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+
+
+def format_utc(t: int) -> str:
+    """Epoch seconds as the store's text form (``YYYY-MM-DD HH:MM:SS``, UTC)."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,59 @@
+"""The training pipelines, thin wiring: a motion's canonical data, or a flat export through its spec, to a
+registered model version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.definitions import feature_set
+from features.historical import training_set
+from features.prepare import prepare
+from leadscore.config import MotionConfig, load_config
+from leadscore.motions import ID_COLUMNS
+from leadscore.schema import load_dataset
+from leadscore.settings import Settings
+from model.exports import DataSpec, load_spec
+from training.fit import Fitted, TrainingRows, fit_and_evaluate
+from training.flat_export import read_flat
+from training.split import TIME
+from training.track import TrainResult, log_and_register
+
+
+def motion_frame(motion: str, data_dir: str | Path, conf: MotionConfig,
+                 settings: Settings | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The point-in-time training set as (features with as_of, label, realised value); on the Dask cluster of
+    ``settings.dask_scheduler`` when one is set."""
+    p = prepare(motion, load_dataset(data_dir, motion))
+    ts = training_set(p, conf, scheduler=(settings or Settings.load()).dask_scheduler)
+    drop = [c for c in (*ID_COLUMNS, "label", "label_value", *conf.model_inputs_exclude) if c in ts.columns]
+    return ts.drop(columns=drop), ts["label"].to_numpy(), ts["label_value"].to_numpy()
+
+
+def motion_rows(X: pd.DataFrame, y: np.ndarray, v: np.ndarray, conf: MotionConfig) -> TrainingRows:
+    """A motion's training set as the rows a version is fitted on (split on as-of, segments from the conf)."""
+    return TrainingRows(X, y, time_col=TIME, label_value=v, segments=list(conf.segments))
+
+
+def train_motion(motion: str, data_dir: str | Path, search: int = 0) -> TrainResult:
+    conf = load_config(motion)
+    fs = feature_set(conf.feature_set)
+    rows = motion_rows(*motion_frame(motion, data_dir, conf), conf)
+    fitted = fit_and_evaluate(rows, conf, name=motion, fs=fs, search=search)
+    return log_and_register(fitted, conf, {"source": "motion", "feature_set": fs.name, "data": str(data_dir)})
+
+
+def train_spec(spec_path: str | Path, data: str | Path | None = None, search: int = 0) -> TrainResult:
+    spec = load_spec(spec_path)
+    conf = load_config(spec.motion)
+    fitted = fit_spec(spec, conf, data, search)
+    return log_and_register(fitted, conf, {"source": "spec", "spec": str(spec_path)})
+
+
+def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search: int = 0) -> Fitted:
+    X, y, _, raw = read_flat(spec, data, with_raw=True)
+    rows = TrainingRows(X, y, time_col=spec.timestamp, source=raw, keep=list(spec.keep),
+                        segments=list(spec.segments or conf.segments), cleaning=spec.cleaning())
+    return fit_and_evaluate(rows, conf, name=spec.name, fs=None, search=search)
