@@ -10,9 +10,9 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -53,7 +53,7 @@ def progress_bar() -> Progress:
                     console=console, disable=not sys.stderr.isatty())
 
 
-def summary(title: str, rows: dict[str, object]) -> None:
+def summary(title: str, rows: Mapping[Any, object]) -> None:
     t = Table(title=title, show_header=False)
     for k, v in rows.items():
         t.add_row(str(k), str(v))
@@ -71,13 +71,12 @@ def generate(motion: Motion, leads: Annotated[int, typer.Option(help="leads (B2B
              scale: Annotated[float | None, typer.Option(help="events per lead (B2B) / session rate (B2C)")] = None):
     """Write a motion's canonical tables as Parquet, deterministic for a seed."""
     from synthetic import generate as gen
-    motion = motion.value
     if leads <= 0:
         raise UserError("--leads must be positive")
     with progress_bar() as bar:
-        task = bar.add_task(f"generating {motion}", total=leads)
-        written = gen(motion, leads, seed, out, scale=scale, progress=lambda k: bar.advance(task, k))
-    summary(f"generated {motion} (seed {seed}) → {out}", written.tables)
+        task = bar.add_task(f"generating {motion.value}", total=leads)
+        written = gen(motion.value, leads, seed, out, scale=scale, progress=lambda k: bar.advance(task, k))
+    summary(f"generated {motion.value} (seed {seed}) → {out}", written.tables)
 
 
 @app.command()
@@ -95,9 +94,9 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
     from leadscore.schema import load_dataset
     from leadscore.settings import Settings
     from leadscore.times import epoch_seconds
-    motion = motion.value
-    conf = load_config(motion)
-    p = prepare(motion, load_dataset(data, motion))
+    name = motion.value
+    conf = load_config(name)
+    p = prepare(name, load_dataset(data, name))
     t = epoch_seconds(as_of) if as_of else latest_time(p)
     frame = features_as_of(p, t, conf)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +109,7 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
         store = open_store(s.online_store_url)
         rows["online store entities"] = write_online(p, t, conf, store)
         store.close()
-    summary(f"{motion} features → {out}", rows)
+    summary(f"{name} features → {out}", rows)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from leadscore.config import MotionConfig
 from leadscore.motions import B2B_EVENT_TYPES, B2B_STAGES, B2C_EVENT_TYPES, BUYING_ROLES
 
 DAY = 86_400.0
+NONE = np.array(None, dtype=object)  # a missing value for np.where over object arrays
 B2B_CODE = {t: i for i, t in enumerate(B2B_EVENT_TYPES)}
 B2C_CODE = {t: i for i, t in enumerate(B2C_EVENT_TYPES)}
 ROLE_CODE = {r: i for i, r in enumerate(BUYING_ROLES)}
@@ -156,7 +157,7 @@ def b2b_fit(fr: B2BFrame, conf: MotionConfig) -> dict[str, np.ndarray]:
         "fit_business_email": fr.lead_business.astype(np.float64),
         "fit_seniority": fr.lead_seniority.astype(np.float64),
         "fit_buying_role": np.asarray(BUYING_ROLES, dtype=object)[fr.lead_role],
-        "fit_industry": np.where(ind_known, fr.acc_industry, None)[a],
+        "fit_industry": np.where(ind_known, fr.acc_industry, NONE)[a],
     }
 
 
@@ -261,7 +262,7 @@ def compute_b2b(fr: B2BFrame, as_of: int, conf: MotionConfig, fs: FeatureSet) ->
         gate = STAGE_RANK[conf.gate_stage] if conf.gate_stage else 0
         early = fr.lead_stage < gate
         for k, v in rigor.items():  # B2B rigor counts once the lead reaches the gate stage
-            out[k] = np.where(early, None, v) if v.dtype == object else np.where(early, np.nan, v)
+            out[k] = np.where(early, NONE, v) if v.dtype == object else np.where(early, np.nan, v)
     else:
         out = b2b_fit(fr, conf) | b2b_intent(fr, as_of, conf) | b2b_engagement(fr, as_of, conf)
     return _checked(out, fs)

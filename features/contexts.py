@@ -152,6 +152,6 @@ class ContextMemo:
             self._used -= MEMO_COST * len(old)
 
 
-_EMPTY_LEADS = {"lead_id": [], "created": [], "role": [], "seniority": [], "business": [], "stage": []}
-_EMPTY_B2B_EVENTS = {"ts": [], "type": [], "lead": [], "topic": [], "event_id": []}
-_EMPTY_B2C_EVENTS = {"ts": [], "type": [], "session": [], "category": [], "price": [], "quantity": [], "event_id": []}
+_EMPTY_LEADS: dict[str, list[Any]] = {"lead_id": [], "created": [], "role": [], "seniority": [], "business": [], "stage": []}
+_EMPTY_B2B_EVENTS: dict[str, list[Any]] = {"ts": [], "type": [], "lead": [], "topic": [], "event_id": []}
+_EMPTY_B2C_EVENTS: dict[str, list[Any]] = {"ts": [], "type": [], "session": [], "category": [], "price": [], "quantity": [], "event_id": []}

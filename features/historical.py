@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.compute import DAY, STAGE_RANK, compute
+from features.compute import DAY, STAGE_RANK, B2BFrame, compute
 from features.definitions import FeatureSet, feature_set
 from features.point_in_time import frame_as_of, stage_as_of
 from features.prepare import Prepared
@@ -27,7 +27,7 @@ def features_as_of(p: Prepared, as_of: str | pd.Timestamp | int, conf: MotionCon
     fr, keep = frame_as_of(p, t)
     values = compute(fr, t, conf, fs)
     cols: dict[str, object] = {motions.get(p.motion).id_column: p.entity_ids[keep]}
-    if p.account_ids is not None:
+    if p.account_ids is not None and isinstance(p.frame, B2BFrame):
         cols["account_id"] = p.account_ids[p.frame.lead_account[keep]]
     cols["as_of"] = np.full(len(keep), t, dtype="int64").astype("datetime64[s]")
     cols |= values

@@ -42,6 +42,7 @@ def materialize(p: Prepared, as_of: int, conf: MotionConfig, store: OnlineStore)
     motion = conf.motion
     if isinstance(fr, B2CFrame):
         return store.put_many(_b2c_contexts(motion, fr, p.entity_ids[keep], p.vocab, p.event_ids))
+    assert p.account_ids is not None  # a B2B frame has accounts
     return store.put_many(_b2b_contexts(motion, fr, p.entity_ids[keep], p.account_ids, p.vocab, p.event_ids))
 
 

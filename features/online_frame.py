@@ -57,14 +57,15 @@ class OnlineFeatures:
         """The feature values of the payloads as columns (row i: payload i); a bad payload raises ItemError."""
         if not payloads:
             raise ValueError("compute_columns needs at least one payload")
+        whole: B2BFrame | B2CFrame
         if motions.get(self.conf.motion).family == "b2c":
-            fr = self._b2c_frame(payloads)
-            n = fr.n
+            whole = self._b2c_frame(payloads)
+            n = whole.n
         else:
-            fr = self._b2b_frame(payloads)
-            n = fr.n_leads
+            whole = self._b2b_frame(payloads)
+            n = whole.n_leads
         # Request i is row i of the frame (its lead, or its customer).
-        fr, keep = restrict(fr, as_of)
+        fr, keep = restrict(whole, as_of)
         position = np.full(n, -1, dtype=np.int64)
         position[keep] = np.arange(len(keep))
         row = position[:len(payloads)]
@@ -77,9 +78,9 @@ class OnlineFeatures:
         """Rows 0..n-1: the request leads; then each account's other stored contacts. Events: the stored ones,
         then the request's new ones."""
         n = len(payloads)
-        req = {k: [] for k in ("created", "role", "seniority", "business", "stage")}
-        acc = {k: [] for k in ("industry", "employees", "revenue", "region")}
-        ev = {k: [] for k in ("ts", "type", "lead", "account", "topic")}
+        req: dict[str, list[Any]] = {k: [] for k in ("created", "role", "seniority", "business", "stage")}
+        acc: dict[str, list[Any]] = {k: [] for k in ("industry", "employees", "revenue", "region")}
+        ev: dict[str, list[Any]] = {k: [] for k in ("ts", "type", "lead", "account", "topic")}
         old = np.full(n, -1, dtype=np.int64)
         topics: dict[str, int] = {}
         ctxs: list[B2BContext] = self.memo.get_many([str(p["lead"]["account_id"]) for p in payloads])
@@ -116,9 +117,9 @@ class OnlineFeatures:
     def _b2c_frame(self, payloads: list[dict]) -> B2CFrame:
         """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
         n = len(payloads)
-        cust = {k: [] for k in ("created", "channel", "device", "consent_email", "consent_sms")}
-        ev = {k: [] for k in ("ts", "type", "cust", "session", "category", "price", "qty")}
-        orders = {k: [] for k in ("cust", "ts", "amount")}
+        cust: dict[str, list[Any]] = {k: [] for k in ("created", "channel", "device", "consent_email", "consent_sms")}
+        ev: dict[str, list[Any]] = {k: [] for k in ("ts", "type", "cust", "session", "category", "price", "qty")}
+        orders: dict[str, list[Any]] = {k: [] for k in ("cust", "ts", "amount")}
         n_sessions = np.zeros(n, dtype=np.int64)
         categories: dict[str, int] = {}
         ctxs: list[B2CContext] = self.memo.get_many([str(p["customer"]["customer_id"]) for p in payloads])
@@ -241,7 +242,7 @@ def _new_events(events: list[dict] | None, stored_ids: frozenset[str]) -> list[d
     batch path keeps them: a webhook that repeats an event does not count it twice."""
     if not events:
         return []
-    seen = set(stored_ids)
+    seen: set[str | None] = set(stored_ids)
     out = []
     for e in events:
         k = e.get("event_id")

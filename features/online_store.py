@@ -62,7 +62,7 @@ class RedisStore:
         return n
 
     def get_many(self, keys: list[str]) -> list[str | None]:
-        return [v.decode() if v is not None else None for v in self._r.mget(keys)] if keys else []
+        return [v.decode() if isinstance(v, bytes) else v for v in self._r.mget(keys)] if keys else []
 
     def close(self) -> None:
         self._r.close()

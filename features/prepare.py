@@ -50,7 +50,8 @@ def _codes(values: pd.Series, categories: pd.Index | pd.Series) -> np.ndarray:
 def _duplicated(values: pd.Series) -> np.ndarray:
     """True for every repeat of an earlier value (Polars' hash: the hottest step of the batch path)."""
     import polars as pl
-    return ~pl.from_arrow(_arrow(values)).is_first_distinct().to_numpy()
+    s = pl.Series(_arrow(values))
+    return ~s.is_first_distinct().to_numpy()
 
 
 def _vocabulary(values: pd.Series) -> pd.Index:

@@ -44,7 +44,8 @@ def evidence(motion: str, store: Store, conf: MotionConfig) -> tuple[list[str], 
     if rows.empty:
         return [], rows, {}
     champion = registry.alias_version(motion, registry.CHAMPION)
-    reasons, facts = [], {"labelled_rows": int(len(rows))}
+    reasons: list[str] = []
+    facts: dict[str, float] = {"labelled_rows": int(len(rows))}
     last = _last_retrain(store, motion)
     new = rows[rows["at"] > pd.Timestamp(last).tz_convert(None)] if last else rows
     facts["new_labelled_rows"] = int(len(new))

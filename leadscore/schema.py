@@ -192,7 +192,7 @@ def row_problems(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None
     Used where bad rows may be set aside (quarantine) instead of failing the whole file.
     """
     _require_columns(table, df)
-    reasons = [[] for _ in range(len(df))]
+    reasons: list[list[str]] = [[] for _ in range(len(df))]
     limit = _limit(now)
     for col in table.columns:
         for rule, bad in violations(col, df[col.name], _parse(col, df[col.name]), limit):

@@ -50,6 +50,7 @@ class Store:
         """``ddl``: the tables to create on first use (default: the project's own)."""
         self.url = url
         self._lock = threading.RLock()
+        self._con: Any  # sqlite3 or psycopg connection
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             path.parent.mkdir(parents=True, exist_ok=True)

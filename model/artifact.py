@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from model.calibration import Calibrator
 from model.preprocess import Preprocessor
@@ -22,7 +22,7 @@ from model.shap_table import TreeTable
 from model.tiers import TierPolicy
 
 
-class LeadScoreModel(mlflow.pyfunc.PythonModel):
+class LeadScoreModel(PythonModel):
     def __init__(self, *, name: str, motion: str, feature_set: str | None, preprocessor: Preprocessor,
                  booster: lgb.Booster, calibrator: Calibrator, tiers: TierPolicy, words: dict[str, Wording],
                  value_feature: str | None, reference: dict[str, Any]):
@@ -52,13 +52,14 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         """Precomputed exact contributions (None for trees too large to tabulate: pred_contrib is used)."""
         if getattr(self, "_table", None) is None:
             self._table = TreeTable.from_booster(self.booster) or False
-        return self._table or None
+        return self._table if isinstance(self._table, TreeTable) else None
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-row SHAP values (log-odds) plus the expected value last; they sum to the raw log-odds."""
         table = self.table
-        return table.contributions(X) if table is not None else self.booster.predict(X, pred_contrib=True,
-                                                                                      num_threads=1)
+        if table is not None:
+            return table.contributions(X)
+        return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1))
 
     @property
     def columns(self) -> list[str]:
@@ -77,7 +78,7 @@ class LeadScoreModel(mlflow.pyfunc.PythonModel):
         return self.predict_matrix(self.preprocessor.transform(frame))
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_threads=1)
+        return np.asarray(self.booster.predict(X, num_threads=1))
 
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
         return np.clip(self.calibrator.predict(self.raw(X)), 0.0, 1.0)

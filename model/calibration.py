@@ -62,5 +62,5 @@ def choose_calibrator(raw: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[Ca
             cal = Calibrator(method).fit(raw[a], y[a])
             errs.append(np.mean((cal.predict(raw[b]) - y[b]) ** 2))
         briers[method] = float(np.mean(errs))
-    best = min(briers, key=briers.get)
+    best = min(briers, key=briers.__getitem__)
     return Calibrator(best).fit(raw, y), briers

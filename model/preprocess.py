@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from leadscore.times import utc_naive
 from model.cleaning import Cleaning
 
-Values = Sequence[Any] | np.ndarray | pd.Series
+Values: TypeAlias = Sequence[Any] | np.ndarray | pd.Series
 
 
 def _is_missing(v: Any) -> bool:

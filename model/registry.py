@@ -180,21 +180,23 @@ def promote(name: str, version: str | None = None, force: bool = False, why: str
     if force and not d.promoted:
         d.promoted, d.reasons = True, d.reasons + ["forced by the operator"]
     c = client()
+    evidence = {"before": d.metrics.get(champion or "", {}), "after": d.metrics.get(challenger, {})}
     if d.promoted:
         c.set_registered_model_alias(name, CHAMPION, challenger)
         if alias_version(name, CHALLENGER) == challenger:
             c.delete_registered_model_alias(name, CHALLENGER)
         audit(name, CHAMPION, champion, challenger, "force-promote" if force else "promote",
-              why or "; ".join(d.reasons), {"before": d.metrics.get(champion, {}), "after": d.metrics.get(challenger, {})})
+              why or "; ".join(d.reasons), evidence)
     else:
-        audit(name, CHAMPION, champion, champion, "refused", "; ".join(d.reasons),
-              {"before": d.metrics.get(champion, {}), "after": d.metrics.get(challenger, {})})
+        audit(name, CHAMPION, champion, champion, "refused", "; ".join(d.reasons), evidence)
     return d
 
 
 def rollback(name: str, why: str = "") -> tuple[str, str]:
     """Point champion back at the version it replaced last (from the audit log)."""
     current = alias_version(name, CHAMPION)
+    if current is None:
+        raise UserError(f"model {name!r} has no champion to roll back")
     moves = [r for r in audit_log(name) if r["alias"] == CHAMPION and r["action"] in
              ("promote", "force-promote", "rollback") and r["to_version"] == current and r["from_version"]]
     if not moves:

@@ -1,4 +1,5 @@
-"""Exact SHAP contributions for small-tree LightGBM models by table lookup, tens of times faster than ``pred_contrib``.
+"""Exact SHAP contributions for small-tree LightGBM models by table lookup instead of ``pred_contrib`` (the
+serving bench times both).
 
 LightGBM's path-dependent TreeSHAP (``pred_contrib=True``) costs O(leaves x depth^2) per tree and row. But in a tree
 with k splits a row's contributions depend only on which way it goes at each split: k bits, 2^k patterns. With the

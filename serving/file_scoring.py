@@ -40,7 +40,7 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
         p = prepare(model.motion, load_dataset(data, model.motion))
         t = epoch_seconds(as_of) if as_of else latest_time(p)
         frame = features_as_of(p, t, conf)
-        id_col = motions.get(model.motion).id_column
+        id_col: str | None = motions.get(model.motion).id_column
         ids, inputs = frame[id_col].astype(str), frame
     else:
         if data.is_dir():

@@ -35,6 +35,8 @@ class RouteDecision:
     engagement_score: int | None = None
 
 
+Column = Sequence[Any] | np.ndarray  # one value per row of a batch
+
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
 
 
@@ -50,19 +52,19 @@ class Batch:
     """What the rules read, as columns of one length: features, tiers, expected values, stages, consent."""
 
     n: int
-    features: Mapping[str, Sequence[Any]]
-    tier: Sequence[str]
+    features: Mapping[str, Column]
+    tier: Column
     expected_value: np.ndarray
     stage: np.ndarray          # stage rank
     consent_email: np.ndarray  # bool
     consent_sms: np.ndarray
 
-    def values(self, feature: str) -> Sequence[Any]:
+    def values(self, feature: str) -> Column:
         v = self.features.get(feature)
         return [None] * self.n if v is None else v
 
 
-def compare(values: Sequence[Any], op: str, b: Any) -> np.ndarray:
+def compare(values: Column, op: str, b: Any) -> np.ndarray:
     """``value op b`` per row; a missing value never holds. Against a number, a value that is not one is missing."""
     if isinstance(b, int | float) and not isinstance(b, bool):
         a = values.astype(np.float64, copy=False) if isinstance(values, np.ndarray) and values.dtype.kind in "fiub" \
@@ -143,7 +145,7 @@ def stage_gates(conf: MotionConfig, b: Batch) -> list[list[dict[str, Any]]]:
     return out
 
 
-def grades(conf: MotionConfig, groups: Mapping[str, Sequence[float]], n: int) -> tuple[list, list, list]:
+def grades(conf: MotionConfig, groups: Mapping[str, Column], n: int) -> tuple[list, list, list]:
     """B2B fit × engagement grades (A1 … D4) from the model's own per-group contributions (log-odds)."""
     if not any(g in groups for g in ("fit", "intent", "engagement")):
         return [None] * n, [None] * n, [None] * n
@@ -158,7 +160,7 @@ def grades(conf: MotionConfig, groups: Mapping[str, Sequence[float]], n: int) ->
         fit, eng
 
 
-def _consent(given: Sequence[bool | None] | None, feature: Sequence[Any] | None, n: int) -> np.ndarray:
+def _consent(given: Sequence[bool | None] | None, feature: Column | None, n: int) -> np.ndarray:
     """The request's consent where it gives one, else the consent feature; missing (or NaN) is no consent."""
     given = given if given is not None else [None] * n
     feature = feature if feature is not None else [None] * n
@@ -166,8 +168,8 @@ def _consent(given: Sequence[bool | None] | None, feature: Sequence[Any] | None,
                         for g, f in zip(given, feature, strict=True)), dtype=bool, count=n)
 
 
-def decide_many(conf: MotionConfig, *, tiers: Sequence[str], features: Mapping[str, Sequence[Any]],
-                expected_value: Sequence[float], groups: Mapping[str, Sequence[float]] | None = None,
+def decide_many(conf: MotionConfig, *, tiers: Column, features: Mapping[str, Column],
+                expected_value: Column, groups: Mapping[str, Column] | None = None,
                 stages: Sequence[str | None] | None = None, accounts: Sequence[dict[str, Any] | None] | None = None,
                 consent_email: Sequence[bool | None] | None = None,
                 consent_sms: Sequence[bool | None] | None = None) -> list[RouteDecision]:

@@ -1,8 +1,8 @@
 """Typed request and response bodies (pydantic v2): the OpenAPI contract of the scoring service.
 
 NaN and infinity are rejected everywhere; unknown fields are ignored (CRM webhooks carry extras). Events and
-orders, the many small items of a request, are typed dicts rather than models: validated the same way, about a
-third cheaper to validate (they arrive by the thousand in a batch), and handed to the feature code as they are.
+orders, the many small items of a request, are typed dicts rather than models: validated the same way, cheaper
+to validate (they arrive by the thousand in a batch), and handed to the feature code as they are.
 """
 
 from __future__ import annotations

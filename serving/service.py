@@ -95,7 +95,7 @@ class LeadScore:
         self.log = ScoreLog(Store(settings.store_url))
         # One scoring thread per worker: batches run there while the event loop parses the next requests.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
-        self.batcher = MicroBatcher(lambda reqs: self._run(reqs, "realtime"), self.executor, settings.realtime_batch)
+        self.batcher: MicroBatcher[ScoreRequest, bytes] = MicroBatcher(lambda reqs: self._run(reqs, "realtime"), self.executor, settings.realtime_batch)
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
         _freeze_heap()

@@ -18,6 +18,7 @@ from synthetic.common import (
     ICP_REGIONS,
     ICP_REVENUE,
     INDUSTRIES,
+    NONE,
     REGIONS,
     TOPICS,
     Writers,
@@ -48,9 +49,9 @@ def _b2b_accounts(n_accounts: int, seed: int) -> dict[str, np.ndarray]:
     segment = np.where(emp >= 1000, "enterprise", np.where(emp >= 200, "mid_market", "smb"))
     territory = np.char.add(np.char.add(region.astype(str), "-"), segment.astype(str)).astype(object)
     # Missing values, as in a real CRM export.
-    industry = np.where(rng.random(n_accounts) < 0.03, None, industry)
+    industry = np.where(rng.random(n_accounts) < 0.03, NONE, industry)
     rev = np.where(rng.random(n_accounts) < 0.08, np.nan, rev)
-    owner = np.where(rng.random(n_accounts) < 0.05, None, owner)
+    owner = np.where(rng.random(n_accounts) < 0.05, NONE, owner)
     return dict(emp=emp, rev=rev, region=region, country=country, industry=industry, fit=fit,
                 in_market=in_market, market_start=market_start, owner=owner, territory=territory)
 
@@ -159,7 +160,7 @@ def _b2b_chunk(rng: np.random.Generator, acc: dict, a_idx: np.ndarray, lead0: in
             "source": pa.array(choice(rng, ("web", "event", "outbound", "partner", "paid"), n,
                                        p=[0.4, 0.15, 0.2, 0.1, 0.15]), pa.string()),
             "title": pa.array([titles[r] or None for r in role], pa.string()),
-            "seniority": pa.array(np.where(rng.random(n) < 0.05, None, seniority), pa.string()),
+            "seniority": pa.array(np.where(rng.random(n) < 0.05, NONE, seniority), pa.string()),
             "buying_role": pa.array(role, pa.string()),
             "email_domain_type": pa.array(np.where(business, "business", "free"), pa.string()),
         }),

@@ -15,6 +15,7 @@ from synthetic.common import (
     CATEGORIES,
     CATEGORY_PRICE,
     DAY,
+    NONE,
     Writers,
     Written,
     choice,
@@ -89,8 +90,8 @@ def _b2c_chunk(rng: np.random.Generator, k_chunk: int, c0: int, n: int, event0: 
     price = np.where(product_kind | cart_kind, np.round(unit[src], 2), np.nan)
     price = np.where(rng.random(len(price)) < 0.01, np.nan, price)
     quantity = np.where(np.isin(k_all, (3, 4)), qty[src], np.where(product_kind, 1, np.nan))
-    category = np.where(product_kind, np.asarray(CATEGORIES, dtype=object)[cat[src]], None)
-    product = np.where(product_kind, np.char.add("P", (cat[src] * 1000 + src % 997).astype(str)).astype(object), None)
+    category = np.where(product_kind, np.asarray(CATEGORIES, dtype=object)[cat[src]], NONE)
+    product = np.where(product_kind, np.char.add("P", (cat[src] * 1000 + src % 997).astype(str)).astype(object), NONE)
     k_names = np.asarray(kinds + ("email_click",), dtype=object)
     ne = len(c_all)
     order = np.argsort(t_all, kind="stable")
@@ -107,7 +108,7 @@ def _b2c_chunk(rng: np.random.Generator, k_chunk: int, c0: int, n: int, event0: 
     return {
         "customers": pa.table({
             "customer_id": cust_ids, "created_at": ts(created),
-            "channel": pa.array(np.where(rng.random(n) < 0.04, None, choice(rng, CHANNELS, n)), pa.string()),
+            "channel": pa.array(np.where(rng.random(n) < 0.04, NONE, choice(rng, CHANNELS, n)), pa.string()),
             "country": pa.array(choice(rng, ("US", "GB", "DE", "FR", "ES", "IT"), n), pa.string()),
             "device": pa.array(choice(rng, DEVICES, n, p=[0.6, 0.32, 0.08]), pa.string()),
             "consent_email": pa.array(consent_email), "consent_sms": pa.array(consent_sms),

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DAY = 86_400
+NONE = np.array(None, dtype=object)  # a missing value for np.where over object arrays
 B2B_START = np.datetime64("2025-01-01T00:00:00", "s").astype(np.int64)
 B2B_DAYS = 540
 B2C_START = np.datetime64("2026-02-01T00:00:00", "s").astype(np.int64)
@@ -55,7 +56,9 @@ class Writers:
     """One ParquetWriter per table, opened lazily on the first chunk; deterministic settings."""
 
     def __init__(self, out: Path):
-        self.out, self.writers, self.rows = out, {}, {}
+        self.out = out
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.rows: dict[str, int] = {}
 
     def write(self, name: str, table: pa.Table) -> None:
         if name not in self.writers:

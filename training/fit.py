@@ -124,8 +124,9 @@ def fit_and_evaluate(rows: TrainingRows, conf: MotionConfig, *, name: str, fs: F
     if trials:
         params = _search(params, trials, Xtr, ytr, Xva, yva, cat_idx, conf)
     booster = _train_booster(params, Xtr, ytr, Xva, yva, cat_idx, conf)
-    calibrator, briers = choose_calibrator(booster.predict(Xva), yva, seed)
-    p_valid = np.clip(calibrator.predict(booster.predict(Xva)), 0, 1)
+    raw_valid = np.asarray(booster.predict(Xva))
+    calibrator, briers = choose_calibrator(raw_valid, yva, seed)
+    p_valid = np.clip(calibrator.predict(raw_valid), 0, 1)
     rounds = booster.best_iteration or booster.current_iteration()
     fit_rows = np.r_[split.train, split.valid]
     if conf.model.refit:
@@ -136,7 +137,8 @@ def fit_and_evaluate(rows: TrainingRows, conf: MotionConfig, *, name: str, fs: F
     model = LeadScoreModel(
         name=name, motion=conf.motion, feature_set=fs.name if fs else None, preprocessor=pre, booster=booster,
         calibrator=calibrator, tiers=tiers, words=wordings(pre.features_, fs), value_feature=value_feature,
-        reference=reference(Xtr, pre.features_, pre.categorical_, np.clip(calibrator.predict(booster.predict(Xtr)), 0, 1)))
+        reference=reference(Xtr, pre.features_, pre.categorical_,
+                            np.clip(calibrator.predict(np.asarray(booster.predict(Xtr))), 0, 1)))
     ev: Evaluation = evaluate(model, conf, X, Xm, y, split, rows.label_value, rows.segments, seed)
     source = rows.X if rows.source is None else rows.source
     holdout = source.iloc[split.test].reset_index(drop=True).assign(label=y[split.test])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,8 @@ def single_feature_auc(s: pd.Series, y: np.ndarray) -> float:
     return float(max(auc, 1 - auc))
 
 
-def guard(X: pd.DataFrame, y: np.ndarray, max_auc: float, keep: list[str] = (), skip: list[str] = ()) -> list[Flag]:
+def guard(X: pd.DataFrame, y: np.ndarray, max_auc: float, keep: Sequence[str] = (),
+          skip: Sequence[str] = ()) -> list[Flag]:
     flags: list[Flag] = []
     n = len(X)
     for col in X.columns:

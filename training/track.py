@@ -77,9 +77,9 @@ def _optional_inputs(signature):
     model's own preprocessing casts every column.
     """
     from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
     numbers = (DataType.integer, DataType.long, DataType.float, DataType.double)
-    cols = [ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=False)
+    cols: list[ColSpec | TensorSpec] = [ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=False)
             for c in signature.inputs.inputs]
     return ModelSignature(inputs=Schema(cols), outputs=signature.outputs)
 

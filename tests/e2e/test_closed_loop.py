@@ -5,7 +5,6 @@ drift injected and detected → retrain promotes a better challenger and refuses
 from __future__ import annotations
 
 import json
-import uuid
 
 import pandas as pd
 import pytest
@@ -21,7 +20,7 @@ from leadscore.store import Store
 from model import registry
 from serving.file_scoring import score_file
 from synthetic import generate
-from training.fit import fit_and_evaluate
+from training.fit import TrainingRows, fit_and_evaluate
 from training.pipelines import motion_frame
 from training.track import log_and_register
 
@@ -58,8 +57,9 @@ def test_closed_loop(loop_env):
     conf = load_config("b2c")
     # Champion: an old, weak model (profile and order history only).
     X, y, v = motion_frame("b2c", data, _weak(conf))
-    old = log_and_register(fit_and_evaluate(X, y, _weak(conf), name="b2c", fs=feature_set("b2c_v1"),
-                                            time_col="as_of", label_value=v), conf, {"source": "test"})
+    rows = TrainingRows(X, y, time_col="as_of", label_value=v)
+    old = log_and_register(fit_and_evaluate(rows, _weak(conf), name="b2c", fs=feature_set("b2c_v1")), conf,
+                           {"source": "test"})
     assert old.alias == "champion"
     for as_of in ("2026-05-27", "2026-06-03", "2026-06-10", "2026-06-17"):
         score_file("b2c", data, tmp / f"s-{as_of}.parquet", as_of=as_of, store=store)
