@@ -46,15 +46,17 @@ def _peer_b2c(ev: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         adds, rems = after["type"] == "add_to_cart", after["type"] == "remove_from_cart"
         items = max(q[adds].sum() - q[rems].sum(), 0.0)
         val = after["price"].fillna(0.0) * q
-        return pd.Series({
-            "behavior_recency_days": age.min() / DAY,
-            "behavior_sessions_7d": float((as_of - last_sess < 7 * DAY).sum()),
-            "behavior_sessions_30d": float((as_of - last_sess < 30 * DAY).sum()),
-            "behavior_product_views_7d": float(((g["type"] == "product_view") & (age < 7 * DAY)).sum()),
-            "behavior_searches_7d": float(((g["type"] == "search") & (age < 7 * DAY)).sum()),
-            "cart_items": items,
-            "cart_value": max(val[adds].sum() - val[rems].sum(), 0.0) if items > 0 else 0.0,
-        })
+        return pd.Series(
+            {
+                "behavior_recency_days": age.min() / DAY,
+                "behavior_sessions_7d": float((as_of - last_sess < 7 * DAY).sum()),
+                "behavior_sessions_30d": float((as_of - last_sess < 30 * DAY).sum()),
+                "behavior_product_views_7d": float(((g["type"] == "product_view") & (age < 7 * DAY)).sum()),
+                "behavior_searches_7d": float(((g["type"] == "search") & (age < 7 * DAY)).sum()),
+                "cart_items": items,
+                "cart_value": max(val[adds].sum() - val[rems].sum(), 0.0) if items > 0 else 0.0,
+            }
+        )
 
     return ev.groupby("customer_id").apply(one, include_groups=False)
 
@@ -67,13 +69,16 @@ def _peer_b2b(ev: pd.DataFrame, as_of: pd.Timestamp, half_life: float) -> pd.Dat
         age = (as_of - g["ts"]) / DAY
         hi = g["type"].isin(hi_types)
         c7, c35 = float((hi & (age < 7)).sum()), float((hi & (age < 35)).sum())
-        return pd.Series({
-            "intent_lead_hi_7d": c7, "intent_lead_hi_30d": float((hi & (age < 30)).sum()),
-            "intent_lead_pricing_7d": float(((g["type"] == "pricing_page") & (age < 7)).sum()),
-            "intent_lead_decayed": float(np.exp2(-age[hi] / half_life).sum()),
-            "intent_lead_surge": (c7 + 1) / ((c35 - c7) / 4 + 1),
-            "intent_lead_days_since_hi": float(age[hi].min()) if hi.any() else np.nan,
-        })
+        return pd.Series(
+            {
+                "intent_lead_hi_7d": c7,
+                "intent_lead_hi_30d": float((hi & (age < 30)).sum()),
+                "intent_lead_pricing_7d": float(((g["type"] == "pricing_page") & (age < 7)).sum()),
+                "intent_lead_decayed": float(np.exp2(-age[hi] / half_life).sum()),
+                "intent_lead_surge": (c7 + 1) / ((c35 - c7) / 4 + 1),
+                "intent_lead_days_since_hi": float(age[hi].min()) if hi.any() else np.nan,
+            }
+        )
 
     return ev.groupby("lead_id").apply(one, include_groups=False)
 
@@ -106,10 +111,18 @@ def run(motion: str, peer_share: float = 0.02) -> dict:
     ours_rate = n_events / t_ours
     peer_rate = len(sub) / t_peer
     return {
-        "motion": motion, "entities": len(ours), "events": n_events, "load_s": round(t_load, 2),
-        "features_s": round(t_ours, 2), "events_per_s": round(ours_rate), "rows_per_s": round(len(ours) / t_ours),
-        "peer_events": len(sub), "peer_s": round(t_peer, 2), "peer_events_per_s": round(peer_rate),
-        "speedup_vs_pandas_apply": round(ours_rate / peer_rate, 1), "features": ours.shape[1] - 3,
+        "motion": motion,
+        "entities": len(ours),
+        "events": n_events,
+        "load_s": round(t_load, 2),
+        "features_s": round(t_ours, 2),
+        "events_per_s": round(ours_rate),
+        "rows_per_s": round(len(ours) / t_ours),
+        "peer_events": len(sub),
+        "peer_s": round(t_peer, 2),
+        "peer_events_per_s": round(peer_rate),
+        "speedup_vs_pandas_apply": round(ours_rate / peer_rate, 1),
+        "features": ours.shape[1] - 3,
         "peer_features_checked_equal": list(peer.columns),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
     }
@@ -122,6 +135,7 @@ def online_cpu(n: int = 2000) -> dict:
     from features.materialize import materialize
     from features.online_frame import OnlineFeatures
     from features.online_store import SQLStore
+
     out = {}
     for motion in ("b2b", "b2c"):
         folder = OUT / f"{motion}_online"
@@ -138,8 +152,14 @@ def online_cpu(n: int = 2000) -> dict:
         recs = tables[key].head(n).to_dict("records")
         payloads = []
         for r in recs:
-            r = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else (None if pd.isna(v) else v)) for k, v in r.items()}
-            ev = [{"event_id": f"r{i}", "ts": as_of - 3600 * i, "type": "page_view", "session_id": "s"} for i in range(5)]
+            r = {
+                k: (v.isoformat() if isinstance(v, pd.Timestamp) else (None if pd.isna(v) else v))
+                for k, v in r.items()
+            }
+            ev = [
+                {"event_id": f"r{i}", "ts": as_of - 3600 * i, "type": "page_view", "session_id": "s"}
+                for i in range(5)
+            ]
             payloads.append({("customer" if motion == "b2c" else "lead"): r, "events": ev})
         t0 = time.process_time()
         for pl in payloads:

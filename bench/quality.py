@@ -30,21 +30,31 @@ def one(name: str) -> dict:
     Xm = pre.transform(X)
     fit_rows, te = np.r_[f.split.train, f.split.valid], f.split.test
     cats = [pre.features_.index(c) for c in pre.categorical_]
-    default = lgb.LGBMClassifier(verbose=-1, random_state=0).fit(Xm[fit_rows], y[fit_rows], categorical_feature=cats)
+    default = lgb.LGBMClassifier(verbose=-1, random_state=0).fit(
+        Xm[fit_rows], y[fit_rows], categorical_feature=cats
+    )
     preds = f.test_predictions | {"lightgbm_default": default.predict_proba(Xm[te])[:, 1]}
     m = dict(f.metrics) | {"lightgbm_default": metrics.core(y[te], preds["lightgbm_default"])}
     best_peer = max(("logistic", "naive_bayes", "lightgbm_default"), key=lambda k: m[k]["auc"])
     gap, low, high = metrics.auc_difference_ci(y[te], preds["model"], preds[best_peer])
     # A model fitted before the test period cannot know its base rate: the shift bounds every model's ECE.
     shift = float(np.mean(y[te]) - np.mean(y[fit_rows]))
-    return {"data": name, "rows": int(len(y)), "test_rows": int(len(te)), "split": f.params["split"],
-            "calibration": f.params["calibration"], "leakage_excluded": [fl.column for fl in f.flags],
-            **{f"{k}_{s}": round(v[s], 4) for k, v in m.items() for s in ("auc", "pr_auc", "brier", "ece")},
-            "base_rate_fit": round(float(np.mean(y[fit_rows])), 4), "base_rate_test": round(float(np.mean(y[te])), 4),
-            "base_rate_shift": round(shift, 4),
-            **{f"{k}_base_rate_gap": round(metrics.base_rate_gap(y[te], preds[k]), 4) for k in preds},
-            "best_peer": best_peer, "auc_gap_vs_best_peer": round(gap, 4),
-            "auc_gap_ci95": [round(low, 4), round(high, 4)]}
+    return {
+        "data": name,
+        "rows": int(len(y)),
+        "test_rows": int(len(te)),
+        "split": f.params["split"],
+        "calibration": f.params["calibration"],
+        "leakage_excluded": [fl.column for fl in f.flags],
+        **{f"{k}_{s}": round(v[s], 4) for k, v in m.items() for s in ("auc", "pr_auc", "brier", "ece")},
+        "base_rate_fit": round(float(np.mean(y[fit_rows])), 4),
+        "base_rate_test": round(float(np.mean(y[te])), 4),
+        "base_rate_shift": round(shift, 4),
+        **{f"{k}_base_rate_gap": round(metrics.base_rate_gap(y[te], preds[k]), 4) for k in preds},
+        "best_peer": best_peer,
+        "auc_gap_vs_best_peer": round(gap, 4),
+        "auc_gap_ci95": [round(low, 4), round(high, 4)],
+    }
 
 
 def main(names: list[str]) -> list[dict]:

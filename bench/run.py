@@ -25,12 +25,14 @@ def part(module: str, *args: str) -> object:
     if out.returncode != 0:
         console.print(out.stderr[-3000:])
         raise SystemExit(f"{module} failed")
-    return json.loads(out.stdout[out.stdout.index("{") if out.stdout.lstrip()[0] == "{" else out.stdout.index("["):])
+    return json.loads(
+        out.stdout[out.stdout.index("{") if out.stdout.lstrip()[0] == "{" else out.stdout.index("[") :]
+    )
 
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    only = set(sys.argv[1:]) or {"features", "quality", "serving"}
+    only = set(sys.argv[1:]) or {"features", "schema", "quality", "serving"}
     results: dict = {}
     if "features" in only:
         results["features"] = [part("bench.features", m) for m in ("b2c", "b2b")]
@@ -39,26 +41,60 @@ def main() -> None:
         for c in ("motion", "entities", "events", "events/s", "× pandas apply", "peak RSS GB"):
             t.add_column(c)
         for r in results["features"]:
-            t.add_row(r["motion"], f"{r['entities']:,}", f"{r['events']:,}", f"{r['events_per_s']:,}",
-                      f"{r['speedup_vs_pandas_apply']}", f"{r['peak_rss_gb']}")
+            t.add_row(
+                r["motion"],
+                f"{r['entities']:,}",
+                f"{r['events']:,}",
+                f"{r['events_per_s']:,}",
+                f"{r['speedup_vs_pandas_apply']}",
+                f"{r['peak_rss_gb']}",
+            )
         console.print(t)
         console.print(f"online features, CPU per lead (µs): {results['online']['online_cpu_us_per_lead']}")
+    if "schema" in only:
+        r = results["schema"] = part("bench.schema")
+        console.print(
+            f"schema validation of {r['events']:,} raw events: rule table {r['rule_table_s']} s "
+            f"({r['rule_table_rows_per_s']:,} rows/s), pandera {r['pandera_s']} s ({r['pandera_rows_per_s']:,} rows/s): "
+            f"{r['speedup_vs_pandera']}× pandera"
+        )
     if "quality" in only:
         results["quality"] = part("bench.quality")
         t = Table(title="quality on the shared data (test fold; same split for every model)")
-        for c in ("data", "AUC", "LR", "NB", "LGBM dflt", "ECE", "LGBM dflt ECE", "Brier",
-                  "AUC gap to best peer [95% CI]", "rate fit → test", "mean − rate"):
+        for c in (
+            "data",
+            "AUC",
+            "LR",
+            "NB",
+            "LGBM dflt",
+            "ECE",
+            "LGBM dflt ECE",
+            "Brier",
+            "AUC gap to best peer [95% CI]",
+            "rate fit → test",
+            "mean − rate",
+        ):
             t.add_column(c, no_wrap=True)
         for r in results["quality"]:
-            t.add_row(r["data"], f"{r['model_auc']:.4f}", f"{r['logistic_auc']:.4f}", f"{r['naive_bayes_auc']:.4f}",
-                      f"{r['lightgbm_default_auc']:.4f}", f"{r['model_ece']:.4f}", f"{r['lightgbm_default_ece']:.4f}",
-                      f"{r['model_brier']:.4f}",
-                      f"{r['auc_gap_vs_best_peer']:+.4f} [{r['auc_gap_ci95'][0]:+.4f}, {r['auc_gap_ci95'][1]:+.4f}]",
-                      f"{r['base_rate_fit']:.3f}→{r['base_rate_test']:.3f}", f"{r['model_base_rate_gap']:+.4f}")
+            t.add_row(
+                r["data"],
+                f"{r['model_auc']:.4f}",
+                f"{r['logistic_auc']:.4f}",
+                f"{r['naive_bayes_auc']:.4f}",
+                f"{r['lightgbm_default_auc']:.4f}",
+                f"{r['model_ece']:.4f}",
+                f"{r['lightgbm_default_ece']:.4f}",
+                f"{r['model_brier']:.4f}",
+                f"{r['auc_gap_vs_best_peer']:+.4f} [{r['auc_gap_ci95'][0]:+.4f}, {r['auc_gap_ci95'][1]:+.4f}]",
+                f"{r['base_rate_fit']:.3f}→{r['base_rate_test']:.3f}",
+                f"{r['model_base_rate_gap']:+.4f}",
+            )
         console.print(t)
-        console.print("AUC, ECE, Brier: the model; mean − rate: its mean score minus the test fold's rate, a floor under "
-                      "its ECE (a model fitted before the test period that predicts the fit period's rate cannot get "
-                      "below the shift from 'rate fit' to 'test')")
+        console.print(
+            "AUC, ECE, Brier: the model; mean − rate: its mean score minus the test fold's rate, a floor under "
+            "its ECE (a model fitted before the test period that predicts the fit period's rate cannot get "
+            "below the shift from 'rate fit' to 'test')"
+        )
     if "serving" in only:
         results["serving"] = part("bench.serving")
         s = results["serving"]
@@ -67,26 +103,42 @@ def main() -> None:
             t.add_column(c)
         for k in ("leadscore /score", "mlflow models serve", "fastapi + lightgbm"):
             r = s[k]
-            t.add_row(k, f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"] + r["non2xx"]))
+            t.add_row(
+                k,
+                f"{r['rps']:.0f}",
+                f"{r['p50_ms']:.1f}",
+                f"{r['p99_ms']:.1f}",
+                str(r["errors"] + r["non2xx"]),
+            )
         console.print(t)
-        console.print("medians of interleaved rounds; req/s per round: "
-                      + "; ".join(f"{k} {s[k]['rounds_rps']}" for k in ("leadscore /score", "mlflow models serve",
-                                                                      "fastapi + lightgbm")))
-        console.print(f"ratio vs mlflow models serve: {s['ratio vs mlflow models serve']:.2f}×; "
-                      f"vs FastAPI + LightGBM: {s['ratio vs fastapi + lightgbm']:.2f}×; realtime batches average "
-                      f"{s['leadscore realtime batches (mean size)']:.1f} requests")
-        console.print(f"/score_batch: {s['leadscore /score_batch leads_per_s']:.0f} leads/s "
-                      f"(rounds {s['leadscore /score_batch rounds']}), FastAPI + LightGBM /predict_batch "
-                      f"{s['fastapi + lightgbm /predict_batch leads_per_s']:.0f} rows/s "
-                      f"(rounds {s['fastapi + lightgbm /predict_batch rounds']}): "
-                      f"{s['batch ratio vs fastapi + lightgbm /predict_batch']:.2f}× (4 clients, 1,000 distinct leads "
-                      "per call, features precomputed for the peer)")
+        console.print(
+            "medians of interleaved rounds; req/s per round: "
+            + "; ".join(
+                f"{k} {s[k]['rounds_rps']}"
+                for k in ("leadscore /score", "mlflow models serve", "fastapi + lightgbm")
+            )
+        )
+        console.print(
+            f"ratio vs mlflow models serve: {s['ratio vs mlflow models serve']:.2f}×; "
+            f"vs FastAPI + LightGBM: {s['ratio vs fastapi + lightgbm']:.2f}×; realtime batches average "
+            f"{s['leadscore realtime batches (mean size)']:.1f} requests"
+        )
+        console.print(
+            f"/score_batch: {s['leadscore /score_batch leads_per_s']:.0f} leads/s "
+            f"(rounds {s['leadscore /score_batch rounds']}), FastAPI + LightGBM /predict_batch "
+            f"{s['fastapi + lightgbm /predict_batch leads_per_s']:.0f} rows/s "
+            f"(rounds {s['fastapi + lightgbm /predict_batch rounds']}): "
+            f"{s['batch ratio vs fastapi + lightgbm /predict_batch']:.2f}× (4 clients, 1,000 distinct leads "
+            "per call, features precomputed for the peer)"
+        )
         st = s["leadscore /score_batch stages"]
-        console.print("/score_batch CPU per lead in-process (µs, best of 5 on one 1,000-lead body): "
-                      + "; ".join(f"{k} {v}" for k, v in st["us_per_lead"].items())
-                      + f"; total {st['us_per_lead_total']} → at most {st['ceiling leads_per_s on 2 cores']:,} leads/s "
-                      f"on 2 cores before any HTTP work; LightGBM's own pred_contrib would take "
-                      f"{st['lightgbm pred_contrib us_per_lead']} µs per lead ({st['trees']} trees)")
+        console.print(
+            "/score_batch CPU per lead in-process (µs, best of 5 on one 1,000-lead body): "
+            + "; ".join(f"{k} {v}" for k, v in st["us_per_lead"].items())
+            + f"; total {st['us_per_lead_total']} → at most {st['ceiling leads_per_s on 2 cores']:,} leads/s "
+            f"on 2 cores before any HTTP work; LightGBM's own pred_contrib would take "
+            f"{st['lightgbm pred_contrib us_per_lead']} µs per lead ({st['trees']} trees)"
+        )
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
     console.print(f"results → {OUT / 'results.json'}")
 

@@ -61,8 +61,9 @@ def wait(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -78,11 +79,29 @@ def wrk(url: str, body: str, tmp: Path, seconds: int = DURATION) -> dict:
     (tmp / "post.lua").write_text(LUA)
     (tmp / "body.json").write_text(body)
     httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30).raise_for_status()
-    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d3s", "-s", str(tmp / "post.lua"), url],
-                   env=os.environ | {"BODY_FILE": str(tmp / "body.json")}, capture_output=True, check=True)  # warm-up
-    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "-s",
-                          str(tmp / "post.lua"), url], env=os.environ | {"BODY_FILE": str(tmp / "body.json")},
-                         capture_output=True, text=True, check=True).stdout
+    subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", "-d3s", "-s", str(tmp / "post.lua"), url],
+        env=os.environ | {"BODY_FILE": str(tmp / "body.json")},
+        capture_output=True,
+        check=True,
+    )  # warm-up
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(tmp / "post.lua"),
+            url,
+        ],
+        env=os.environ | {"BODY_FILE": str(tmp / "body.json")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     r = json.loads(re.search(r"JSON(\{.*\})", out).group(1))
     r["rps"] = r["requests"] / r["seconds"]
     return r
@@ -94,12 +113,16 @@ def rows_per_second(url: str, bodies: list[str], clients: int = 4, per_call: int
     clients can both land on one worker while the other idles. With two clients the rounds of one run were about
     5k or about 9k leads/s (5,148 / 9,686 / 5,014; another run 4,489 / 5,162 / 8,857). With four clients they
     were 8,501 / 8,091 / 7,359. The peer's batch endpoint gets the same four clients."""
+
     def client(k: int) -> int:
         n, t_end = 0, time.perf_counter() + DURATION
         with httpx.Client(timeout=60) as c:
             while time.perf_counter() < t_end:
-                c.post(url, content=bodies[(n // per_call + k) % len(bodies)],
-                       headers={"content-type": "application/json"}).raise_for_status()
+                c.post(
+                    url,
+                    content=bodies[(n // per_call + k) % len(bodies)],
+                    headers={"content-type": "application/json"},
+                ).raise_for_status()
                 n += per_call
         return n
 
@@ -146,33 +169,44 @@ def batch_stages(scorer, body: str, workers: int = 2) -> dict:
     features, scored = rows_of(columns), model.score_matrix(X, reasons=3)
     results = scorer.score_many(reqs)
     # Each stage timed on its own; the scorer's total also holds what no stage names (the answer dicts).
-    out = {"parse + validate": us(lambda: adapter.validate_json(body)),
-           "online features": us(lambda: loaded.online.compute_columns(payloads, as_of)),
-           "feature rows (log, answers)": us(lambda: rows_of(columns)),
-           "preprocess": us(lambda: model.preprocessor.transform_columns(columns, n)),
-           "SHAP (table)": us(lambda: model.contributions(X)),
-           "score, calibrate, tier, reasons (SHAP included)": us(lambda: model.score_matrix(X, reasons=3)),
-           "routes, owners, SLAs, gates, grades": us(lambda: decide_batch(loaded.conf, reqs, columns, features, scored)),
-           "scorer total": us(lambda: scorer.score_many(reqs)),
-           "JSON answers": us(lambda: [_json(r) for r in results]),
-           "score-log rows": us(lambda: rows(results, "bench"))}
+    out = {
+        "parse + validate": us(lambda: adapter.validate_json(body)),
+        "online features": us(lambda: loaded.online.compute_columns(payloads, as_of)),
+        "feature rows (log, answers)": us(lambda: rows_of(columns)),
+        "preprocess": us(lambda: model.preprocessor.transform_columns(columns, n)),
+        "SHAP (table)": us(lambda: model.contributions(X)),
+        "score, calibrate, tier, reasons (SHAP included)": us(lambda: model.score_matrix(X, reasons=3)),
+        "routes, owners, SLAs, gates, grades": us(
+            lambda: decide_batch(loaded.conf, reqs, columns, features, scored)
+        ),
+        "scorer total": us(lambda: scorer.score_many(reqs)),
+        "JSON answers": us(lambda: [_json(r) for r in results]),
+        "score-log rows": us(lambda: rows(results, "bench")),
+    }
     total = out["parse + validate"] + out["scorer total"] + out["JSON answers"] + out["score-log rows"]
     gc.unfreeze()
-    return {"us_per_lead": {k: round(v, 1) for k, v in out.items()}, "us_per_lead_total": round(total, 1),
-            "trees": model.booster.num_trees(),
-            "lightgbm pred_contrib us_per_lead": round(us(lambda: model.booster.predict(X, pred_contrib=True,
-                                                                                        num_threads=1)), 1),
-            f"ceiling leads_per_s on {workers} cores": round(workers * 1e6 / total)}
+    return {
+        "us_per_lead": {k: round(v, 1) for k, v in out.items()},
+        "us_per_lead_total": round(total, 1),
+        "trees": model.booster.num_trees(),
+        "lightgbm pred_contrib us_per_lead": round(
+            us(lambda: model.booster.predict(X, pred_contrib=True, num_threads=1)), 1
+        ),
+        f"ceiling leads_per_s on {workers} cores": round(workers * 1e6 / total),
+    }
 
 
 def main() -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
-    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "LEADSCORE_HOME": str(tmp / "home"),
-                        "BENTOML_CONFIG_OVERRIDES": json.dumps({"services": {"leadscore": {"workers": 2}}}),
-                        "LEADSCORE_MAX_BATCH": "1000",
-                        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+        "LEADSCORE_HOME": str(tmp / "home"),
+        "BENTOML_CONFIG_OVERRIDES": json.dumps({"services": {"leadscore": {"workers": 2}}}),
+        "LEADSCORE_MAX_BATCH": "1000",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
     os.environ.update({k: env[k] for k in ("MLFLOW_TRACKING_URI", "LEADSCORE_HOME")})
     from features.historical import latest_time
     from features.materialize import materialize
@@ -208,20 +242,67 @@ def main() -> dict:
     # because this machine's speed drifts over minutes and sequential runs would not be comparable.
     ports = {k: free_port() for k in ("leadscore", "mlflow", "fastapi")}
     procs = {
-        "leadscore": start([sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host",
-                            "127.0.0.1", "--port", str(ports["leadscore"])], env, tmp / "bentoml.log"),
-        "mlflow": start([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/b2b/{version}",
-                         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "-w", "2"],
-                        env, tmp / "mlflow.log"),
-        "fastapi": start([sys.executable, "-m", "uvicorn", "bench.peer_fastapi:app", "--host", "127.0.0.1", "--port",
-                          str(ports["fastapi"]), "--workers", "2", "--no-access-log"],
-                         env | {"PEER_BOOSTER": str(booster_file)}, tmp / "fastapi.log"),
+        "leadscore": start(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "serving.service:LeadScore",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["leadscore"]),
+            ],
+            env,
+            tmp / "bentoml.log",
+        ),
+        "mlflow": start(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/b2b/{version}",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(ports["mlflow"]),
+                "-w",
+                "2",
+            ],
+            env,
+            tmp / "mlflow.log",
+        ),
+        "fastapi": start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.peer_fastapi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["fastapi"]),
+                "--workers",
+                "2",
+                "--no-access-log",
+            ],
+            env | {"PEER_BOOSTER": str(booster_file)},
+            tmp / "fastapi.log",
+        ),
     }
     vec = [None if v != v else float(v) for v in matrix[0].tolist()]
     targets = {
         "leadscore /score": (f"http://127.0.0.1:{ports['leadscore']}/score", json.dumps(example)),
-        "mlflow models serve": (f"http://127.0.0.1:{ports['mlflow']}/invocations", json.dumps(
-            {"dataframe_split": {"columns": list(frame), "data": [list(frame.values())]}})),
+        "mlflow models serve": (
+            f"http://127.0.0.1:{ports['mlflow']}/invocations",
+            json.dumps({"dataframe_split": {"columns": list(frame), "data": [list(frame.values())]}}),
+        ),
         "fastapi + lightgbm": (f"http://127.0.0.1:{ports['fastapi']}/predict", json.dumps({"features": vec})),
     }
     try:
@@ -235,31 +316,69 @@ def main() -> dict:
         for _ in range(ROUNDS):
             for name, (url, body) in targets.items():
                 rounds[name].append(wrk(url, body, tmp, DURATION))
-                print(name, {k: round(v, 1) for k, v in rounds[name][-1].items()}, file=sys.stderr, flush=True)
+                print(
+                    name, {k: round(v, 1) for k, v in rounds[name][-1].items()}, file=sys.stderr, flush=True
+                )
         for name, runs in rounds.items():
-            results[name] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")} | {
-                "errors": sum(r["errors"] for r in runs), "non2xx": sum(r["non2xx"] for r in runs),
-                "rounds_rps": [round(r["rps"]) for r in runs]}
+            results[name] = {
+                k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")
+            } | {
+                "errors": sum(r["errors"] for r in runs),
+                "non2xx": sum(r["non2xx"] for r in runs),
+                "rounds_rps": [round(r["rps"]) for r in runs],
+            }
         url = f"http://127.0.0.1:{ports['leadscore']}"
         status = httpx.post(f"{url}/admin/status", json={}).json()
-        results["leadscore realtime batches (mean size)"] = status["realtime_items"] / max(1, status["realtime_batches"])
+        results["leadscore realtime batches (mean size)"] = status["realtime_items"] / max(
+            1, status["realtime_batches"]
+        )
         # Batches of 1,000 distinct known leads (their accounts' context comes from the online store), two
         # clients per worker so both workers are busy.
         leads = load_dataset(tmp / "b2b", "b2b")["leads"].sample(4000, random_state=0)
         lead = example["request"]["lead"]
-        bodies = [json.dumps({"requests": [example["request"] | {
-            "request_id": f"b{k}-{i}", "lead": lead | {"lead_id": r.lead_id, "account_id": r.account_id}}
-            for i, r in enumerate(leads.iloc[k * 1000:(k + 1) * 1000].itertuples())]}) for k in range(4)]
+        bodies = [
+            json.dumps(
+                {
+                    "requests": [
+                        example["request"]
+                        | {
+                            "request_id": f"b{k}-{i}",
+                            "lead": lead | {"lead_id": r.lead_id, "account_id": r.account_id},
+                        }
+                        for i, r in enumerate(leads.iloc[k * 1000 : (k + 1) * 1000].itertuples())
+                    ]
+                }
+            )
+            for k in range(4)
+        ]
 
         # The peer gets the same 1,000 leads' feature vectors, computed by our scorer, and one booster call.
-        vectors = [json.dumps({"rows": [[None if v != v else v for v in x] for x in model.preprocessor.transform_records(
-            [r["_features"] for r in scorer.score_many([ScoreRequest.model_validate(q)
-                                                        for q in json.loads(b)["requests"]])]).tolist()]})
-            for b in bodies]
+        vectors = [
+            json.dumps(
+                {
+                    "rows": [
+                        [None if v != v else v for v in x]
+                        for x in model.preprocessor.transform_records(
+                            [
+                                r["_features"]
+                                for r in scorer.score_many(
+                                    [ScoreRequest.model_validate(q) for q in json.loads(b)["requests"]]
+                                )
+                            ]
+                        ).tolist()
+                    ]
+                }
+            )
+            for b in bodies
+        ]
         results["leadscore /score_batch stages"] = batch_stages(scorer, bodies[0])
-        batch_targets = {"leadscore /score_batch": (f"{url}/score_batch", bodies),
-                         "fastapi + lightgbm /predict_batch": (f"http://127.0.0.1:{ports['fastapi']}/predict_batch",
-                                                               vectors)}
+        batch_targets = {
+            "leadscore /score_batch": (f"{url}/score_batch", bodies),
+            "fastapi + lightgbm /predict_batch": (
+                f"http://127.0.0.1:{ports['fastapi']}/predict_batch",
+                vectors,
+            ),
+        }
         batch_rounds: dict[str, list[float]] = {k: [] for k in batch_targets}
         for r in range(1 + BATCH_ROUNDS):  # the first round warms every worker up and is not counted
             for name, (target, payloads) in batch_targets.items():
@@ -276,7 +395,9 @@ def main() -> dict:
     results["ratio vs mlflow models serve"] = ours / results["mlflow models serve"]["rps"]
     results["ratio vs fastapi + lightgbm"] = ours / results["fastapi + lightgbm"]["rps"]
     results["batch ratio vs fastapi + lightgbm /predict_batch"] = (
-        results["leadscore /score_batch leads_per_s"] / results["fastapi + lightgbm /predict_batch leads_per_s"])
+        results["leadscore /score_batch leads_per_s"]
+        / results["fastapi + lightgbm /predict_batch leads_per_s"]
+    )
     return results
 
 

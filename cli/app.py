@@ -24,10 +24,15 @@ from leadscore.errors import UserError
 from leadscore.schema import SchemaError
 from leadscore.settings import PROJECT_ROOT
 
-app = typer.Typer(help="Calibrated lead scoring for B2B, B2C and hybrid motions.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Calibrated lead scoring for B2B, B2C and hybrid motions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 models_app = typer.Typer(help="Registry: list, promote (gated), roll back.", no_args_is_help=True)
-feedback_app = typer.Typer(help="Closed loop: ingest outcomes, report, retrain on evidence.", no_args_is_help=True)
+feedback_app = typer.Typer(
+    help="Closed loop: ingest outcomes, report, retrain on evidence.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(feedback_app, name="feedback")
 console = Console(stderr=True, soft_wrap=True)
@@ -49,8 +54,14 @@ def friendly(fn: F) -> F:
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, disable=not sys.stderr.isatty())
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not sys.stderr.isatty(),
+    )
 
 
 def summary(title: str, rows: Mapping[Any, object]) -> None:
@@ -66,11 +77,16 @@ Motion = Annotated[MotionChoice, typer.Argument(help="the motion", show_default=
 
 @app.command()
 @friendly
-def generate(motion: Motion, leads: Annotated[int, typer.Option(help="leads (B2B) or customers (B2C)")] = 10_000,
-             seed: int = 0, out: Annotated[Path, typer.Option(help="output folder")] = Path("data/synth"),
-             scale: Annotated[float | None, typer.Option(help="events per lead (B2B) / session rate (B2C)")] = None):
+def generate(
+    motion: Motion,
+    leads: Annotated[int, typer.Option(help="leads (B2B) or customers (B2C)")] = 10_000,
+    seed: int = 0,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/synth"),
+    scale: Annotated[float | None, typer.Option(help="events per lead (B2B) / session rate (B2C)")] = None,
+):
     """Write a motion's canonical tables as Parquet, deterministic for a seed."""
     from synthetic import generate as gen
+
     if leads <= 0:
         raise UserError("--leads must be positive")
     with progress_bar() as bar:
@@ -81,10 +97,13 @@ def generate(motion: Motion, leads: Annotated[int, typer.Option(help="leads (B2B
 
 @app.command()
 @friendly
-def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of canonical tables")],
-             out: Annotated[Path, typer.Option(help="output .parquet")],
-             as_of: Annotated[str | None, typer.Option(help="point in time (default: latest event)")] = None,
-             materialize: Annotated[bool, typer.Option(help="also write the online store as of this time")] = False):
+def features(
+    motion: Motion,
+    data: Annotated[Path, typer.Option(help="folder of canonical tables")],
+    out: Annotated[Path, typer.Option(help="output .parquet")],
+    as_of: Annotated[str | None, typer.Option(help="point in time (default: latest event)")] = None,
+    materialize: Annotated[bool, typer.Option(help="also write the online store as of this time")] = False,
+):
     """Point-in-time features for every entity as of a timestamp (only rows with time ≤ as-of are used)."""
     from features.historical import features_as_of, latest_time
     from features.materialize import materialize as write_online
@@ -94,6 +113,7 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
     from leadscore.schema import load_dataset
     from leadscore.settings import Settings
     from leadscore.times import epoch_seconds
+
     name = motion.value
     conf = load_config(name)
     p = prepare(name, load_dataset(data, name))
@@ -101,7 +121,11 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
     frame = features_as_of(p, t, conf)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
-    rows = {"entities": len(frame), "features": frame.shape[1] - 2, "as_of": str(frame["as_of"].iloc[0]) if len(frame) else t}
+    rows = {
+        "entities": len(frame),
+        "features": frame.shape[1] - 2,
+        "as_of": str(frame["as_of"].iloc[0]) if len(frame) else t,
+    }
     rows |= {f"dropped: {k}": v for k, v in p.drops.counts.items()}
     if materialize:
         s = Settings.load()
@@ -114,12 +138,15 @@ def features(motion: Motion, data: Annotated[Path, typer.Option(help="folder of 
 
 @app.command()
 @friendly
-def train(motion: Annotated[MotionChoice | None, typer.Argument(help="the motion (canonical data)")] = None,
-          data: Annotated[Path | None, typer.Option(help="canonical folder, or a flat file with --spec")] = None,
-          spec: Annotated[Path | None, typer.Option(help="a data-set spec (bring your own data)")] = None,
-          search: Annotated[int, typer.Option(help="optuna trials (0 = sensible defaults)")] = 0):
+def train(
+    motion: Annotated[MotionChoice | None, typer.Argument(help="the motion (canonical data)")] = None,
+    data: Annotated[Path | None, typer.Option(help="canonical folder, or a flat file with --spec")] = None,
+    spec: Annotated[Path | None, typer.Option(help="a data-set spec (bring your own data)")] = None,
+    search: Annotated[int, typer.Option(help="optuna trials (0 = sensible defaults)")] = 0,
+):
     """Train, evaluate beside two baselines, log to MLflow and register (first version → champion)."""
     from training.pipelines import train_motion, train_spec
+
     if spec is None and motion is None:
         raise UserError(f"give a motion ({', '.join(motions.NAMES)}) with --data, or --spec SPEC.yaml")
     if spec is not None:
@@ -132,7 +159,9 @@ def train(motion: Annotated[MotionChoice | None, typer.Argument(help="the motion
         with console.status(f"training {motion.value} on {data}"):
             r = train_motion(motion.value, data, search)
     f = r.fitted
-    t = Table(title=f"{r.name} v{r.version} → {r.alias}  ({f.params['split']} split, {f.params['calibration']} calibration)")
+    t = Table(
+        title=f"{r.name} v{r.version} → {r.alias}  ({f.params['split']} split, {f.params['calibration']} calibration)"
+    )
     for col in ("model", "AUC", "PR-AUC", "Brier", "ECE"):
         t.add_column(col)
     for k, m in f.metrics.items():
@@ -150,6 +179,7 @@ def train(motion: Annotated[MotionChoice | None, typer.Argument(help="the motion
 def models_list(name: Annotated[str | None, typer.Argument()] = None):
     """Registered versions, their aliases and test metrics."""
     from model.registry import list_versions
+
     rows = list_versions(name)
     t = Table(title="registered models")
     for col in ("model", "version", "aliases", "motion", "auc", "ece", "lr_auc", "created"):
@@ -161,11 +191,15 @@ def models_list(name: Annotated[str | None, typer.Argument()] = None):
 
 @models_app.command("promote")
 @friendly
-def models_promote(name: str, version: Annotated[str | None, typer.Option(help="default: the challenger")] = None,
-                   force: Annotated[bool, typer.Option(help="skip the gate (recorded as forced)")] = False,
-                   why: Annotated[str, typer.Option(help="reason, kept in the audit log")] = ""):
+def models_promote(
+    name: str,
+    version: Annotated[str | None, typer.Option(help="default: the challenger")] = None,
+    force: Annotated[bool, typer.Option(help="skip the gate (recorded as forced)")] = False,
+    why: Annotated[str, typer.Option(help="reason, kept in the audit log")] = "",
+):
     """Promote the challenger if it is no worse on the recent holdout (AUC and ECE), unless forced."""
     from model.registry import promote
+
     d = promote(name, version, force, why)
     for r in d.reasons:
         console.print(f"  {r}")
@@ -180,6 +214,7 @@ def models_promote(name: str, version: Annotated[str | None, typer.Option(help="
 def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
     """Point champion back at the version it replaced."""
     from model.registry import rollback
+
     old, new = rollback(name, why)
     Console().print(f"{name}: champion v{old} → v{new}")
 
@@ -189,34 +224,52 @@ def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
 def models_audit(name: Annotated[str | None, typer.Argument()] = None):
     """Every alias move: when, who, why, metrics before/after."""
     from model.registry import audit_log
+
     t = Table(title="alias audit log")
     for col in ("at", "who", "model", "alias", "from", "to", "action", "why"):
         t.add_column(col)
     for r in audit_log(name):
-        t.add_row(r["at"], r["who"], r["model"], r["alias"], str(r["from_version"]), str(r["to_version"]),
-                  r["action"], r["why"] or "")
+        t.add_row(
+            r["at"],
+            r["who"],
+            r["model"],
+            r["alias"],
+            str(r["from_version"]),
+            str(r["to_version"]),
+            r["action"],
+            r["why"] or "",
+        )
     Console().print(t)
 
 
 @app.command()
 @friendly
-def score(model: Annotated[str, typer.Option(help="NAME, NAME@alias or NAME/version")],
-          data: Annotated[Path, typer.Option(help="canonical folder (motion models) or flat file (spec models)")],
-          out: Annotated[Path, typer.Option(help="output .csv or .parquet")],
-          as_of: Annotated[str | None, typer.Option(help="motion models: score as of (default: latest event)")] = None,
-          spec: Annotated[Path | None, typer.Option(help="spec models: the spec (reader options, id column)")] = None,
-          reasons: int = 3):
+def score(
+    model: Annotated[str, typer.Option(help="NAME, NAME@alias or NAME/version")],
+    data: Annotated[Path, typer.Option(help="canonical folder (motion models) or flat file (spec models)")],
+    out: Annotated[Path, typer.Option(help="output .csv or .parquet")],
+    as_of: Annotated[
+        str | None, typer.Option(help="motion models: score as of (default: latest event)")
+    ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="spec models: the spec (reader options, id column)")
+    ] = None,
+    reasons: int = 3,
+):
     """Batch-score; keeps input order and ids; adds score, score_100, tier, route and reasons."""
     from serving.file_scoring import score_file
+
     with console.status(f"scoring {data} with {model}"):
         res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None)
     summary(f"scored {len(res)} rows → {out}", res["tier"].value_counts().sort_index().to_dict())
 
 
 @app.command()
-def serve(port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
-          host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
-          workers: Annotated[int, typer.Option(help="worker processes (one per core at most)", min=1)] = 1):
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="worker processes (one per core at most)", min=1)] = 1,
+):
     """Start the BentoML scoring service (loads each motion's champion from the MLflow registry)."""
     serve_service(port, host, workers)
 
@@ -227,7 +280,17 @@ def serve_service(port: int, host: str, workers: int) -> None:
     overrides = json.loads(env.get("BENTOML_CONFIG_OVERRIDES") or "{}")
     overrides.setdefault("services", {}).setdefault("leadscore", {})["workers"] = workers
     env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(overrides)
-    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host", host, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:LeadScore",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     os.chdir(PROJECT_ROOT)
     sys.stdout.flush()
     os.execvpe(cmd[0], cmd, env)
@@ -235,13 +298,18 @@ def serve_service(port: int, host: str, workers: int) -> None:
 
 @app.command()
 @friendly
-def demo(data: Annotated[Path, typer.Option(help="folder for the generated data")] = Path("data/demo"),
-         port: Annotated[int, typer.Option(help="HTTP port of the service")] = 3000,
-         leads: Annotated[int, typer.Option(help="leads (B2B) and customers (B2C) to generate", min=100)] = 20_000,
-         retrain: Annotated[bool, typer.Option(help="train new versions even if champions exist")] = False,
-         serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="start the service at the end")] = True):
+def demo(
+    data: Annotated[Path, typer.Option(help="folder for the generated data")] = Path("data/demo"),
+    port: Annotated[int, typer.Option(help="HTTP port of the service")] = 3000,
+    leads: Annotated[int, typer.Option(help="leads (B2B) and customers (B2C) to generate", min=100)] = 20_000,
+    retrain: Annotated[bool, typer.Option(help="train new versions even if champions exist")] = False,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="start the service at the end")
+    ] = True,
+):
     """The main job on the embedded default: generate → features → train b2b, b2c, hybrid → register → serve."""
     from cli.demo import prepare_demo
+
     prepare_demo(data, port, leads, retrain)
     if serve_after:
         serve_service(port, "127.0.0.1", 1)
@@ -249,40 +317,76 @@ def demo(data: Annotated[Path, typer.Option(help="folder for the generated data"
 
 @feedback_app.command("ingest")
 @friendly
-def feedback_ingest(outcomes: Annotated[Path, typer.Option(help="canonical outcomes table (.csv or .parquet)")],
-                    motion: Annotated[MotionChoice | None, typer.Option(help="the motion (default: from the columns)")] = None,
-                    quarantine: Annotated[Path | None, typer.Option(help="write bad rows (with reasons) here and load the rest")] = None):
+def feedback_ingest(
+    outcomes: Annotated[Path, typer.Option(help="canonical outcomes table (.csv or .parquet)")],
+    motion: Annotated[
+        MotionChoice | None, typer.Option(help="the motion (default: from the columns)")
+    ] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="write bad rows (with reasons) here and load the rest")
+    ] = None,
+):
     """Validated, idempotent, transactional outcome ingestion into the project's store."""
     from leadscore.outcomes import ingest_file
     from leadscore.store import Store
+
     r = ingest_file(outcomes, Store.default(), motion.value if motion else None, quarantine)
     summary(f"ingested {outcomes}", vars(r))
 
 
 @feedback_app.command("report")
 @friendly
-def feedback_report(motion: Motion, out: Annotated[Path, typer.Option(help="output folder")],
-                    since: Annotated[str | None, typer.Option(help="only scores as of this date or later")] = None):
+def feedback_report(
+    motion: Motion,
+    out: Annotated[Path, typer.Option(help="output folder")],
+    since: Annotated[str | None, typer.Option(help="only scores as of this date or later")] = None,
+):
     """HTML + JSON monitoring report for one motion, also logged as an MLflow monitoring run."""
     from feedback.report import build, log_to_mlflow, write
     from leadscore.store import Store
+
     rep = build(motion.value, Store.default(), since)
     page = write(rep, out)
     run = log_to_mlflow(rep, out)
     s = rep.summary
-    summary(f"{motion.value} monitoring → {page} (MLflow run {run[:8]})",
-            {k: s[k] for k in ("rows", "positives", "auc", "ece", "top_decile_lift", "score_psi", "max_feature_psi",
-                               "drifted_features", "calibration_decayed")})
+    summary(
+        f"{motion.value} monitoring → {page} (MLflow run {run[:8]})",
+        {
+            k: s[k]
+            for k in (
+                "rows",
+                "positives",
+                "auc",
+                "ece",
+                "top_decile_lift",
+                "score_psi",
+                "max_feature_psi",
+                "drifted_features",
+                "calibration_decayed",
+            )
+        },
+    )
 
 
 @feedback_app.command("retrain")
 @friendly
-def feedback_retrain(motion: Motion,
-                     data: Annotated[Path | None, typer.Option(help="canonical history to train on besides feedback rows")] = None,
-                     force: Annotated[bool, typer.Option(help="retrain even without evidence")] = False):
+def feedback_retrain(
+    motion: Motion,
+    data: Annotated[
+        Path | None, typer.Option(help="canonical history to train on besides feedback rows")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="retrain even without evidence")] = False,
+):
     """Decide from evidence whether to retrain; if so train a challenger and promote it through the gate."""
     from feedback.retrain import retrain
+
     d = retrain(motion.value, data=data, force=force)
-    summary(f"{motion.value}: {'retrained' if d.retrain else 'no retrain'}",
-            {"reasons": "; ".join(d.reasons), "challenger": d.challenger, "promoted": d.promoted,
-             "gate": "; ".join(d.gate)})
+    summary(
+        f"{motion.value}: {'retrained' if d.retrain else 'no retrain'}",
+        {
+            "reasons": "; ".join(d.reasons),
+            "challenger": d.challenger,
+            "promoted": d.promoted,
+            "gate": "; ".join(d.gate),
+        },
+    )

@@ -48,11 +48,19 @@ def prepare_demo(data: Path, port: int, leads: int, retrain: bool) -> None:
                 generate(motion, leads, 42, folder)
         champion = registry.alias_version(motion, registry.CHAMPION)
         if champion is None or retrain:
-            with console.status(f"training {motion}: point-in-time features, LightGBM, calibration, baselines"):
+            with console.status(
+                f"training {motion}: point-in-time features, LightGBM, calibration, baselines"
+            ):
                 r = train_motion(motion, folder)
             m = r.fitted.metrics
-            row = [motion, r.version, r.alias, f"{m['model']['auc']:.3f}", f"{m['logistic']['auc']:.3f}",
-                   f"{m['model']['ece']:.4f}"]
+            row = [
+                motion,
+                r.version,
+                r.alias,
+                f"{m['model']['auc']:.3f}",
+                f"{m['logistic']['auc']:.3f}",
+                f"{m['model']['ece']:.4f}",
+            ]
         else:
             row = [motion, champion, "champion (kept)", "", "", ""]
         with console.status(f"materializing the {motion} online store"):
@@ -65,7 +73,11 @@ def prepare_demo(data: Path, port: int, leads: int, retrain: bool) -> None:
     base = f"http://127.0.0.1:{port}"
     console.print("\n[bold]Try it[/] (once the service says it is listening):")
     for motion in motions.NAMES:
-        console.print(f"  curl -s -X POST {base}/score -H 'content-type: application/json' "
-                      f"-d @serving/examples/{motion}.json")
-    console.print(f"  curl -s {base}/readyz ; curl -s {base}/metrics | grep leadscore_ ; open {base}/  (Swagger UI; the OpenAPI document is {base}/docs.json)")
+        console.print(
+            f"  curl -s -X POST {base}/score -H 'content-type: application/json' "
+            f"-d @serving/examples/{motion}.json"
+        )
+    console.print(
+        f"  curl -s {base}/readyz ; curl -s {base}/metrics | grep leadscore_ ; open {base}/  (Swagger UI; the OpenAPI document is {base}/docs.json)"
+    )
     console.print(f"  MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}\n")

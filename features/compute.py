@@ -7,94 +7,30 @@ only events with ``ts <= as_of`` (point-in-time), so appending later events chan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from features.definitions import FeatureSet
+from features.frames import (
+    B2B_CODE,
+    B2C_CODE,
+    BROWSE_LUT,
+    CONTENT_LUT,
+    DAY,
+    DEMO_LUT,
+    HI_LUT,
+    INTENT_LUT,
+    NONE,
+    ROLE_CODE,
+    STAGE_NAMES,
+    STAGE_RANK,
+    B2BFrame,
+    B2CFrame,
+)
 from leadscore.config import MotionConfig
-from leadscore.motions import B2B_EVENT_TYPES, B2B_STAGES, B2C_EVENT_TYPES, BUYING_ROLES
-
-DAY = 86_400.0
-NONE = np.array(None, dtype=object)  # a missing value for np.where over object arrays
-B2B_CODE = {t: i for i, t in enumerate(B2B_EVENT_TYPES)}
-B2C_CODE = {t: i for i, t in enumerate(B2C_EVENT_TYPES)}
-ROLE_CODE = {r: i for i, r in enumerate(BUYING_ROLES)}
-STAGE_RANK = {"none": 0, "mql": 1, "sql": 2, "opportunity": 3, "won": 4, "lost": 4}
-STAGE_NAMES = ("none", "mql", "sql", "opportunity", "closed")
-HIGH_INTENT_TYPES = ("solution_page", "pricing_page", "demo_request", "trial_signup", "third_party_intent")
-
-
-def _lut(codes: dict[str, int], names) -> np.ndarray:
-    """Type code → membership, a lookup table (far cheaper than np.isin on small arrays)."""
-    t = np.zeros(len(codes), dtype=bool)
-    t[[codes[n] for n in names]] = True
-    return t
-
-
-HI_LUT = _lut(B2B_CODE, HIGH_INTENT_TYPES)
-DEMO_LUT = _lut(B2B_CODE, ("demo_request", "trial_signup"))
-CONTENT_LUT = _lut(B2B_CODE, ("content_download", "webinar"))
-BROWSE_LUT = _lut(B2C_CODE, ("product_view", "add_to_cart"))
-INTENT_LUT = _lut(B2C_CODE, ("add_to_cart", "checkout_start", "email_click"))
-assert set(STAGE_RANK) - {"none"} == set(B2B_STAGES)
-
-
-@dataclass
-class B2BFrame:
-    """Leads (with their account index), accounts and events as arrays; codes index the schema tuples."""
-
-    lead_account: np.ndarray     # int, index into accounts
-    lead_created: np.ndarray     # int64 epoch seconds
-    lead_role: np.ndarray        # int, index into BUYING_ROLES
-    lead_seniority: np.ndarray   # float 0..4, NaN unknown
-    lead_business: np.ndarray    # float 0/1
-    lead_stage: np.ndarray       # int stage rank reached as of the frame's as-of (hybrid)
-    acc_industry: np.ndarray     # object
-    acc_employees: np.ndarray    # float
-    acc_revenue: np.ndarray      # float
-    acc_region: np.ndarray       # object
-    ev_ts: np.ndarray            # int64
-    ev_type: np.ndarray          # int8 code into B2B_EVENT_TYPES
-    ev_lead: np.ndarray          # int, -1 for account-level events
-    ev_account: np.ndarray       # int
-    ev_topic: np.ndarray         # int, -1 none
-    ev_pos: np.ndarray           # int, the event's row in its source (batch) or -1 (request)
-
-    @property
-    def n_leads(self) -> int:
-        return len(self.lead_account)
-
-    @property
-    def n_accounts(self) -> int:
-        return len(self.acc_industry)
-
-
-@dataclass
-class B2CFrame:
-    cust_created: np.ndarray     # int64
-    cust_channel: np.ndarray     # object
-    cust_device: np.ndarray      # object
-    cust_consent_email: np.ndarray  # float 0/1
-    cust_consent_sms: np.ndarray    # float 0/1
-    ev_ts: np.ndarray
-    ev_type: np.ndarray          # int8 code into B2C_EVENT_TYPES
-    ev_cust: np.ndarray
-    ev_session: np.ndarray       # int, unique per session within the frame
-    ev_category: np.ndarray      # int, -1 none
-    ev_price: np.ndarray         # float
-    ev_qty: np.ndarray           # float
-    ev_pos: np.ndarray           # int, the event's row in its source (batch) or -1 (request)
-    ord_cust: np.ndarray
-    ord_ts: np.ndarray
-    ord_amount: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return len(self.cust_created)
-
+from leadscore.motions import BUYING_ROLES
 
 # ---------------------------------------------------------------- primitives
+
 
 def _count(idx: np.ndarray, mask: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
     w = None if weights is None else weights[mask]
@@ -128,6 +64,7 @@ def _surge(c7: np.ndarray, c35: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- B2B
 
+
 def _known(v: object) -> bool:
     return v is not None and v == v
 
@@ -141,18 +78,23 @@ def b2b_fit(fr: B2BFrame, conf: MotionConfig) -> dict[str, np.ndarray]:
     ind_ok = np.fromiter((v in industries for v in fr.acc_industry), bool, fr.n_accounts)
     reg_ok = np.fromiter((v in regions for v in fr.acc_region), bool, fr.n_accounts)
     emp, rev = fr.acc_employees, fr.acc_revenue
-    acc = np.vstack([
-        np.where(ind_known, ind_ok, np.nan),
-        np.where(np.isnan(emp), np.nan, (emp >= icp.employee_band[0]) & (emp <= icp.employee_band[1])),
-        np.where(np.isnan(rev), np.nan, (rev >= icp.revenue_band[0]) & (rev <= icp.revenue_band[1])),
-        np.where(reg_known, reg_ok, np.nan),
-    ])
+    acc = np.vstack(
+        [
+            np.where(ind_known, ind_ok, np.nan),
+            np.where(np.isnan(emp), np.nan, (emp >= icp.employee_band[0]) & (emp <= icp.employee_band[1])),
+            np.where(np.isnan(rev), np.nan, (rev >= icp.revenue_band[0]) & (rev <= icp.revenue_band[1])),
+            np.where(reg_known, reg_ok, np.nan),
+        ]
+    )
     known_n = (~np.isnan(acc)).sum(0)
     score = np.where(known_n > 0, np.nansum(acc, 0) / np.maximum(known_n, 1), np.nan)
     a = fr.lead_account
     return {
-        "fit_industry_match": acc[0][a], "fit_size_match": acc[1][a], "fit_revenue_match": acc[2][a],
-        "fit_region_match": acc[3][a], "fit_icp_score": score[a],
+        "fit_industry_match": acc[0][a],
+        "fit_size_match": acc[1][a],
+        "fit_revenue_match": acc[2][a],
+        "fit_region_match": acc[3][a],
+        "fit_icp_score": score[a],
         "fit_log_employees": np.log10(np.maximum(emp, 1.0))[a],
         "fit_business_email": fr.lead_business.astype(np.float64),
         "fit_seniority": fr.lead_seniority.astype(np.float64),
@@ -167,7 +109,9 @@ def _window_masks(ts: np.ndarray, as_of: int) -> dict[int, np.ndarray]:
     return {w: valid & (age < w * DAY) for w in (1, 7, 30, 35, 90)}
 
 
-def b2b_intent(fr: B2BFrame, as_of: int, conf: MotionConfig, lead_level_only: bool = False) -> dict[str, np.ndarray]:
+def b2b_intent(
+    fr: B2BFrame, as_of: int, conf: MotionConfig, lead_level_only: bool = False
+) -> dict[str, np.ndarray]:
     w = _window_masks(fr.ev_ts, as_of)
     hi = HI_LUT[fr.ev_type]
     on_lead = fr.ev_lead >= 0
@@ -213,7 +157,7 @@ def b2b_engagement(fr: B2BFrame, as_of: int, conf: MotionConfig) -> dict[str, np
     roles = _distinct(a, fr.lead_role, engaged & (fr.lead_role != unknown), na)
     has_role = {r: _count(a, engaged & (fr.lead_role == ROLE_CODE[r]), na) > 0 for r in BUYING_ROLES}
     required = [r for r in conf.required_roles if r in ROLE_CODE]
-    coverage = (np.mean([has_role[r] for r in required], 0) if required else np.zeros(na))
+    coverage = np.mean([has_role[r] for r in required], 0) if required else np.zeros(na)
     sen = np.where(engaged & ~np.isnan(fr.lead_seniority), fr.lead_seniority, -1.0)
     max_sen = np.full(na, -1.0)
     np.maximum.at(max_sen, a, sen)
@@ -269,6 +213,7 @@ def compute_b2b(fr: B2BFrame, as_of: int, conf: MotionConfig, fs: FeatureSet) ->
 
 
 # ---------------------------------------------------------------- B2C
+
 
 def compute_b2c(fr: B2CFrame, as_of: int, conf: MotionConfig, fs: FeatureSet) -> dict[str, np.ndarray]:
     """All features of the B2C feature set for every customer in the frame, as of ``as_of``."""
@@ -345,15 +290,26 @@ def _b2c_cart(fr: B2CFrame, as_of: int, w30: np.ndarray) -> dict[str, np.ndarray
     }
 
 
-def _b2c_lifecycle(fr: B2CFrame, as_of: int, f: dict[str, np.ndarray], w90: np.ndarray) -> dict[str, np.ndarray]:
+def _b2c_lifecycle(
+    fr: B2CFrame, as_of: int, f: dict[str, np.ndarray], w90: np.ndarray
+) -> dict[str, np.ndarray]:
     n, c, k = fr.n, fr.ev_cust, fr.ev_type
     orders, since = f["behavior_orders"], f["behavior_days_since_order"]
     active90 = ~np.isnan(f["behavior_recency_days"])
     intent = _count(c, w90 & INTENT_LUT[k], n) > 0
     stage = np.select(
-        [(orders > 0) & (since > 180) & ~active90, (orders > 0) & (since > 90),
-         orders >= 5, orders >= 2, orders >= 1, intent, fr.cust_consent_email > 0],
-        ["churned", "lapsed", "loyalist", "repeat", "purchaser", "lead", "subscriber"], "visitor").astype(object)
+        [
+            (orders > 0) & (since > 180) & ~active90,
+            (orders > 0) & (since > 90),
+            orders >= 5,
+            orders >= 2,
+            orders >= 1,
+            intent,
+            fr.cust_consent_email > 0,
+        ],
+        ["churned", "lapsed", "loyalist", "repeat", "purchaser", "lead", "subscriber"],
+        "visitor",
+    ).astype(object)
     return {
         "lifecycle_stage": stage,
         "lifecycle_tenure_days": (as_of - fr.cust_created) / DAY,
@@ -368,7 +324,9 @@ def _checked(out: dict[str, np.ndarray], fs: FeatureSet) -> dict[str, np.ndarray
     """The declaration is the contract: exactly the declared names, in declared order."""
     got, want = set(out), set(fs.names)
     if got != want:
-        raise RuntimeError(f"{fs.name}: computed {sorted(got - want)} undeclared, {sorted(want - got)} missing")
+        raise RuntimeError(
+            f"{fs.name}: computed {sorted(got - want)} undeclared, {sorted(want - got)} missing"
+        )
     return {name: out[name] for name in fs.names}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from features.compute import B2B_CODE, B2C_CODE
+from features.frames import B2B_CODE, B2C_CODE
 from features.online_store import OnlineStore, key
 from leadscore import motions
 
@@ -75,26 +75,45 @@ def _frozen(context: Any) -> Any:
 def decode_b2b(ctx: dict) -> B2BContext:
     leads, ev = ctx.get("leads") or _EMPTY_LEADS, ctx.get("events") or _EMPTY_B2B_EVENTS
     topic, topics = _codes(ev["topic"])
-    return _frozen(B2BContext(
-        account=ctx.get("account", {}), lead_row={k: j for j, k in enumerate(leads["lead_id"])},
-        created=np.array(leads["created"], np.int64), role=np.array(leads["role"], np.int64),
-        seniority=np.array(leads["seniority"], np.float64), business=np.array(leads["business"], np.float64),
-        stage=np.array(leads["stage"], np.int64), ev_ts=np.array(ev["ts"], np.int64),
-        ev_type=np.array([B2B_CODE[t] for t in ev["type"]], np.int8), ev_lead=np.array(ev["lead"], np.int64),
-        ev_topic=topic, topics=topics, event_ids=frozenset(ev["event_id"])))
+    return _frozen(
+        B2BContext(
+            account=ctx.get("account", {}),
+            lead_row={k: j for j, k in enumerate(leads["lead_id"])},
+            created=np.array(leads["created"], np.int64),
+            role=np.array(leads["role"], np.int64),
+            seniority=np.array(leads["seniority"], np.float64),
+            business=np.array(leads["business"], np.float64),
+            stage=np.array(leads["stage"], np.int64),
+            ev_ts=np.array(ev["ts"], np.int64),
+            ev_type=np.array([B2B_CODE[t] for t in ev["type"]], np.int8),
+            ev_lead=np.array(ev["lead"], np.int64),
+            ev_topic=topic,
+            topics=topics,
+            event_ids=frozenset(ev["event_id"]),
+        )
+    )
 
 
 def decode_b2c(ctx: dict) -> B2CContext:
     ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or {"ts": [], "amount": []}
     session, sessions = _codes([str(x) for x in ev["session"]])  # as a request's session ids are read
     category, categories = _codes(ev["category"])
-    return _frozen(B2CContext(
-        customer=ctx.get("customer", {}), ev_ts=np.array(ev["ts"], np.int64),
-        ev_type=np.array([B2C_CODE[t] for t in ev["type"]], np.int8), ev_session=session,
-        sessions={k: j for j, k in enumerate(sessions)}, ev_category=category, categories=categories,
-        ev_price=np.array(ev["price"], np.float64), ev_qty=np.array(ev["quantity"], np.float64),
-        event_ids=frozenset(ev["event_id"]), ord_ts=np.array(orders["ts"], np.int64),
-        ord_amount=np.array(orders["amount"], np.float64)))
+    return _frozen(
+        B2CContext(
+            customer=ctx.get("customer", {}),
+            ev_ts=np.array(ev["ts"], np.int64),
+            ev_type=np.array([B2C_CODE[t] for t in ev["type"]], np.int8),
+            ev_session=session,
+            sessions={k: j for j, k in enumerate(sessions)},
+            ev_category=category,
+            categories=categories,
+            ev_price=np.array(ev["price"], np.float64),
+            ev_qty=np.array(ev["quantity"], np.float64),
+            event_ids=frozenset(ev["event_id"]),
+            ord_ts=np.array(orders["ts"], np.int64),
+            ord_amount=np.array(orders["amount"], np.float64),
+        )
+    )
 
 
 MEMO_COST = 5  # an entry's memory, in multiples of its stored text (the text, and arrays about four times it)
@@ -152,6 +171,21 @@ class ContextMemo:
             self._used -= MEMO_COST * len(old)
 
 
-_EMPTY_LEADS: dict[str, list[Any]] = {"lead_id": [], "created": [], "role": [], "seniority": [], "business": [], "stage": []}
+_EMPTY_LEADS: dict[str, list[Any]] = {
+    "lead_id": [],
+    "created": [],
+    "role": [],
+    "seniority": [],
+    "business": [],
+    "stage": [],
+}
 _EMPTY_B2B_EVENTS: dict[str, list[Any]] = {"ts": [], "type": [], "lead": [], "topic": [], "event_id": []}
-_EMPTY_B2C_EVENTS: dict[str, list[Any]] = {"ts": [], "type": [], "session": [], "category": [], "price": [], "quantity": [], "event_id": []}
+_EMPTY_B2C_EVENTS: dict[str, list[Any]] = {
+    "ts": [],
+    "type": [],
+    "session": [],
+    "category": [],
+    "price": [],
+    "quantity": [],
+    "event_id": [],
+}

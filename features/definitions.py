@@ -12,8 +12,12 @@ from typing import Literal
 
 Group = Literal["fit", "intent", "engagement", "behavior", "cart", "lifecycle"]
 GROUP_LABEL: dict[str, str] = {
-    "fit": "ICP fit", "intent": "intent", "engagement": "buying group", "behavior": "engagement",
-    "cart": "cart", "lifecycle": "lifecycle",
+    "fit": "ICP fit",
+    "intent": "intent",
+    "engagement": "buying group",
+    "behavior": "engagement",
+    "cart": "cart",
+    "lifecycle": "lifecycle",
 }
 
 
@@ -23,7 +27,7 @@ class Feature:
     entity: Literal["lead", "customer"]
     dtype: Literal["float", "category"]
     window_days: int | None
-    label: str          # format string over {v}: "{v:.0f} pricing-page visits in 7 days"
+    label: str  # format string over {v}: "{v:.0f} pricing-page visits in 7 days"
     model_input: bool = True
 
     @property
@@ -33,7 +37,8 @@ class Feature:
     def describe(self, value: object) -> str:
         if value is None or (isinstance(value, float) and value != value):
             return self.label.split(":", 1)[0].replace("{v:.0f}", "no").replace("{v:.1f}", "no").replace(
-                "{v}", "unknown") + (": unknown" if ":" in self.label else "")
+                "{v}", "unknown"
+            ) + (": unknown" if ":" in self.label else "")
         try:
             return self.label.format(v=value)
         except (ValueError, TypeError):
@@ -61,11 +66,15 @@ class FeatureSet:
         return [f.name for f in self.features if f.dtype == "category"]
 
 
-def _l(name: str, label: str, window: int | None = None, dtype: str = "float", model_input: bool = True) -> Feature:
+def _l(
+    name: str, label: str, window: int | None = None, dtype: str = "float", model_input: bool = True
+) -> Feature:
     return Feature(name, "lead", dtype, window, label, model_input)  # type: ignore[arg-type]
 
 
-def _c(name: str, label: str, window: int | None = None, dtype: str = "float", model_input: bool = True) -> Feature:
+def _c(
+    name: str, label: str, window: int | None = None, dtype: str = "float", model_input: bool = True
+) -> Feature:
     return Feature(name, "customer", dtype, window, label, model_input)  # type: ignore[arg-type]
 
 
@@ -157,8 +166,9 @@ HYBRID_LIFECYCLE = (
 FEATURE_SETS: dict[str, FeatureSet] = {
     "b2b_v1": FeatureSet("b2b_v1", "b2b", "lead", FIT + LEAD_INTENT + ACCOUNT_INTENT + ENGAGEMENT),
     "b2c_v1": FeatureSet("b2c_v1", "b2c", "customer", B2C_BEHAVIOR + CART + B2C_LIFECYCLE),
-    "hybrid_v1": FeatureSet("hybrid_v1", "hybrid", "lead",
-                            HYBRID_BEHAVIOR + LEAD_INTENT + HYBRID_LIFECYCLE + FIT + ENGAGEMENT),
+    "hybrid_v1": FeatureSet(
+        "hybrid_v1", "hybrid", "lead", HYBRID_BEHAVIOR + LEAD_INTENT + HYBRID_LIFECYCLE + FIT + ENGAGEMENT
+    ),
 }
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.compute import DAY, STAGE_RANK, B2BFrame, compute
+from features.compute import compute
 from features.definitions import FeatureSet, feature_set
+from features.frames import DAY, STAGE_RANK, B2BFrame
 from features.point_in_time import frame_as_of, stage_as_of
 from features.prepare import Prepared
 from leadscore import motions
@@ -19,8 +20,9 @@ from leadscore.errors import UserError
 from leadscore.times import epoch_seconds
 
 
-def features_as_of(p: Prepared, as_of: str | pd.Timestamp | int, conf: MotionConfig,
-                   fs: FeatureSet | None = None) -> pd.DataFrame:
+def features_as_of(
+    p: Prepared, as_of: str | pd.Timestamp | int, conf: MotionConfig, fs: FeatureSet | None = None
+) -> pd.DataFrame:
     """One row per entity existing at ``as_of``: ids, ``as_of`` and every feature of the set."""
     fs = fs or feature_set(conf.feature_set)
     t = epoch_seconds(as_of)
@@ -45,7 +47,9 @@ def snapshot_times(p: Prepared, conf: MotionConfig) -> list[int]:
     times = [end - k * conf.snapshots.every_days * int(DAY) for k in range(conf.snapshots.count)]
     times = [t for t in times if t >= start]
     if not times:
-        raise UserError(f"the data spans too little time for a {conf.horizon_days}-day horizon and a 30-day warm-up")
+        raise UserError(
+            f"the data spans too little time for a {conf.horizon_days}-day horizon and a 30-day warm-up"
+        )
     return times
 
 
@@ -72,8 +76,9 @@ def _snapshot(p: Prepared, t: int, conf: MotionConfig, fs: FeatureSet | None) ->
     return rows.assign(label=y, label_value=v)
 
 
-def training_set(p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None,
-                 scheduler: str | None = None) -> pd.DataFrame:
+def training_set(
+    p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None, scheduler: str | None = None
+) -> pd.DataFrame:
     """Stacked snapshots of (entity, as_of, features, label, label_value), oldest first.
 
     Snapshots are independent: with a Dask ``scheduler`` address each one is a task on the cluster, the prepared
@@ -84,8 +89,9 @@ def training_set(p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None,
         try:
             from distributed import Client
         except ImportError:
-            raise UserError("LEADSCORE_DASK_SCHEDULER is set but dask is not installed: "
-                            "pip install 'leadscore[dask]'") from None
+            raise UserError(
+                "LEADSCORE_DASK_SCHEDULER is set but dask is not installed: pip install 'leadscore[dask]'"
+            ) from None
         with Client(scheduler) as client:
             shared = client.scatter(p, broadcast=True)
             futures = [client.submit(_snapshot, shared, t, conf, fs, pure=False) for t in times]

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from features.compute import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame, B2CFrame, compute
+from features.compute import compute
 from features.contexts import B2BContext, B2CContext, ContextMemo
 from features.definitions import FeatureSet, feature_set
+from features.frames import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame, B2CFrame
 from features.online_store import OnlineStore
 from features.point_in_time import restrict
 from features.prepare import SENIORITY_RANK
@@ -37,8 +38,9 @@ class OnlineFeatures:
     ``memo_mb`` megabytes.
     """
 
-    def __init__(self, conf: MotionConfig, store: OnlineStore | None, fs: FeatureSet | None = None,
-                 memo_mb: float = 64):
+    def __init__(
+        self, conf: MotionConfig, store: OnlineStore | None, fs: FeatureSet | None = None, memo_mb: float = 64
+    ):
         self.conf = conf
         self.fs = fs or feature_set(conf.feature_set)
         self.memo = ContextMemo(conf.motion, store, memo_mb)
@@ -68,7 +70,7 @@ class OnlineFeatures:
         fr, keep = restrict(whole, as_of)
         position = np.full(n, -1, dtype=np.int64)
         position[keep] = np.arange(len(keep))
-        row = position[:len(payloads)]
+        row = position[: len(payloads)]
         if (row < 0).any():
             i = int(np.flatnonzero(row < 0)[0])
             raise ItemError(i, f"the entity was created after as_of ({as_of}); nothing to score yet")
@@ -102,34 +104,46 @@ class OnlineFeatures:
             return _join(np.array(req[name], dtype), _cat(ctxs, name)[kept])
 
         return B2BFrame(
-            lead_account=_join(np.arange(n), owner[kept]), lead_created=stored("created", np.int64),
-            lead_role=stored("role", np.int64), lead_seniority=stored("seniority", np.float64),
-            lead_business=stored("business", np.float64), lead_stage=stored("stage", np.int64),
-            acc_industry=_objects(acc["industry"]), acc_employees=np.array(acc["employees"], np.float64),
-            acc_revenue=np.array(acc["revenue"], np.float64), acc_region=_objects(acc["region"]),
+            lead_account=_join(np.arange(n), owner[kept]),
+            lead_created=stored("created", np.int64),
+            lead_role=stored("role", np.int64),
+            lead_seniority=stored("seniority", np.float64),
+            lead_business=stored("business", np.float64),
+            lead_stage=stored("stage", np.int64),
+            acc_industry=_objects(acc["industry"]),
+            acc_employees=np.array(acc["employees"], np.float64),
+            acc_revenue=np.array(acc["revenue"], np.float64),
+            acc_region=_objects(acc["region"]),
             ev_ts=_join(_cat(ctxs, "ev_ts"), np.array(ev["ts"], np.int64)),
             ev_type=_join(_cat(ctxs, "ev_type"), np.array(ev["type"], np.int8)),
             ev_lead=_join(ev_lead, np.array(ev["lead"], np.int64)),
             ev_account=_join(ev_owner, np.array(ev["account"], np.int64)),
             ev_topic=_join(ev_topic, np.array(ev["topic"], np.int64)),
-            ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64))
+            ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64),
+        )
 
     def _b2c_frame(self, payloads: list[dict]) -> B2CFrame:
         """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
         n = len(payloads)
-        cust: dict[str, list[Any]] = {k: [] for k in ("created", "channel", "device", "consent_email", "consent_sms")}
-        ev: dict[str, list[Any]] = {k: [] for k in ("ts", "type", "cust", "session", "category", "price", "qty")}
+        cust: dict[str, list[Any]] = {
+            k: [] for k in ("created", "channel", "device", "consent_email", "consent_sms")
+        }
+        ev: dict[str, list[Any]] = {
+            k: [] for k in ("ts", "type", "cust", "session", "category", "price", "qty")
+        }
         orders: dict[str, list[Any]] = {k: [] for k in ("cust", "ts", "amount")}
         n_sessions = np.zeros(n, dtype=np.int64)
         categories: dict[str, int] = {}
         ctxs: list[B2CContext] = self.memo.get_many([str(p["customer"]["customer_id"]) for p in payloads])
-        _add_each(payloads, ctxs,
-                  lambda i, p, c: _b2c_request(i, p, c, cust, ev, orders, n_sessions, categories))
+        _add_each(
+            payloads, ctxs, lambda i, p, c: _b2c_request(i, p, c, cust, ev, orders, n_sessions, categories)
+        )
         session_base, _ = _spans(n_sessions.tolist())  # each customer's sessions get their own range of codes
         _, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
         c_start, _ = _spans([len(c.categories) for c in ctxs])
-        codes = np.array([categories.setdefault(x, len(categories)) for c in ctxs for x in c.categories] + [-1],
-                         np.int64)
+        codes = np.array(
+            [categories.setdefault(x, len(categories)) for c in ctxs for x in c.categories] + [-1], np.int64
+        )
         local = _cat(ctxs, "ev_category")
         ev_category = codes[np.where(local >= 0, c_start[ev_owner] + local, len(codes) - 1)]
         _, ord_owner = _spans([len(c.ord_ts) for c in ctxs])
@@ -138,19 +152,26 @@ class OnlineFeatures:
             return _join(_cat(ctxs, name), np.array(ev[request], dtype))
 
         return B2CFrame(
-            cust_created=np.array(cust["created"], dtype=np.int64), cust_channel=_objects(cust["channel"]),
-            cust_device=_objects(cust["device"]), cust_consent_email=np.array(cust["consent_email"], np.float64),
+            cust_created=np.array(cust["created"], dtype=np.int64),
+            cust_channel=_objects(cust["channel"]),
+            cust_device=_objects(cust["device"]),
+            cust_consent_email=np.array(cust["consent_email"], np.float64),
             cust_consent_sms=np.array(cust["consent_sms"], np.float64),
-            ev_ts=both("ev_ts", np.int64, "ts"), ev_type=both("ev_type", np.int8, "type"),
+            ev_ts=both("ev_ts", np.int64, "ts"),
+            ev_type=both("ev_type", np.int8, "type"),
             ev_cust=_join(ev_owner, np.array(ev["cust"], np.int64)),
             ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64),
-            ev_session=_join(session_base[ev_owner] + _cat(ctxs, "ev_session"),
-                             session_base[np.array(ev["cust"], np.int64)] + np.array(ev["session"], np.int64)),
+            ev_session=_join(
+                session_base[ev_owner] + _cat(ctxs, "ev_session"),
+                session_base[np.array(ev["cust"], np.int64)] + np.array(ev["session"], np.int64),
+            ),
             ev_category=_join(ev_category, np.array(ev["category"], np.int64)),
-            ev_price=both("ev_price", np.float64, "price"), ev_qty=both("ev_qty", np.float64, "qty"),
+            ev_price=both("ev_price", np.float64, "price"),
+            ev_qty=both("ev_qty", np.float64, "qty"),
             ord_cust=_join(ord_owner, np.array(orders["cust"], np.int64)),
             ord_ts=_join(_cat(ctxs, "ord_ts"), np.array(orders["ts"], np.int64)),
-            ord_amount=_join(_cat(ctxs, "ord_amount"), np.array(orders["amount"], np.float64)))
+            ord_amount=_join(_cat(ctxs, "ord_amount"), np.array(orders["amount"], np.float64)),
+        )
 
 
 def rows_of(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -180,8 +201,16 @@ def _cat(parts: list, name: str) -> np.ndarray:
     return np.concatenate([getattr(p, name) for p in parts])
 
 
-def _b2b_request(i: int, payload: dict, c: B2BContext, req: dict, acc: dict, ev: dict, old: np.ndarray,
-                 topics: dict[str, int]) -> None:
+def _b2b_request(
+    i: int,
+    payload: dict,
+    c: B2BContext,
+    req: dict,
+    acc: dict,
+    ev: dict,
+    old: np.ndarray,
+    topics: dict[str, int],
+) -> None:
     """Request i's lead (row i), its account fields over the stored ones, and its events the context lacks."""
     lead = payload["lead"]
     a = dict(c.account)
@@ -196,18 +225,30 @@ def _b2b_request(i: int, payload: dict, c: B2BContext, req: dict, acc: dict, ev:
     req["role"].append(ROLE_CODE.get(lead.get("buying_role") or "unknown", ROLE_CODE["unknown"]))
     req["seniority"].append(SENIORITY_RANK.get(lead.get("seniority") or "", np.nan))
     req["business"].append(float(lead.get("email_domain_type") == "business"))
-    req["stage"].append(STAGE_RANK[lead["stage"]] if lead.get("stage") else (int(c.stage[j]) if j >= 0 else 0))
+    req["stage"].append(
+        STAGE_RANK[lead["stage"]] if lead.get("stage") else (int(c.stage[j]) if j >= 0 else 0)
+    )
     for e in _new_events(payload.get("events"), c.event_ids):
         ev["ts"].append(epoch_seconds(e["ts"]))
         ev["type"].append(B2B_CODE[e["type"]])
-        ev["lead"].append(i if e.get("lead_id", me) in (me, None) and e.get("type") != "third_party_intent" else -1)
+        ev["lead"].append(
+            i if e.get("lead_id", me) in (me, None) and e.get("type") != "third_party_intent" else -1
+        )
         ev["account"].append(i)
         t = e.get("topic")
         ev["topic"].append(topics.setdefault(t, len(topics)) if t is not None else -1)
 
 
-def _b2c_request(i: int, payload: dict, c: B2CContext, cust: dict, ev: dict, orders: dict,
-                 n_sessions: np.ndarray, categories: dict[str, int]) -> None:
+def _b2c_request(
+    i: int,
+    payload: dict,
+    c: B2CContext,
+    cust: dict,
+    ev: dict,
+    orders: dict,
+    n_sessions: np.ndarray,
+    categories: dict[str, int],
+) -> None:
     """Request i's customer fields over the stored ones, its events the context lacks and its orders. Its
     events' sessions get codes local to the customer (the stored ones first, then new ones); ``n_sessions[i]``
     says how many it has."""

@@ -20,8 +20,10 @@ class SQLStore:
     """SQLite (the embedded default, a file under LEADSCORE_HOME) or PostgreSQL, through the project's Store."""
 
     DDL = ["CREATE TABLE IF NOT EXISTS leadscore_online (key TEXT PRIMARY KEY, value TEXT NOT NULL)"]
-    UPSERT = ("INSERT INTO leadscore_online (key, value) VALUES (?, ?) "
-              "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    UPSERT = (
+        "INSERT INTO leadscore_online (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
 
     def __init__(self, url: str):
         self._db = Store(url, ddl=self.DDL)
@@ -35,9 +37,11 @@ class SQLStore:
         found: dict[str, str] = {}
         distinct = list(dict.fromkeys(keys))
         for s in range(0, len(distinct), 500):
-            part = distinct[s:s + 500]
-            rows = self._db.query(f"SELECT key, value FROM leadscore_online WHERE key IN ({','.join('?' * len(part))})",
-                                  tuple(part))
+            part = distinct[s : s + 500]
+            rows = self._db.query(
+                f"SELECT key, value FROM leadscore_online WHERE key IN ({','.join('?' * len(part))})",
+                tuple(part),
+            )
             found.update((r["key"], r["value"]) for r in rows)
         return [found.get(k) for k in keys]
 
@@ -48,6 +52,7 @@ class SQLStore:
 class RedisStore:
     def __init__(self, url: str):
         import redis
+
         self._r = redis.Redis.from_url(url)
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> int:

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.compute import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame, B2CFrame
+from features.frames import B2B_CODE, B2C_CODE, ROLE_CODE, STAGE_RANK, B2BFrame, B2CFrame
 from leadscore import motions
 from leadscore.motions import SENIORITIES
 from leadscore.schema import DropReport
@@ -24,14 +24,14 @@ class Prepared:
 
     motion: str
     frame: B2BFrame | B2CFrame
-    entity_ids: np.ndarray           # lead_id or customer_id per entity index
+    entity_ids: np.ndarray  # lead_id or customer_id per entity index
     entity_created: np.ndarray
-    account_ids: np.ndarray | None   # B2B: account_id per account index
+    account_ids: np.ndarray | None  # B2B: account_id per account index
     outcomes: pd.DataFrame
     stage_events: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # (lead idx, ts, rank) for hybrid
     drops: DropReport = field(default_factory=DropReport)
     vocab: dict[str, np.ndarray] = field(default_factory=dict)  # code → name: topic, category, session
-    event_ids: pd.Series | None = None                          # event_id per ev_pos
+    event_ids: pd.Series | None = None  # event_id per ev_pos
 
 
 def _arrow(values: pd.Series | pd.Index) -> pa.Array:
@@ -50,6 +50,7 @@ def _codes(values: pd.Series, categories: pd.Index | pd.Series) -> np.ndarray:
 def _duplicated(values: pd.Series) -> np.ndarray:
     """True for every repeat of an earlier value (Polars' hash: the hottest step of the batch path)."""
     import polars as pl
+
     s = pl.Series(_arrow(values))
     return ~s.is_first_distinct().to_numpy()
 
@@ -61,16 +62,19 @@ def _vocabulary(values: pd.Series) -> pd.Index:
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     enc = _arrow(values).dictionary_encode()
-    return (pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64),
-            np.asarray(enc.dictionary.to_pylist(), dtype=object))
+    return (
+        pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64),
+        np.asarray(enc.dictionary.to_pylist(), dtype=object),
+    )
 
 
 def _epoch(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[s]").astype(np.int64)
 
 
-def _clean_events(events: pd.DataFrame, entity_col: str, known: pd.Index,
-                  drops: DropReport) -> tuple[pd.DataFrame, np.ndarray]:
+def _clean_events(
+    events: pd.DataFrame, entity_col: str, known: pd.Index, drops: DropReport
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Drop duplicate event ids (keep the first) and events of unknown entities; return codes too."""
     dup = _duplicated(events["event_id"])
     drops.add("duplicate event_id (kept the first)", int(dup.sum()))
@@ -118,16 +122,32 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
         acc_region=acc["region"].to_numpy(dtype=object, na_value=None),
         ev_ts=_epoch(ev["ts"]),
         ev_type=_codes(ev["type"], pd.Index(list(B2B_CODE))).astype(np.int8),
-        ev_lead=ev_lead, ev_account=ev_account,
-        ev_topic=_codes(ev["topic"], topics), ev_pos=np.arange(len(ev), dtype=np.int64),
+        ev_lead=ev_lead,
+        ev_account=ev_account,
+        ev_topic=_codes(ev["topic"], topics),
+        ev_pos=np.arange(len(ev), dtype=np.int64),
     )
     out = t["outcomes"]
     o_lead = _codes(out["lead_id"], lead_idx)
     ok = o_lead >= 0
     drops.add("outcomes for an unknown lead_id", int((~ok).sum()))
-    stages = (o_lead[ok], _epoch(out["occurred_at"])[ok], out["stage"].map(STAGE_RANK).to_numpy(dtype=np.int64)[ok])
-    return Prepared(motion, fr, lead_idx.to_numpy(dtype=object), fr.lead_created, acc_idx.to_numpy(dtype=object),
-                    out, stages, drops, {"topic": topics.to_numpy(dtype=object)}, ev["event_id"].reset_index(drop=True))
+    stages = (
+        o_lead[ok],
+        _epoch(out["occurred_at"])[ok],
+        out["stage"].map(STAGE_RANK).to_numpy(dtype=np.int64)[ok],
+    )
+    return Prepared(
+        motion,
+        fr,
+        lead_idx.to_numpy(dtype=object),
+        fr.lead_created,
+        acc_idx.to_numpy(dtype=object),
+        out,
+        stages,
+        drops,
+        {"topic": topics.to_numpy(dtype=object)},
+        ev["event_id"].reset_index(drop=True),
+    )
 
 
 def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
@@ -146,18 +166,28 @@ def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
         cust_device=cust["device"].to_numpy(dtype=object, na_value=None),
         cust_consent_email=cust["consent_email"].fillna(False).to_numpy(dtype=np.float64),
         cust_consent_sms=cust["consent_sms"].fillna(False).to_numpy(dtype=np.float64),
-        ev_ts=_epoch(ev["ts"]), ev_type=_codes(ev["type"], pd.Index(list(B2C_CODE))).astype(np.int8),
+        ev_ts=_epoch(ev["ts"]),
+        ev_type=_codes(ev["type"], pd.Index(list(B2C_CODE))).astype(np.int8),
         ev_cust=ev_cust,
         ev_session=sess_codes.astype(np.int64),
         ev_category=_codes(ev["category"], cats),
         ev_price=ev["price"].to_numpy(dtype=np.float64, na_value=np.nan),
         ev_qty=ev["quantity"].to_numpy(dtype=np.float64, na_value=np.nan),
         ev_pos=np.arange(len(ev), dtype=np.int64),
-        ord_cust=o_c[o_c >= 0], ord_ts=_epoch(orders["ts"])[o_c >= 0],
+        ord_cust=o_c[o_c >= 0],
+        ord_ts=_epoch(orders["ts"])[o_c >= 0],
         ord_amount=orders["amount"].to_numpy(dtype=np.float64)[o_c >= 0],
     )
     vocab = {"category": cats.to_numpy(dtype=object), "session": np.asarray(sess_names, dtype=object)}
-    return Prepared("b2c", fr, cidx.to_numpy(dtype=object), fr.cust_created, None, t["outcomes"], None, drops, vocab,
-                    ev["event_id"].reset_index(drop=True))
-
-
+    return Prepared(
+        "b2c",
+        fr,
+        cidx.to_numpy(dtype=object),
+        fr.cust_created,
+        None,
+        t["outcomes"],
+        None,
+        drops,
+        vocab,
+        ev["event_id"].reset_index(drop=True),
+    )

@@ -17,10 +17,17 @@ from leadscore.store import Store
 
 
 def outcomes(store: Store, motion: str) -> pd.DataFrame:
-    df = pd.DataFrame(store.query("SELECT entity_id, stage, purchased, value, occurred_at, contacted_at FROM outcomes "
-                                  "WHERE motion = ?", (motions.get(motion).family,)))
+    df = pd.DataFrame(
+        store.query(
+            "SELECT entity_id, stage, purchased, value, occurred_at, contacted_at FROM outcomes "
+            "WHERE motion = ?",
+            (motions.get(motion).family,),
+        )
+    )
     if df.empty:
-        return pd.DataFrame(columns=["entity_id", "stage", "purchased", "value", "occurred_at", "contacted_at"])
+        return pd.DataFrame(
+            columns=["entity_id", "stage", "purchased", "value", "occurred_at", "contacted_at"]
+        )
     df["purchased"] = df["purchased"].eq(1)  # stored as an integer
     df["occurred_at"] = pd.to_datetime(df["occurred_at"])
     df["contacted_at"] = pd.to_datetime(df["contacted_at"])
@@ -28,8 +35,10 @@ def outcomes(store: Store, motion: str) -> pd.DataFrame:
 
 
 def scores(store: Store, motion: str, since: str | None = None) -> pd.DataFrame:
-    sql = "SELECT request_id, at, as_of, motion, entity_id, model, version, score, tier, route, source, features " \
-          "FROM score_log WHERE motion = ?"
+    sql = (
+        "SELECT request_id, at, as_of, motion, entity_id, model, version, score, tier, route, source, features "
+        "FROM score_log WHERE motion = ?"
+    )
     df = pd.DataFrame(store.query(sql, [motion]))
     if df.empty:
         return df
@@ -41,8 +50,9 @@ def scores(store: Store, motion: str, since: str | None = None) -> pd.DataFrame:
     return df.drop_duplicates(["entity_id", "as_of", "version"], keep="last").reset_index(drop=True)
 
 
-def labelled(store: Store, conf: MotionConfig, since: str | None = None,
-             horizon_end: pd.Timestamp | None = None) -> pd.DataFrame:
+def labelled(
+    store: Store, conf: MotionConfig, since: str | None = None, horizon_end: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Score-log rows with ``label``, ``label_value`` and ``contacted_at``; only matured rows.
 
     A row is mature once ``as_of + horizon`` is not later than ``horizon_end`` (default: the latest outcome
@@ -67,4 +77,3 @@ def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The features the model saw, one column each, plus ``as_of`` (for time splits)."""
     feats = pd.DataFrame([json.loads(f) for f in rows["features"]], index=rows.index)
     return feats.assign(as_of=rows["as_of"].to_numpy())
-

@@ -58,20 +58,30 @@ def evidence(motion: str, store: Store, conf: MotionConfig) -> tuple[list[str], 
             m = metrics.core(served["label"].to_numpy(), served["score"].to_numpy())
             psi, psi_score = drift(model, served)
             worst = max(psi.items(), key=lambda kv: kv[1]) if psi else ("", 0.0)
-            facts |= {"realised_auc": m["auc"], "realised_ece": m["ece"], "max_psi": worst[1], "score_psi": psi_score}
+            facts |= {
+                "realised_auc": m["auc"],
+                "realised_ece": m["ece"],
+                "max_psi": worst[1],
+                "score_psi": psi_score,
+            }
             if worst[1] > conf.feedback.psi_bound:
                 reasons.append(f"feature drift: PSI {worst[1]:.3f} on {worst[0]} > {conf.feedback.psi_bound}")
             if m["ece"] > conf.feedback.ece_bound:
                 reasons.append(f"calibration decay: ECE {m['ece']:.3f} > {conf.feedback.ece_bound}")
-            trained_auc = registry.client().get_run(registry.client().get_model_version(motion, champion).run_id) \
+            trained_auc = (
+                registry.client()
+                .get_run(registry.client().get_model_version(motion, champion).run_id)
                 .data.metrics.get("test_auc")
+            )
             if trained_auc is not None and m["auc"] < trained_auc - conf.feedback.auc_drop_bound:
                 reasons.append(f"AUC decay: {m['auc']:.3f} on outcomes vs {trained_auc:.3f} at training")
     return reasons, rows, facts
 
 
 def _last_retrain(store: Store, motion: str) -> str | None:
-    r = store.query("SELECT MAX(at) AS at FROM retrain_decisions WHERE motion = ? AND decision = 'retrain'", (motion,))
+    r = store.query(
+        "SELECT MAX(at) AS at FROM retrain_decisions WHERE motion = ? AND decision = 'retrain'", (motion,)
+    )
     return r[0]["at"] if r and r[0]["at"] else None
 
 
@@ -81,8 +91,13 @@ def split_recent(rows: pd.DataFrame, share: float = 0.3) -> tuple[pd.DataFrame, 
     return rows[rows["as_of"] < cut], rows[rows["as_of"] >= cut]
 
 
-def retrain(motion: str, store: Store | None = None, data: str | Path | None = None, force: bool = False,
-            conf: MotionConfig | None = None) -> RetrainDecision:
+def retrain(
+    motion: str,
+    store: Store | None = None,
+    data: str | Path | None = None,
+    force: bool = False,
+    conf: MotionConfig | None = None,
+) -> RetrainDecision:
     store = store or Store.default()
     conf = conf or load_config(motion)
     reasons, rows, facts = evidence(motion, store, conf)
@@ -94,7 +109,9 @@ def retrain(motion: str, store: Store | None = None, data: str | Path | None = N
         _record(store, d)
         return d
     if rows.empty or rows["label"].nunique() < 2:
-        raise UserError(f"{motion}: evidence says retrain, but there are no labelled feedback rows to evaluate on")
+        raise UserError(
+            f"{motion}: evidence says retrain, but there are no labelled feedback rows to evaluate on"
+        )
     older, recent = split_recent(rows)
     train_X = feature_frame(older)
     train_y, train_v = older["label"].to_numpy(), older["label_value"].to_numpy()
@@ -105,22 +122,33 @@ def retrain(motion: str, store: Store | None = None, data: str | Path | None = N
     drop = [c for c in conf.model_inputs_exclude if c in train_X.columns]
     rows = motion_rows(train_X.drop(columns=drop), train_y, train_v, conf)
     fitted = fit_and_evaluate(rows, conf, name=motion, fs=feature_set(conf.feature_set))
-    result = log_and_register(fitted, conf, {"source": "feedback-retrain", "reasons": "; ".join(reasons)[:500]})
+    result = log_and_register(
+        fitted, conf, {"source": "feedback-retrain", "reasons": "; ".join(reasons)[:500]}
+    )
     d.challenger = result.version
     eval_rows = feature_frame(recent).assign(label=recent["label"].to_numpy())
     if result.alias == registry.CHAMPION:  # there was no champion: the first version serves
         d.promoted, d.gate = True, ["first version of this model"]
     else:
-        decision = registry.promote(motion, result.version, data=eval_rows,
-                                    why="feedback retrain: " + "; ".join(reasons))
+        decision = registry.promote(
+            motion, result.version, data=eval_rows, why="feedback retrain: " + "; ".join(reasons)
+        )
         d.promoted, d.gate, d.metrics["gate"] = decision.promoted, decision.reasons, decision.metrics
     _record(store, d)
     return d
 
 
 def _record(store: Store, d: RetrainDecision) -> None:
-    store.execute("INSERT INTO retrain_decisions (at, motion, decision, reasons, challenger, promoted, metrics) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  (datetime.now(UTC).isoformat(timespec="seconds"), d.motion,
-                   "retrain" if d.retrain else "skip", json.dumps(d.reasons + d.gate), d.challenger, int(d.promoted),
-                   json.dumps(d.metrics, default=float)))
+    store.execute(
+        "INSERT INTO retrain_decisions (at, motion, decision, reasons, challenger, promoted, metrics) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            d.motion,
+            "retrain" if d.retrain else "skip",
+            json.dumps(d.reasons + d.gate),
+            d.challenger,
+            int(d.promoted),
+            json.dumps(d.metrics, default=float),
+        ),
+    )

@@ -45,7 +45,9 @@ class ModelConf(_Strict):
     params: dict[str, float | int | str] = {}
     max_rounds: int = 2000
     early_stopping_rounds: int = 100
-    refit: bool = True  # after early stopping, retrain on train + validation rows (calibrator stays out-of-sample)
+    refit: bool = (
+        True  # after early stopping, retrain on train + validation rows (calibrator stays out-of-sample)
+    )
     max_category_levels: int = 50
     seed: int = 0
     search_trials: int = 0
@@ -141,7 +143,7 @@ class MotionConfig(_Strict):
     required_roles: list[str] = []
     intent_half_life_days: float = 14.0
     model_inputs_exclude: list[str] = []
-    segments: list[str] = []         # per-segment metrics, always within this motion
+    segments: list[str] = []  # per-segment metrics, always within this motion
     gate_stage: str | None = None
     model: ModelConf = ModelConf()
     value: Value = Value()

@@ -19,13 +19,29 @@ BUYING_ROLES = ("economic_buyer", "champion", "technical_evaluator", "procuremen
 SENIORITIES = ("individual", "manager", "director", "vp", "cxo")
 EMAIL_TYPES = ("business", "free")
 B2B_EVENT_TYPES = (
-    "page_view", "solution_page", "pricing_page", "demo_request", "trial_signup", "webinar",
-    "content_download", "email_open", "email_click", "meeting_booked", "third_party_intent",
+    "page_view",
+    "solution_page",
+    "pricing_page",
+    "demo_request",
+    "trial_signup",
+    "webinar",
+    "content_download",
+    "email_open",
+    "email_click",
+    "meeting_booked",
+    "third_party_intent",
 )
 B2B_STAGES = ("mql", "sql", "opportunity", "won", "lost")
 B2C_EVENT_TYPES = (
-    "page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "checkout_start",
-    "purchase", "email_click", "wishlist_add",
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_start",
+    "purchase",
+    "email_click",
+    "wishlist_add",
 )
 CHANNELS = ("organic", "paid_search", "social", "email", "referral", "direct")
 DEVICES = ("mobile", "desktop", "tablet")
@@ -76,14 +92,19 @@ def positive_outcomes(outcomes: pd.DataFrame, motion: str, stage: str | None) ->
     return (outcomes["stage"] == stage).to_numpy()
 
 
-def labels_within(rows: pd.DataFrame, positives: pd.DataFrame, id_col: str,
-                  horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+def labels_within(
+    rows: pd.DataFrame, positives: pd.DataFrame, id_col: str, horizon_days: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Label and realised value per (entity, ``as_of``) row: 1 when a positive outcome of its entity occurred in
     (as_of, as_of + horizon]; the value is the sum of those outcomes' values (0 where none is known).
 
     ``positives`` has ``id_col``, ``occurred_at`` and ``value`` (already filtered by ``positive_outcomes``)."""
-    m = rows[[id_col, "as_of"]].reset_index(drop=True).reset_index().merge(
-        positives[[id_col, "occurred_at", "value"]], on=id_col, how="inner")
+    m = (
+        rows[[id_col, "as_of"]]
+        .reset_index(drop=True)
+        .reset_index()
+        .merge(positives[[id_col, "occurred_at", "value"]], on=id_col, how="inner")
+    )
     h = pd.Timedelta(days=horizon_days)
     m = m[(m["occurred_at"] > m["as_of"]) & (m["occurred_at"] <= m["as_of"] + h)]
     agg = m.groupby("index")["value"].sum(min_count=1)

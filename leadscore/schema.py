@@ -56,50 +56,116 @@ def _c(name: str, kind: str, **kw) -> Column:
 
 TABLES: dict[str, dict[str, Table]] = {
     "b2b": {
-        "accounts": Table("accounts", (
-            _c("account_id", "str", unique=True), _c("name", "str"), _c("industry", "str", nullable=True),
-            _c("employee_count", "float", nullable=True, min_value=0),
-            _c("annual_revenue", "float", nullable=True, min_value=0), _c("country", "str", nullable=True),
-            _c("region", "str", nullable=True), _c("owner_id", "str", nullable=True),
-            _c("territory", "str", nullable=True),
-        ), description="one row per company (firmographics, ownership)"),
-        "leads": Table("leads", (
-            _c("lead_id", "str", unique=True), _c("account_id", "str"), _c("created_at", "datetime"),
-            _c("source", "str", nullable=True), _c("title", "str", nullable=True),
-            _c("seniority", "str", nullable=True, allowed=SENIORITIES),
-            _c("buying_role", "str", allowed=BUYING_ROLES),
-            _c("email_domain_type", "str", allowed=EMAIL_TYPES),
-        ), time_column="created_at", description="one row per person at an account"),
-        "events": Table("events", (
-            _c("event_id", "str"), _c("ts", "datetime"), _c("account_id", "str"),
-            _c("lead_id", "str", nullable=True), _c("type", "str", allowed=B2B_EVENT_TYPES),
-            _c("topic", "str", nullable=True),
-        ), time_column="ts", description="behaviour; lead_id empty for account-level (third-party) intent"),
-        "outcomes": Table("outcomes", (
-            _c("lead_id", "str"), _c("account_id", "str"), _c("stage", "str", allowed=B2B_STAGES),
-            _c("value", "float", nullable=True, min_value=0), _c("occurred_at", "datetime"),
-        ), time_column="occurred_at", description="funnel stages reached and their time"),
+        "accounts": Table(
+            "accounts",
+            (
+                _c("account_id", "str", unique=True),
+                _c("name", "str"),
+                _c("industry", "str", nullable=True),
+                _c("employee_count", "float", nullable=True, min_value=0),
+                _c("annual_revenue", "float", nullable=True, min_value=0),
+                _c("country", "str", nullable=True),
+                _c("region", "str", nullable=True),
+                _c("owner_id", "str", nullable=True),
+                _c("territory", "str", nullable=True),
+            ),
+            description="one row per company (firmographics, ownership)",
+        ),
+        "leads": Table(
+            "leads",
+            (
+                _c("lead_id", "str", unique=True),
+                _c("account_id", "str"),
+                _c("created_at", "datetime"),
+                _c("source", "str", nullable=True),
+                _c("title", "str", nullable=True),
+                _c("seniority", "str", nullable=True, allowed=SENIORITIES),
+                _c("buying_role", "str", allowed=BUYING_ROLES),
+                _c("email_domain_type", "str", allowed=EMAIL_TYPES),
+            ),
+            time_column="created_at",
+            description="one row per person at an account",
+        ),
+        "events": Table(
+            "events",
+            (
+                _c("event_id", "str"),
+                _c("ts", "datetime"),
+                _c("account_id", "str"),
+                _c("lead_id", "str", nullable=True),
+                _c("type", "str", allowed=B2B_EVENT_TYPES),
+                _c("topic", "str", nullable=True),
+            ),
+            time_column="ts",
+            description="behaviour; lead_id empty for account-level (third-party) intent",
+        ),
+        "outcomes": Table(
+            "outcomes",
+            (
+                _c("lead_id", "str"),
+                _c("account_id", "str"),
+                _c("stage", "str", allowed=B2B_STAGES),
+                _c("value", "float", nullable=True, min_value=0),
+                _c("occurred_at", "datetime"),
+            ),
+            time_column="occurred_at",
+            description="funnel stages reached and their time",
+        ),
     },
     "b2c": {
-        "customers": Table("customers", (
-            _c("customer_id", "str", unique=True), _c("created_at", "datetime"),
-            _c("channel", "str", nullable=True), _c("country", "str", nullable=True),
-            _c("device", "str", nullable=True), _c("consent_email", "bool"), _c("consent_sms", "bool"),
-        ), time_column="created_at", description="one row per person (profile, consent)"),
-        "events": Table("events", (
-            _c("event_id", "str"), _c("ts", "datetime"), _c("customer_id", "str"), _c("session_id", "str"),
-            _c("type", "str", allowed=B2C_EVENT_TYPES), _c("product_id", "str", nullable=True),
-            _c("category", "str", nullable=True), _c("price", "float", nullable=True, min_value=0),
-            _c("quantity", "float", nullable=True, min_value=0),
-        ), time_column="ts", description="sessions, views, carts, checkouts"),
-        "orders": Table("orders", (
-            _c("order_id", "str", unique=True), _c("customer_id", "str"), _c("ts", "datetime"),
-            _c("amount", "float", min_value=0), _c("margin", "float", nullable=True),
-        ), time_column="ts", description="completed purchases"),
-        "outcomes": Table("outcomes", (
-            _c("customer_id", "str"), _c("purchased", "bool"), _c("value", "float", nullable=True, min_value=0),
-            _c("occurred_at", "datetime"),
-        ), time_column="occurred_at", description="purchase (or explicit no-purchase) observations"),
+        "customers": Table(
+            "customers",
+            (
+                _c("customer_id", "str", unique=True),
+                _c("created_at", "datetime"),
+                _c("channel", "str", nullable=True),
+                _c("country", "str", nullable=True),
+                _c("device", "str", nullable=True),
+                _c("consent_email", "bool"),
+                _c("consent_sms", "bool"),
+            ),
+            time_column="created_at",
+            description="one row per person (profile, consent)",
+        ),
+        "events": Table(
+            "events",
+            (
+                _c("event_id", "str"),
+                _c("ts", "datetime"),
+                _c("customer_id", "str"),
+                _c("session_id", "str"),
+                _c("type", "str", allowed=B2C_EVENT_TYPES),
+                _c("product_id", "str", nullable=True),
+                _c("category", "str", nullable=True),
+                _c("price", "float", nullable=True, min_value=0),
+                _c("quantity", "float", nullable=True, min_value=0),
+            ),
+            time_column="ts",
+            description="sessions, views, carts, checkouts",
+        ),
+        "orders": Table(
+            "orders",
+            (
+                _c("order_id", "str", unique=True),
+                _c("customer_id", "str"),
+                _c("ts", "datetime"),
+                _c("amount", "float", min_value=0),
+                _c("margin", "float", nullable=True),
+            ),
+            time_column="ts",
+            description="completed purchases",
+        ),
+        "outcomes": Table(
+            "outcomes",
+            (
+                _c("customer_id", "str"),
+                _c("purchased", "bool"),
+                _c("value", "float", nullable=True, min_value=0),
+                _c("occurred_at", "datetime"),
+            ),
+            time_column="occurred_at",
+            description="purchase (or explicit no-purchase) observations",
+        ),
     },
 }
 TABLES["hybrid"] = TABLES["b2b"]
@@ -109,8 +175,9 @@ assert set(TABLES) == set(MOTIONS)
 class SchemaError(ValueError):
     """A table broke a rule of the canonical data model."""
 
-    def __init__(self, table: str, column: str, rule: str, rows: pd.DataFrame | None = None,
-                 count: int | None = None):
+    def __init__(
+        self, table: str, column: str, rule: str, rows: pd.DataFrame | None = None, count: int | None = None
+    ):
         self.table, self.column, self.rule = table, column, rule
         self.rows = (rows if rows is not None else pd.DataFrame()).head(5)
         n = count if count is not None else len(self.rows)
@@ -140,15 +207,19 @@ def _parse(col: Column, s: pd.Series) -> pd.Series:
     return s if isinstance(s.dtype, pd.StringDtype) else s.astype("str").where(s.notna())
 
 
-def violations(col: Column, raw: pd.Series, parsed: pd.Series,
-               limit: pd.Timestamp) -> Iterator[tuple[str, np.ndarray]]:
+def violations(
+    col: Column, raw: pd.Series, parsed: pd.Series, limit: pd.Timestamp
+) -> Iterator[tuple[str, np.ndarray]]:
     """The rule table: each rule a column breaks, as (what it says, which rows), in the order they are checked.
     ``coerce`` stops at the first rule a row breaks; ``row_problems`` reports every one per row."""
     null = raw.isna().to_numpy()
     unreadable = parsed.isna().to_numpy() & ~null
     if col.kind == "datetime":
         yield "unparseable timestamp", unreadable
-        yield f"timestamp in the future (after {limit})", (parsed > limit).to_numpy(dtype=bool, na_value=False)
+        yield (
+            f"timestamp in the future (after {limit})",
+            (parsed > limit).to_numpy(dtype=bool, na_value=False),
+        )
     elif col.kind in ("int", "float"):
         num = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
         yield "not a number", unreadable
@@ -238,12 +309,15 @@ def find_table_file(data_dir: Path, name: str) -> Path:
     raise FileNotFoundError(f"table {name!r} not found in {data_dir} (expected {name}.parquet or {name}.csv)")
 
 
-def load_dataset(data_dir: str | Path, motion: str, now: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+def load_dataset(
+    data_dir: str | Path, motion: str, now: pd.Timestamp | None = None
+) -> dict[str, pd.DataFrame]:
     """Read and validate every canonical table of a motion from a folder, plus referential checks."""
     get_motion(motion)
     d = Path(data_dir)
-    tables = {name: coerce(spec, read_table(find_table_file(d, name)), now)
-              for name, spec in TABLES[motion].items()}
+    tables = {
+        name: coerce(spec, read_table(find_table_file(d, name)), now) for name, spec in TABLES[motion].items()
+    }
     check_references(motion, tables)
     return tables
 

@@ -55,11 +55,14 @@ class Settings(BaseSettings):
     switch_interval: float = Field(0.001, gt=0, le=1)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The process environment, or (``load(env)``) only the mapping given."""
         return (init_settings,) if _only_given.get() else (init_settings, env_settings)
 
@@ -83,7 +86,9 @@ class Settings(BaseSettings):
         the variable and the value."""
         source = os.environ if env is None else env
         given = {name: source[var] for name in cls.model_fields if (var := cls.variable(name)) in source}
-        kwargs: dict[str, Any] = {("MLFLOW_TRACKING_URI" if k == "tracking_uri" else k): v for k, v in given.items()}
+        kwargs: dict[str, Any] = {
+            ("MLFLOW_TRACKING_URI" if k == "tracking_uri" else k): v for k, v in given.items()
+        }
         token = _only_given.set(True)
         try:
             return cls(**kwargs)

@@ -31,16 +31,30 @@ SCHEMA = {
         id {serial}, at TEXT NOT NULL, motion TEXT NOT NULL, decision TEXT NOT NULL, reasons TEXT NOT NULL,
         challenger TEXT, promoted INTEGER NOT NULL, metrics TEXT)""",
 }
-SCORE_LOG_COLUMNS = ("request_id", "at", "as_of", "motion", "entity_id", "model", "version", "score", "tier", "route",
-                     "source", "features")
+SCORE_LOG_COLUMNS = (
+    "request_id",
+    "at",
+    "as_of",
+    "motion",
+    "entity_id",
+    "model",
+    "version",
+    "score",
+    "tier",
+    "route",
+    "source",
+    "features",
+)
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS score_log_entity ON score_log (motion, entity_id, as_of)",
     "CREATE INDEX IF NOT EXISTS outcomes_entity ON outcomes (motion, entity_id, occurred_at)",
 ]
 
 
-INSERT_SCORES = (f"INSERT INTO score_log ({', '.join(SCORE_LOG_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(SCORE_LOG_COLUMNS))})")
+INSERT_SCORES = (
+    f"INSERT INTO score_log ({', '.join(SCORE_LOG_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SCORE_LOG_COLUMNS))})"
+)
 
 
 class Store:
@@ -52,7 +66,7 @@ class Store:
         self._lock = threading.RLock()
         self._con: Any  # sqlite3 or psycopg connection
         if url.startswith("sqlite:///"):
-            path = Path(url[len("sqlite:///"):])
+            path = Path(url[len("sqlite:///") :])
             path.parent.mkdir(parents=True, exist_ok=True)
             self._con = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
             self._con.execute("PRAGMA journal_mode=WAL")
@@ -60,11 +74,14 @@ class Store:
             self.kind, self._serial = "sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT"
         elif url.startswith(("postgresql://", "postgres://")):
             import psycopg
+
             self._con = psycopg.connect(url, autocommit=True)
             self.kind, self._serial = "postgres", "BIGSERIAL PRIMARY KEY"
         else:
             raise UserError(f"unsupported store URL {url!r} (sqlite:///path or postgresql://…)")
-        statements = ddl if ddl is not None else [d.format(serial=self._serial) for d in SCHEMA.values()] + INDEXES
+        statements = (
+            ddl if ddl is not None else [d.format(serial=self._serial) for d in SCHEMA.values()] + INDEXES
+        )
         with self._lock:
             for statement in statements:
                 self._con.execute(statement)

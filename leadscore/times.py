@@ -35,7 +35,9 @@ def epoch_seconds(v: Any) -> int:
         try:
             d = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise UserError(f"unparseable timestamp {v!r} (use ISO-8601, e.g. 2026-01-31T09:30:00Z)") from None
+            raise UserError(
+                f"unparseable timestamp {v!r} (use ISO-8601, e.g. 2026-01-31T09:30:00Z)"
+            ) from None
     else:
         raise UserError(f"unparseable timestamp {v!r}")
     if d.tzinfo is None:

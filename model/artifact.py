@@ -23,9 +23,20 @@ from model.tiers import TierPolicy
 
 
 class LeadScoreModel(PythonModel):
-    def __init__(self, *, name: str, motion: str, feature_set: str | None, preprocessor: Preprocessor,
-                 booster: lgb.Booster, calibrator: Calibrator, tiers: TierPolicy, words: dict[str, Wording],
-                 value_feature: str | None, reference: dict[str, Any]):
+    def __init__(
+        self,
+        *,
+        name: str,
+        motion: str,
+        feature_set: str | None,
+        preprocessor: Preprocessor,
+        booster: lgb.Booster,
+        calibrator: Calibrator,
+        tiers: TierPolicy,
+        words: dict[str, Wording],
+        value_feature: str | None,
+        reference: dict[str, Any],
+    ):
         self.name, self.motion, self.feature_set = name, motion, feature_set
         self.preprocessor = preprocessor
         self.booster_str = booster.model_to_string()
@@ -100,12 +111,17 @@ class LeadScoreModel(PythonModel):
         else:
             p = self.predict_matrix(X)
         rv = self.row_values(X)
-        ev = self.tiers.quantity(p, rv) if self.tiers.method == "expected_value" else \
-            TierPolicy("expected_value", [], [], self.tiers.value).quantity(p, rv)
+        ev = (
+            self.tiers.quantity(p, rv)
+            if self.tiers.method == "expected_value"
+            else TierPolicy("expected_value", [], [], self.tiers.value).quantity(p, rv)
+        )
         out = Scores(p, np.asarray(self.tiers.assign(p, rv)), np.asarray(ev, dtype=np.float64))
         if contrib is not None:
             c = contrib[:, :-1]
-            out.reasons = top_reasons(c, X, self.columns, self.words, self.preprocessor.display_value, reasons)
+            out.reasons = top_reasons(
+                c, X, self.columns, self.words, self.preprocessor.display_value, reasons
+            )
             out.groups = group_columns(c, self.columns, self.words)
         return out
 
@@ -114,11 +130,11 @@ class LeadScoreModel(PythonModel):
 class Scores:
     """A batch's scores as columns (row i of each is lead i); worded reasons per row when asked for."""
 
-    score: np.ndarray                                # calibrated probability
-    tier: np.ndarray                                 # tier names
+    score: np.ndarray  # calibrated probability
+    tier: np.ndarray  # tier names
     expected_value: np.ndarray
-    reasons: list[list[dict]] | None = None          # top positive then negative contributors, worded
-    groups: dict[str, np.ndarray] | None = None      # contributions summed per feature group (log-odds)
+    reasons: list[list[dict]] | None = None  # top positive then negative contributors, worded
+    groups: dict[str, np.ndarray] | None = None  # contributions summed per feature group (log-odds)
 
     @property
     def score_100(self) -> np.ndarray:

@@ -30,8 +30,8 @@ class Calibrator:
     def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
         if self.method == "isotonic":
             fitted = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y).predict(raw)
-            self.y_, block = np.unique(fitted, return_inverse=True)       # block levels, strictly increasing
-            self.x_ = np.bincount(block, raw) / np.bincount(block)        # each block's centre
+            self.y_, block = np.unique(fitted, return_inverse=True)  # block levels, strictly increasing
+            self.x_ = np.bincount(block, raw) / np.bincount(block)  # each block's centre
         else:
             lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw).reshape(-1, 1), y)
             self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])

@@ -60,7 +60,9 @@ class Cleaning:
     def tokens(self, col: str) -> list[Any]:
         if col in self.protect:
             return []
-        return self.missing_values.get(col, []) if isinstance(self.missing_values, dict) else self.missing_values
+        return (
+            self.missing_values.get(col, []) if isinstance(self.missing_values, dict) else self.missing_values
+        )
 
     def fix_values(self, df: pd.DataFrame) -> pd.DataFrame:
         """The value fixes alone (a copy), on every column they name, the label included."""

@@ -24,7 +24,9 @@ def _numeric_ref(v: np.ndarray) -> dict:
 
 def _props_numeric(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
     finite = np.isfinite(v)
-    counts = np.bincount(np.searchsorted(edges, v[finite], side="right"), minlength=len(edges) + 1).astype(float)
+    counts = np.bincount(np.searchsorted(edges, v[finite], side="right"), minlength=len(edges) + 1).astype(
+        float
+    )
     counts = np.r_[counts, float((~finite).sum())]  # the last bin: missing
     return counts / max(len(v), 1)
 

@@ -63,13 +63,16 @@ class DataSpec(BaseModel):
     segments: list[str] = []
     drop_duplicates: bool = False
     join: list[Join] = []
-    replace: dict[str, dict[str, Any]] = {}     # column → {wrong value: right value}
+    replace: dict[str, dict[str, Any]] = {}  # column → {wrong value: right value}
     base_dir: Path = Path(".")
 
     def cleaning(self) -> Cleaning:
         """The value fixes and missing tokens, stored in the model so that every scoring path applies them."""
-        return Cleaning(replace=self.replace, missing_values=self.missing_values,
-                        protect=(self.timestamp,) if self.timestamp else ())
+        return Cleaning(
+            replace=self.replace,
+            missing_values=self.missing_values,
+            protect=(self.timestamp,) if self.timestamp else (),
+        )
 
 
 def load_spec(path: str | Path) -> DataSpec:
@@ -114,6 +117,8 @@ def read_export(spec: DataSpec, override: str | Path | None = None) -> pd.DataFr
         absent = [k for k in keys if k not in df.columns or k not in other.columns]
         if absent:
             raise UserError(f"join key {absent}: column missing in {spec.name!r} or in {j.data}")
-        other = other.drop_duplicates(keys).rename(columns={c: f"{j.prefix}{c}" for c in other.columns if c not in keys})
+        other = other.drop_duplicates(keys).rename(
+            columns={c: f"{j.prefix}{c}" for c in other.columns if c not in keys}
+        )
         df = df.merge(other, on=keys, how="left")
     return spec.cleaning().fix_values(df)

@@ -30,14 +30,27 @@ def base_rate_gap(y: np.ndarray, p: np.ndarray) -> float:
 def core(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     y = np.asarray(y)
     if len(np.unique(y)) < 2:
-        return {"n": float(len(y)), "positives": float(y.sum()), "auc": float("nan"), "pr_auc": float("nan"),
-                "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"), "ece": ece(y, p)}
-    return {"n": float(len(y)), "positives": float(y.sum()), "auc": float(roc_auc_score(y, p)),
-            "pr_auc": float(average_precision_score(y, p)), "brier": float(brier_score_loss(y, p)), "ece": ece(y, p)}
+        return {
+            "n": float(len(y)),
+            "positives": float(y.sum()),
+            "auc": float("nan"),
+            "pr_auc": float("nan"),
+            "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
+            "ece": ece(y, p),
+        }
+    return {
+        "n": float(len(y)),
+        "positives": float(y.sum()),
+        "auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": ece(y, p),
+    }
 
 
-def auc_difference_ci(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
-                      seed: int = 0) -> tuple[float, float, float]:
+def auc_difference_ci(
+    y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """AUC(a) − AUC(b) on the same rows, with a paired bootstrap interval: (difference, low, high).
 
     Both models are scored on every resample of the rows, so the interval reflects their difference, not the
@@ -63,26 +76,36 @@ def by_decile(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     dec = np.empty(len(p), dtype=int)
     dec[order] = np.arange(len(p)) * 10 // max(len(p), 1) + 1
     df = pd.DataFrame({"decile": dec, "y": y, "p": p})
-    g = df.groupby("decile").agg(n=("y", "size"), conversions=("y", "sum"), conversion=("y", "mean"),
-                                 mean_score=("p", "mean"))
+    g = df.groupby("decile").agg(
+        n=("y", "size"), conversions=("y", "sum"), conversion=("y", "mean"), mean_score=("p", "mean")
+    )
     base = float(np.mean(y)) if len(y) else 0.0
     g["lift"] = g["conversion"] / base if base > 0 else np.nan
     g["cumulative_gain"] = g["conversions"].cumsum() / max(float(np.sum(y)), 1.0)
     return g.reset_index()
 
 
-def by_group(y: np.ndarray, p: np.ndarray, groups: np.ndarray, value: np.ndarray | None = None) -> pd.DataFrame:
+def by_group(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, value: np.ndarray | None = None
+) -> pd.DataFrame:
     """Conversion, lift, calibration (and revenue) per group — tiers or segments."""
     df = pd.DataFrame({"group": groups, "y": y, "p": p, "value": value if value is not None else 0.0})
     base = float(np.mean(y)) if len(y) else 0.0
-    g = df.groupby("group", dropna=False).agg(n=("y", "size"), conversions=("y", "sum"), conversion=("y", "mean"),
-                                              mean_score=("p", "mean"), revenue=("value", "sum"))
+    g = df.groupby("group", dropna=False).agg(
+        n=("y", "size"),
+        conversions=("y", "sum"),
+        conversion=("y", "mean"),
+        mean_score=("p", "mean"),
+        revenue=("value", "sum"),
+    )
     g["lift"] = g["conversion"] / base if base > 0 else np.nan
     g["share"] = g["n"] / max(len(y), 1)
     return g.reset_index()
 
 
-def segments(y: np.ndarray, p: np.ndarray, frame: pd.DataFrame, columns: list[str], min_n: int = 50) -> pd.DataFrame:
+def segments(
+    y: np.ndarray, p: np.ndarray, frame: pd.DataFrame, columns: list[str], min_n: int = 50
+) -> pd.DataFrame:
     """AUC, calibration and conversion per value of each segment column (within the motion)."""
     rows = []
     for col in columns:

@@ -61,7 +61,10 @@ def _is_text(s: pd.Series) -> bool:
 
 def _looks_like_dates(s: pd.Series) -> bool:
     sample = s.dropna().astype("str").head(200)
-    if len(sample) < 5 or not sample.str.contains(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}", regex=True).all():
+    if (
+        len(sample) < 5
+        or not sample.str.contains(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}", regex=True).all()
+    ):
         return False
     return pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() > 0.95
 
@@ -91,8 +94,13 @@ class Encoded:
 class Preprocessor(TransformerMixin, BaseEstimator):
     """Learns column kinds and fixed category levels; emits a float matrix with category codes."""
 
-    def __init__(self, max_levels: int = 50, min_level_count: int = 5, time_column: str | None = None,
-                 cleaning: Cleaning | None = None):
+    def __init__(
+        self,
+        max_levels: int = 50,
+        min_level_count: int = 5,
+        time_column: str | None = None,
+        cleaning: Cleaning | None = None,
+    ):
         self.max_levels = max_levels
         self.min_level_count = min_level_count
         self.time_column = time_column
@@ -162,8 +170,10 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         Numeric columns are copied whole where they are numeric arrays; text in a numeric column is read as a
         number where it is one. The data set's cleaning (value fixes, missing tokens) is applied first."""
         if self.cleaning:
-            columns = {c: self.cleaning.clean(c, v if isinstance(v, pd.Series) else pd.Series(v))
-                       for c, v in columns.items()}
+            columns = {
+                c: self.cleaning.clean(c, v if isinstance(v, pd.Series) else pd.Series(v))
+                for c, v in columns.items()
+            }
         out = np.full((n, len(self.features_)), np.nan, dtype=np.float64)
         unseen: dict[str, np.ndarray] = {}
         for j, col in enumerate(self.features_):
@@ -177,8 +187,9 @@ class Preprocessor(TransformerMixin, BaseEstimator):
                 out[:, j] = self._ages(values, columns.get(self.time_column) if self.time_column else None)
             else:
                 lookup = self.lookup_[col]
-                codes = np.fromiter((-2 if v is None else lookup.get(v, -1) for v in _texts(values)),
-                                    dtype=np.int64, count=n)
+                codes = np.fromiter(
+                    (-2 if v is None else lookup.get(v, -1) for v in _texts(values)), dtype=np.int64, count=n
+                )
                 unseen[col] = codes == -1
                 out[:, j] = np.where(codes >= 0, codes, np.nan)
         return Encoded(out, unseen)
@@ -186,7 +197,9 @@ class Preprocessor(TransformerMixin, BaseEstimator):
     def _ages(self, values: Values, reference: Values | None) -> np.ndarray:
         """Age in days of each date: against the row's own split time when the input has it, else against the
         latest date seen in training."""
-        d = utc_naive(pd.Series(values) if not isinstance(values, pd.Series) else values).reset_index(drop=True)
+        d = utc_naive(pd.Series(values) if not isinstance(values, pd.Series) else values).reset_index(
+            drop=True
+        )
         if reference is not None:
             ref = utc_naive(pd.Series(reference) if not isinstance(reference, pd.Series) else reference)
             ref = ref.reset_index(drop=True)
@@ -199,8 +212,13 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         m = self.transform(X)
         df = pd.DataFrame(m, columns=self.features_, index=X.index)
         for c in self.categorical_:
-            df[c] = pd.Categorical.from_codes(np.nan_to_num(df[c], nan=-1).astype(int), categories=self.levels_[c]) \
-                if self.levels_[c] else pd.Categorical([None] * len(df))
+            df[c] = (
+                pd.Categorical.from_codes(
+                    np.nan_to_num(df[c], nan=-1).astype(int), categories=self.levels_[c]
+                )
+                if self.levels_[c]
+                else pd.Categorical([None] * len(df))
+            )
         return df
 
     def display_value(self, col: str, code: float) -> object:

@@ -40,13 +40,16 @@ class Wording:
         return {k: v for k, v in self.__dict__.items() if k != "phrases"}
 
 
-
-
 def _fill(label: str, value: object) -> str:
     try:
         return label.format(v=value)
     except (ValueError, TypeError):
-        return label.replace("{v:.0f}", str(value)).replace("{v:.1f}", str(value)).replace("{v:.0%}", str(value)).format(v=value)
+        return (
+            label.replace("{v:.0f}", str(value))
+            .replace("{v:.1f}", str(value))
+            .replace("{v:.0%}", str(value))
+            .format(v=value)
+        )
 
 
 def wordings(columns: list[str], fs: FeatureSet | None) -> dict[str, Wording]:
@@ -60,8 +63,9 @@ def wordings(columns: list[str], fs: FeatureSet | None) -> dict[str, Wording]:
     return out
 
 
-def top_reasons(contrib: np.ndarray, X: np.ndarray, columns: list[str], words: dict[str, Wording],
-                display, k: int = 3) -> list[list[dict]]:
+def top_reasons(
+    contrib: np.ndarray, X: np.ndarray, columns: list[str], words: dict[str, Wording], display, k: int = 3
+) -> list[list[dict]]:
     """Per row of ``contrib`` (rows x features, no bias): its k most positive then k most negative reasons.
 
     ``display(column, value)`` turns a model input back into what the rep reads (a category's name).
@@ -78,20 +82,31 @@ def top_reasons(contrib: np.ndarray, X: np.ndarray, columns: list[str], words: d
     ws = [words[c] for c in columns]
     out = []
     rounded = np.round(chosen, 4).tolist()
-    for js, cs, rs, vs, ok in zip(picks.tolist(), chosen.tolist(), rounded, values.tolist(), shown_.tolist(),
-                                  strict=True):
+    for js, cs, rs, vs, ok in zip(
+        picks.tolist(), chosen.tolist(), rounded, values.tolist(), shown_.tolist(), strict=True
+    ):
         row = []
         for j, c, r, v, keep in zip(js, cs, rs, vs, ok, strict=True):
             if keep:
                 col, w = columns[j], ws[j]
                 shown = display(col, v)
-                row.append({"feature": col, "group": w.group, "value": shown, "direction": "+" if c > 0 else "-",
-                            "contribution": r, "text": w.text(shown, c)})
+                row.append(
+                    {
+                        "feature": col,
+                        "group": w.group,
+                        "value": shown,
+                        "direction": "+" if c > 0 else "-",
+                        "contribution": r,
+                        "text": w.text(shown, c),
+                    }
+                )
         out.append(row)
     return out
 
 
-def group_columns(contrib: np.ndarray, columns: list[str], words: dict[str, Wording]) -> dict[str, np.ndarray]:
+def group_columns(
+    contrib: np.ndarray, columns: list[str], words: dict[str, Wording]
+) -> dict[str, np.ndarray]:
     """The contributions summed by feature group (fit, intent, engagement, ...): one column per group."""
     groups = list(dict.fromkeys(words[c].group for c in columns))
     member = np.zeros((len(columns), len(groups)))

@@ -28,6 +28,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 def setup_mlflow() -> None:
     import mlflow
+
     uri = Settings.load().tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -35,6 +36,7 @@ def setup_mlflow() -> None:
 
 def client():
     from mlflow import MlflowClient
+
     setup_mlflow()
     return MlflowClient()
 
@@ -47,12 +49,22 @@ def _who() -> str:
     return os.environ.get("LEADSCORE_USER") or getpass.getuser()
 
 
-def audit(name: str, alias: str, from_v: str | None, to_v: str | None, action: str, why: str,
-          metrics_: dict | None = None, store: Store | None = None) -> None:
+def audit(
+    name: str,
+    alias: str,
+    from_v: str | None,
+    to_v: str | None,
+    action: str,
+    why: str,
+    metrics_: dict | None = None,
+    store: Store | None = None,
+) -> None:
     s = store or Store.default()
-    s.execute("INSERT INTO alias_audit (at, who, model, alias, from_version, to_version, action, why, metrics) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              (_now(), _who(), name, alias, from_v, to_v, action, why, json.dumps(metrics_ or {}, default=float)))
+    s.execute(
+        "INSERT INTO alias_audit (at, who, model, alias, from_version, to_version, action, why, metrics) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (_now(), _who(), name, alias, from_v, to_v, action, why, json.dumps(metrics_ or {}, default=float)),
+    )
 
 
 def audit_log(name: str | None = None, store: Store | None = None) -> list[dict]:
@@ -75,12 +87,21 @@ def after_registration(name: str, version: str, test_metrics: dict, run_id: str)
     champion = alias_version(name, CHAMPION)
     if champion is None:
         c.set_registered_model_alias(name, CHAMPION, version)
-        audit(name, CHAMPION, None, version, "initial", "first version of this model", {"after": test_metrics})
+        audit(
+            name, CHAMPION, None, version, "initial", "first version of this model", {"after": test_metrics}
+        )
         return CHAMPION
     previous = alias_version(name, CHALLENGER)
     c.set_registered_model_alias(name, CHALLENGER, version)
-    audit(name, CHALLENGER, previous, version, "register", "new version awaits the gated promotion",
-          {"after": test_metrics})
+    audit(
+        name,
+        CHALLENGER,
+        previous,
+        version,
+        "register",
+        "new version awaits the gated promotion",
+        {"after": test_metrics},
+    )
     return CHALLENGER
 
 
@@ -104,6 +125,7 @@ def resolve(ref: str) -> tuple[str, str]:
 def load(ref: str):
     """The unwrapped ``LeadScoreModel`` of ``NAME[@alias|/version]`` and its version."""
     import mlflow.pyfunc
+
     name, version = resolve(ref)
     setup_mlflow()
     try:
@@ -115,6 +137,7 @@ def load(ref: str):
 
 def holdout(name: str, version: str) -> pd.DataFrame:
     import mlflow
+
     run_id = client().get_model_version(name, version).run_id
     setup_mlflow()
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="holdout/holdout.parquet")
@@ -153,10 +176,14 @@ def gate(name: str, champion: str, challenger: str, data: pd.DataFrame | None = 
     reasons = []
     ok_auc = b["auc"] >= a["auc"] - conf.promotion.auc_margin
     ok_ece = b["ece"] <= a["ece"] + conf.promotion.ece_margin
-    reasons.append(f"AUC {b['auc']:.4f} vs champion {a['auc']:.4f} (margin {conf.promotion.auc_margin}): "
-                   + ("ok" if ok_auc else "worse"))
-    reasons.append(f"ECE {b['ece']:.4f} vs champion {a['ece']:.4f} (margin {conf.promotion.ece_margin}): "
-                   + ("ok" if ok_ece else "worse"))
+    reasons.append(
+        f"AUC {b['auc']:.4f} vs champion {a['auc']:.4f} (margin {conf.promotion.auc_margin}): "
+        + ("ok" if ok_auc else "worse")
+    )
+    reasons.append(
+        f"ECE {b['ece']:.4f} vs champion {a['ece']:.4f} (margin {conf.promotion.ece_margin}): "
+        + ("ok" if ok_ece else "worse")
+    )
     return PromotionDecision(name, champion, challenger, ok_auc and ok_ece, reasons, m)
 
 
@@ -165,8 +192,13 @@ def _motion_of(name: str, version: str) -> str:
     return run.data.tags.get("motion", "b2b")
 
 
-def promote(name: str, version: str | None = None, force: bool = False, why: str = "",
-            data: pd.DataFrame | None = None) -> PromotionDecision:
+def promote(
+    name: str,
+    version: str | None = None,
+    force: bool = False,
+    why: str = "",
+    data: pd.DataFrame | None = None,
+) -> PromotionDecision:
     champion = alias_version(name, CHAMPION)
     challenger = version or alias_version(name, CHALLENGER)
     if challenger is None:
@@ -185,8 +217,15 @@ def promote(name: str, version: str | None = None, force: bool = False, why: str
         c.set_registered_model_alias(name, CHAMPION, challenger)
         if alias_version(name, CHALLENGER) == challenger:
             c.delete_registered_model_alias(name, CHALLENGER)
-        audit(name, CHAMPION, champion, challenger, "force-promote" if force else "promote",
-              why or "; ".join(d.reasons), evidence)
+        audit(
+            name,
+            CHAMPION,
+            champion,
+            challenger,
+            "force-promote" if force else "promote",
+            why or "; ".join(d.reasons),
+            evidence,
+        )
     else:
         audit(name, CHAMPION, champion, champion, "refused", "; ".join(d.reasons), evidence)
     return d
@@ -197,8 +236,14 @@ def rollback(name: str, why: str = "") -> tuple[str, str]:
     current = alias_version(name, CHAMPION)
     if current is None:
         raise UserError(f"model {name!r} has no champion to roll back")
-    moves = [r for r in audit_log(name) if r["alias"] == CHAMPION and r["action"] in
-             ("promote", "force-promote", "rollback") and r["to_version"] == current and r["from_version"]]
+    moves = [
+        r
+        for r in audit_log(name)
+        if r["alias"] == CHAMPION
+        and r["action"] in ("promote", "force-promote", "rollback")
+        and r["to_version"] == current
+        and r["from_version"]
+    ]
     if not moves:
         raise UserError(f"model {name!r}: no earlier champion to roll back to")
     previous = moves[-1]["from_version"]
@@ -222,9 +267,18 @@ def list_versions(name: str | None = None) -> list[dict]:
             mv = c.get_model_version(n, found.version)  # search results carry no aliases
             run = c.get_run(mv.run_id)
             m = run.data.metrics
-            rows.append({"model": n, "version": mv.version, "aliases": ",".join(mv.aliases),
-                         "motion": run.data.tags.get("motion", ""), "auc": m.get("test_auc", np.nan),
-                         "ece": m.get("test_ece", np.nan), "lr_auc": m.get("logistic_auc", np.nan),
-                         "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
-                         .strftime("%Y-%m-%d %H:%M")})
+            rows.append(
+                {
+                    "model": n,
+                    "version": mv.version,
+                    "aliases": ",".join(mv.aliases),
+                    "motion": run.data.tags.get("motion", ""),
+                    "auc": m.get("test_auc", np.nan),
+                    "ece": m.get("test_ece", np.nan),
+                    "lr_auc": m.get("logistic_auc", np.nan),
+                    "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime(
+                        "%Y-%m-%d %H:%M"
+                    ),
+                }
+            )
     return rows

@@ -23,11 +23,17 @@ from math import factorial
 import lightgbm as lgb
 import numpy as np
 
-MAX_SPLITS = 7        # 2^7 patterns per tree (a pattern fits a byte); beyond that the table costs more than it saves
+MAX_SPLITS = (
+    7  # 2^7 patterns per tree (a pattern fits a byte); beyond that the table costs more than it saves
+)
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float32: 1.0000000180025095e-35)
 MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 ZERO_MISSING = MISSING["Zero"]
-NUMERIC, CATEGORICAL, DUMMY = 0, 1, 2  # split kinds; DUMMY: the unused split slots of a tree with fewer than k
+NUMERIC, CATEGORICAL, DUMMY = (
+    0,
+    1,
+    2,
+)  # split kinds; DUMMY: the unused split slots of a tree with fewer than k
 
 
 @dataclass
@@ -55,8 +61,16 @@ def _parse(tree: dict) -> tuple[list[_Split], list[tuple[float, float, list[tupl
         j = len(splits)
         cat = node["decision_type"] == "=="
         cats = frozenset(int(c) for c in str(node["threshold"]).split("||")) if cat else frozenset()
-        splits.append(_Split(int(node["split_feature"]), float("nan") if cat else float(node["threshold"]), cat,
-                             cats, MISSING[node["missing_type"]], bool(node["default_left"])))
+        splits.append(
+            _Split(
+                int(node["split_feature"]),
+                float("nan") if cat else float(node["threshold"]),
+                cat,
+                cats,
+                MISSING[node["missing_type"]],
+                bool(node["default_left"]),
+            )
+        )
         total = count(node) or 1.0
         walk(node["left_child"], [*path, (j, 1, count(node["left_child"]) / total)])
         walk(node["right_child"], [*path, (j, 0, count(node["right_child"]) / total)])
@@ -84,8 +98,8 @@ def _tree_table(splits: list[_Split], leaves: list) -> tuple[np.ndarray, list[in
     features = sorted({s.feature for s in splits})
     n = len(features)
     position = {f: i for i, f in enumerate(features)}
-    patterns = np.arange(1 << k)[:, None, None]                 # (P, 1, 1)
-    subsets = np.arange(1 << n)[None, :, None]                  # (1, S, 1)
+    patterns = np.arange(1 << k)[:, None, None]  # (P, 1, 1)
+    subsets = np.arange(1 << n)[None, :, None]  # (1, S, 1)
     v = np.zeros((1 << k, 1 << n))
     for value, _, path in leaves:
         weight = np.ones((1 << k, 1 << n, 1))
@@ -119,15 +133,20 @@ class TreeTable:
         self.bias = 0.0
         for t, (splits, leaves) in enumerate(trees):
             for j, s in enumerate(splits):
-                feat[t, j], missing[t, j], default_left[t, j], dummy[t, j] = s.feature, s.missing, s.default_left, False
+                feat[t, j], missing[t, j], default_left[t, j], dummy[t, j] = (
+                    s.feature,
+                    s.missing,
+                    s.default_left,
+                    False,
+                )
                 if s.categorical:
                     cat_nodes.append((t * feat.shape[1] + j, s.categories))
                 else:
                     thr[t, j] = s.threshold
             phi, features, expected = _tree_table(splits, leaves)
             self.bias += expected
-            values[t * width:t * width + phi.shape[0], :len(features)] = phi
-            tree_features[t, :len(features)] = features
+            values[t * width : t * width + phi.shape[0], : len(features)] = phi
+            tree_features[t, : len(features)] = features
         self.values, self.tree_features = values, tree_features
         # Split j of tree t is decision t * k + j: a tree's splits side by side.
         self.feat, self.thr = feat.ravel(), thr.ravel()
@@ -137,7 +156,7 @@ class TreeTable:
         for i, (pos, _) in enumerate(cat_nodes):
             self.kind[pos], self.cat_row[pos] = CATEGORICAL, i
         top = max((max(c) for _, c in cat_nodes if c), default=0) + 2
-        self.cat_left = np.zeros((max(len(cat_nodes), 1), top), dtype=bool)   # column top - 1: never in a set
+        self.cat_left = np.zeros((max(len(cat_nodes), 1), top), dtype=bool)  # column top - 1: never in a set
         for i, (_, cats) in enumerate(cat_nodes):
             self.cat_left[i, sorted(cats)] = True
         # Where a split sends a missing value: its default direction (missing type NaN or Zero) or, with no
@@ -149,7 +168,8 @@ class TreeTable:
         """A table for binary models whose trees have at most MAX_SPLITS splits; None otherwise."""
         dump = booster.dump_model()
         if dump.get("num_tree_per_iteration", 1) != 1 or any(
-                t["num_leaves"] - 1 > MAX_SPLITS for t in dump["tree_info"]):
+            t["num_leaves"] - 1 > MAX_SPLITS for t in dump["tree_info"]
+        ):
             return None
         return cls(dump)
 
@@ -159,14 +179,42 @@ class TreeTable:
         # One contiguous row of values per feature, |x| <= kZeroThreshold read as 0 (LightGBM's row parser).
         columns = np.where(np.abs(X) <= ZERO, 0.0, X).T.copy()
         out = np.zeros((self.n_features + 1, len(X)))
-        _kernel()(columns, self.feat, self.thr, self.kind, self.missing, self.default_left, self.nan_left,
-                  self.cat_row, self.cat_left, self.values, self.tree_features, self.n_trees, self.k, out)
+        _kernel()(
+            columns,
+            self.feat,
+            self.thr,
+            self.kind,
+            self.missing,
+            self.default_left,
+            self.nan_left,
+            self.cat_row,
+            self.cat_left,
+            self.values,
+            self.tree_features,
+            self.n_trees,
+            self.k,
+            out,
+        )
         out[-1] = self.bias
         return out.T
 
 
-def _rows(columns, feat, thr, kind, missing, default_left, nan_left, cat_row, cat_left, values, tree_features,
-          n_trees, k, out):  # pragma: no cover - compiled by numba (``_kernel``); its results are tested
+def _rows(
+    columns,
+    feat,
+    thr,
+    kind,
+    missing,
+    default_left,
+    nan_left,
+    cat_row,
+    cat_left,
+    values,
+    tree_features,
+    n_trees,
+    k,
+    out,
+):  # pragma: no cover - compiled by numba (``_kernel``); its results are tested
     """Every row's contributions into ``out`` (features + 1, rows; row F collects unused slots).
 
     Tree by tree: each split's decision for all rows (as LightGBM takes it) sets one bit of the rows' patterns;
@@ -210,4 +258,5 @@ def _kernel():
     """``_rows`` compiled (once per machine: numba caches it beside this file); it releases the GIL, so the
     service's event loop keeps reading requests while a batch is explained."""
     import numba
+
     return numba.njit(cache=True, nogil=True)(_rows)

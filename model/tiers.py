@@ -15,7 +15,7 @@ class TierPolicy:
 
     method: str
     names: list[str]
-    thresholds: list[float]            # one per tier but the last, descending
+    thresholds: list[float]  # one per tier but the last, descending
     value: dict = field(default_factory=dict)
 
     def quantity(self, p: np.ndarray, row_values: np.ndarray | None = None) -> np.ndarray:

@@ -28,8 +28,15 @@ from model.registry import load, resolve
 from serving.routing import decide_many
 
 
-def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | None = None,
-               reasons: int = 3, store: Store | None = None, spec_path: str | None = None) -> pd.DataFrame:
+def score_file(
+    model_ref: str,
+    data: str | Path,
+    out: str | Path,
+    as_of: str | None = None,
+    reasons: int = 3,
+    store: Store | None = None,
+    spec_path: str | None = None,
+) -> pd.DataFrame:
     name, version = resolve(model_ref)
     model, version = load(f"{name}/{version}")
     conf = load_config(model.motion)
@@ -44,28 +51,49 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
         ids, inputs = frame[id_col].astype(str), frame
     else:
         if data.is_dir():
-            raise UserError(f"model {name!r} is a spec model: pass the flat file it was trained on the shape of")
+            raise UserError(
+                f"model {name!r} is a spec model: pass the flat file it was trained on the shape of"
+            )
         inputs = _spec_frame(spec_path, data)
         id_col = _spec_id(spec_path)
-        ids = inputs[id_col].astype(str) if id_col and id_col in inputs.columns else pd.Series(
-            np.arange(len(inputs)).astype(str), index=inputs.index)
+        ids = (
+            inputs[id_col].astype(str)
+            if id_col and id_col in inputs.columns
+            else pd.Series(np.arange(len(inputs)).astype(str), index=inputs.index)
+        )
     X = model.preprocessor.transform(inputs)
     scored = model.score_matrix(X, reasons)
     # The score log keeps what the model saw, in readable values (levels, not codes), for the feedback loop.
-    feats = [{c: model.preprocessor.display_value(c, v) for c, v in zip(model.columns, row, strict=True)}
-             for row in X.tolist()]
+    feats = [
+        {c: model.preprocessor.display_value(c, v) for c, v in zip(model.columns, row, strict=True)}
+        for row in X.tolist()
+    ]
     columns: dict = {c: [f[c] for f in feats] for c in model.columns}
     if model.feature_set:  # the rules may read features the model does not score on (B2C consent)
         columns |= {c: frame[c].to_numpy() for c in frame.columns if c not in columns}
-    routes = [d.route for d in decide_many(conf, tiers=scored.tier, features=columns,
-                                           expected_value=scored.expected_value, groups=scored.groups,
-                                           stages=columns.get("lifecycle_stage"))]
-    result = pd.DataFrame({
-        (id_col or "row"): ids.to_numpy(),
-        "score": scored.score, "score_100": scored.score_100, "tier": scored.tier, "route": routes,
-        "reasons": ["; ".join(f"{r['direction']} {r['text']}" for r in why) for why in scored.reasons]
-        if scored.reasons is not None else [""] * len(X),
-    })
+    routes = [
+        d.route
+        for d in decide_many(
+            conf,
+            tiers=scored.tier,
+            features=columns,
+            expected_value=scored.expected_value,
+            groups=scored.groups,
+            stages=columns.get("lifecycle_stage"),
+        )
+    ]
+    result = pd.DataFrame(
+        {
+            (id_col or "row"): ids.to_numpy(),
+            "score": scored.score,
+            "score_100": scored.score_100,
+            "tier": scored.tier,
+            "route": routes,
+            "reasons": ["; ".join(f"{r['direction']} {r['text']}" for r in why) for why in scored.reasons]
+            if scored.reasons is not None
+            else [""] * len(X),
+        }
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
@@ -74,8 +102,16 @@ def score_file(model_ref: str, data: str | Path, out: str | Path, as_of: str | N
         result.to_csv(out, index=False)
     else:
         raise UserError(f"--out must end in .csv or .parquet, not {out.suffix!r}")
-    _log(store or Store.default(), model, name, version, result, feats, frame["as_of"] if model.feature_set else None,
-         id_col or "row")
+    _log(
+        store or Store.default(),
+        model,
+        name,
+        version,
+        result,
+        feats,
+        frame["as_of"] if model.feature_set else None,
+        id_col or "row",
+    )
     return result
 
 
@@ -91,15 +127,40 @@ def _spec_id(spec_path: str | None) -> str | None:
     return load_spec(spec_path).id if spec_path else None
 
 
-def _log(store: Store, model, name: str, version: str, result: pd.DataFrame, feats: list[dict],
-         as_of: pd.Series | None, id_col: str) -> None:
+def _log(
+    store: Store,
+    model,
+    name: str,
+    version: str,
+    result: pd.DataFrame,
+    feats: list[dict],
+    as_of: pd.Series | None,
+    id_col: str,
+) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     batch = f"batch-{uuid.uuid4().hex[:12]}"
-    when = as_of.dt.strftime("%Y-%m-%d %H:%M:%S").tolist() if as_of is not None else \
-        [format_utc(int(time.time()))] * len(result)
-    rows = [(f"{batch}-{i}", now, when[i], model.motion, str(r[id_col]), name, version, float(r["score"]),
-             r["tier"], r["route"], "batch", json.dumps(_clean(feats[i])))
-            for i, r in enumerate(result.to_dict("records"))]
+    when = (
+        as_of.dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
+        if as_of is not None
+        else [format_utc(int(time.time()))] * len(result)
+    )
+    rows = [
+        (
+            f"{batch}-{i}",
+            now,
+            when[i],
+            model.motion,
+            str(r[id_col]),
+            name,
+            version,
+            float(r["score"]),
+            r["tier"],
+            r["route"],
+            "batch",
+            json.dumps(_clean(feats[i])),
+        )
+        for i, r in enumerate(result.to_dict("records"))
+    ]
     store.append_scores(rows)
 
 

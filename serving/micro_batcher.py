@@ -37,8 +37,8 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         try:
             while self._pending:
-                batch = self._pending[:self.max_batch]
-                del self._pending[:self.max_batch]
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
                 outcomes = await loop.run_in_executor(self.executor, self._score, [i for i, _ in batch])
                 self.batches += 1
                 self.items += len(batch)

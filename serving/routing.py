@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from features.compute import STAGE_RANK
+from features.frames import STAGE_RANK
 from leadscore import motions
 from leadscore.config import Condition, MotionConfig, Route
 
@@ -37,7 +37,14 @@ class RouteDecision:
 
 Column = Sequence[Any] | np.ndarray  # one value per row of a batch
 
-OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
+OPS = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 def _num(v: Any) -> float:
@@ -55,7 +62,7 @@ class Batch:
     features: Mapping[str, Column]
     tier: Column
     expected_value: np.ndarray
-    stage: np.ndarray          # stage rank
+    stage: np.ndarray  # stage rank
     consent_email: np.ndarray  # bool
     consent_sms: np.ndarray
 
@@ -67,8 +74,11 @@ class Batch:
 def compare(values: Column, op: str, b: Any) -> np.ndarray:
     """``value op b`` per row; a missing value never holds. Against a number, a value that is not one is missing."""
     if isinstance(b, int | float) and not isinstance(b, bool):
-        a = values.astype(np.float64, copy=False) if isinstance(values, np.ndarray) and values.dtype.kind in "fiub" \
+        a = (
+            values.astype(np.float64, copy=False)
+            if isinstance(values, np.ndarray) and values.dtype.kind in "fiub"
             else np.fromiter((_num(v) for v in values), dtype=np.float64, count=len(values))
+        )
         return OPS[op](a, b) & ~np.isnan(a)  # NaN compares False but for !=; missing never holds
     f = OPS[op]
     return np.fromiter((v is not None and bool(f(v, b)) for v in values), dtype=bool, count=len(values))
@@ -121,7 +131,9 @@ def pick_routes(routes: list[Route], b: Batch) -> np.ndarray:
 def owner_for(route: Route, account: dict[str, Any] | None) -> str | None:
     account = account or {}
     if route.owner == "account_owner":
-        return account.get("owner_id") or (f"queue:{account['territory']}" if account.get("territory") else "queue:unassigned")
+        return account.get("owner_id") or (
+            f"queue:{account['territory']}" if account.get("territory") else "queue:unassigned"
+        )
     if route.owner == "territory_queue":
         return f"queue:{account.get('territory') or 'unassigned'}"
     return None
@@ -156,34 +168,60 @@ def grades(conf: MotionConfig, groups: Mapping[str, Column], n: int) -> tuple[li
     fit = np.round(100 / (1 + np.exp(-group("fit")))).astype(np.int64).tolist()
     eng = np.round(100 / (1 + np.exp(-(group("intent") + group("engagement"))))).astype(np.int64).tolist()
     fc, ec = conf.grade.fit_cutoffs, conf.grade.engagement_cutoffs
-    return [f"{'ABCD'[sum(f < c for c in fc)]}{1 + sum(e < c for c in ec)}" for f, e in zip(fit, eng, strict=True)], \
-        fit, eng
+    return (
+        [
+            f"{'ABCD'[sum(f < c for c in fc)]}{1 + sum(e < c for c in ec)}"
+            for f, e in zip(fit, eng, strict=True)
+        ],
+        fit,
+        eng,
+    )
 
 
 def _consent(given: Sequence[bool | None] | None, feature: Column | None, n: int) -> np.ndarray:
     """The request's consent where it gives one, else the consent feature; missing (or NaN) is no consent."""
     given = given if given is not None else [None] * n
     feature = feature if feature is not None else [None] * n
-    return np.fromiter((bool(g) if g is not None else (f is not None and f == f and bool(f))
-                        for g, f in zip(given, feature, strict=True)), dtype=bool, count=n)
+    return np.fromiter(
+        (
+            bool(g) if g is not None else (f is not None and f == f and bool(f))
+            for g, f in zip(given, feature, strict=True)
+        ),
+        dtype=bool,
+        count=n,
+    )
 
 
-def decide_many(conf: MotionConfig, *, tiers: Column, features: Mapping[str, Column],
-                expected_value: Column, groups: Mapping[str, Column] | None = None,
-                stages: Sequence[str | None] | None = None, accounts: Sequence[dict[str, Any] | None] | None = None,
-                consent_email: Sequence[bool | None] | None = None,
-                consent_sms: Sequence[bool | None] | None = None) -> list[RouteDecision]:
+def decide_many(
+    conf: MotionConfig,
+    *,
+    tiers: Column,
+    features: Mapping[str, Column],
+    expected_value: Column,
+    groups: Mapping[str, Column] | None = None,
+    stages: Sequence[str | None] | None = None,
+    accounts: Sequence[dict[str, Any] | None] | None = None,
+    consent_email: Sequence[bool | None] | None = None,
+    consent_sms: Sequence[bool | None] | None = None,
+) -> list[RouteDecision]:
     """Route, owner, SLA, actions, gates and grade for each row of a batch given as columns."""
     n = len(tiers)
     stages = stages if stages is not None else [None] * n
-    b = Batch(n, features, tiers, np.asarray(expected_value, dtype=np.float64),
-              np.fromiter((STAGE_RANK.get(s or "none", 0) for s in stages), dtype=np.int64, count=n),
-              _consent(consent_email, features.get("lifecycle_consent_email"), n),
-              _consent(consent_sms, features.get("lifecycle_consent_sms"), n))
+    b = Batch(
+        n,
+        features,
+        tiers,
+        np.asarray(expected_value, dtype=np.float64),
+        np.fromiter((STAGE_RANK.get(s or "none", 0) for s in stages), dtype=np.int64, count=n),
+        _consent(consent_email, features.get("lifecycle_consent_email"), n),
+        _consent(consent_sms, features.get("lifecycle_consent_sms"), n),
+    )
     accounts = accounts if accounts is not None else [None] * n
     routes = conf.routes
-    out = [RouteDecision(r.name, owner_for(r, a), r.sla_minutes, list(r.actions))
-           for r, a in zip((routes[k] for k in pick_routes(routes, b).tolist()), accounts, strict=True)]
+    out = [
+        RouteDecision(r.name, owner_for(r, a), r.sla_minutes, list(r.actions))
+        for r, a in zip((routes[k] for k in pick_routes(routes, b).tolist()), accounts, strict=True)
+    ]
     if motions.get(conf.motion).family == "b2b":
         for d, g in zip(out, stage_gates(conf, b), strict=True):
             d.gates = g

@@ -27,7 +27,9 @@ from leadscore.times import MAX_EPOCH, MIN_EPOCH
 # Epoch seconds (years 1 to 9999) stay numbers; a larger number is read as epoch milliseconds (as JavaScript
 # sends them) and anything else must be an ISO-8601 time. Tried in that order (cheaper than pydantic's default
 # "smart" union, which tries both). A number beyond every reading is a 400 naming the field, never a 5xx.
-Time = Annotated[Annotated[float, Field(ge=MIN_EPOCH, le=MAX_EPOCH)] | datetime, Field(union_mode="left_to_right")]
+Time = Annotated[
+    Annotated[float, Field(ge=MIN_EPOCH, le=MAX_EPOCH)] | datetime, Field(union_mode="left_to_right")
+]
 IN = ConfigDict(allow_inf_nan=False, extra="ignore")
 NonNegative = Annotated[float, Field(ge=0)]
 
@@ -45,7 +47,9 @@ class Lead(_In):
     seniority: Literal[SENIORITIES] | None = None  # type: ignore[valid-type]
     buying_role: Literal[BUYING_ROLES] = "unknown"  # type: ignore[valid-type]
     email_domain_type: Literal[EMAIL_TYPES] = "business"  # type: ignore[valid-type]
-    stage: Literal[B2B_STAGES] | None = Field(None, description="funnel stage reached (hybrid routing, gates)")  # type: ignore[valid-type]
+    stage: Literal[B2B_STAGES] | None = Field(  # type: ignore[valid-type]
+        None, description="funnel stage reached (hybrid routing, gates)"
+    )
 
 
 class Account(_In):
@@ -99,7 +103,9 @@ class ScoreRequest(_In):
     customer: Customer | None = None
     events: list[Event] = Field(default_factory=list, max_length=5000)
     orders: list[Order] = Field(default_factory=list, max_length=5000)
-    as_of: Time | None = Field(None, description="score as of this time (default: now); for replays and tests")
+    as_of: Time | None = Field(
+        None, description="score as of this time (default: now); for replays and tests"
+    )
     request_id: str | None = None
 
 

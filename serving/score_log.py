@@ -23,10 +23,23 @@ def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
     """Score-log rows for a batch of scorer results: one clock reading, each distinct as-of formatted once."""
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
     as_of = {t: format_utc(t) for t in {r["_as_of"] for r in results}}
-    return [(r["request_id"], at, as_of[r["_as_of"]], r["motion"], r["lead_id"], r["model"], r["version"],
-             r["score"], r["tier"], r["route"], source,
-             orjson.dumps(r["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode())  # NaN -> null
-            for r in results]
+    return [
+        (
+            r["request_id"],
+            at,
+            as_of[r["_as_of"]],
+            r["motion"],
+            r["lead_id"],
+            r["model"],
+            r["version"],
+            r["score"],
+            r["tier"],
+            r["route"],
+            source,
+            orjson.dumps(r["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+        )  # NaN -> null
+        for r in results
+    ]
 
 
 class ScoreLog:

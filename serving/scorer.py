@@ -60,16 +60,24 @@ class Scorer:
                     continue
                 model, version = registry.load(f"{motion}/{version}")
                 conf = load_config(motion, self.settings)
-                loaded = Loaded(model, version, conf, OnlineFeatures(conf, self.store,
-                                                                  memo_mb=self.settings.context_memo_mb))
+                loaded = Loaded(
+                    model,
+                    version,
+                    conf,
+                    OnlineFeatures(conf, self.store, memo_mb=self.settings.context_memo_mb),
+                )
                 with self._lock:
                     self.models[motion] = loaded
                 changed[motion] = version
                 self.load_errors.pop(motion, None)
             except Exception as exc:  # keep serving the last good model
                 self.load_errors[motion] = str(exc)
-                log.error("could not load %s champion: %s (keeping %s)", motion, exc,
-                          current.version if current else "nothing")
+                log.error(
+                    "could not load %s champion: %s (keeping %s)",
+                    motion,
+                    exc,
+                    current.version if current else "nothing",
+                )
         return changed
 
     def ready(self) -> bool:
@@ -86,7 +94,9 @@ class Scorer:
         types = EVENT_TYPES[m.name]
         bad = [i for i, e in enumerate(req.events) if e["type"] not in types]
         if bad:
-            raise UserError(f"events.{bad[0]}.type: {req.events[bad[0]]['type']!r} is not a {req.motion} event type")
+            raise UserError(
+                f"events.{bad[0]}.type: {req.events[bad[0]]['type']!r} is not a {req.motion} event type"
+            )
         return _payload(req)
 
     def score(self, req: ScoreRequest) -> dict[str, Any]:
@@ -97,6 +107,7 @@ class Scorer:
 
         Errors name the field, prefixed by the item's index in a batch.
         """
+
         def fail(i: int, message: str) -> UserError:
             return UserError(f"{i}.{message}" if len(reqs) > 1 else message)
 
@@ -106,8 +117,10 @@ class Scorer:
         for i, req in enumerate(reqs):
             try:
                 if req.motion not in self.models:
-                    raise UserError(f"motion: no {req.motion} champion is loaded "
-                                    f"(train one: leadscore train {req.motion})")
+                    raise UserError(
+                        f"motion: no {req.motion} champion is loaded "
+                        f"(train one: leadscore train {req.motion})"
+                    )
                 payloads.append(self._validate(req))
                 as_of = epoch_seconds(req.as_of) if req.as_of is not None else now
             except UserError as exc:
@@ -131,33 +144,73 @@ class Scorer:
             batch = [reqs[i] for i in idx]
             decisions = decide_batch(loaded.conf, batch, columns, features, scored)
             share = (time.perf_counter() - t0) / len(idx)
-            log.debug("%s: %d leads, features %.1f ms, model and routing %.1f ms", motion, len(idx),
-                      1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1))
+            log.debug(
+                "%s: %d leads, features %.1f ms, model and routing %.1f ms",
+                motion,
+                len(idx),
+                1e3 * (t1 - t0),
+                1e3 * (time.perf_counter() - t1),
+            )
             for i, req, f, s, s100, tier, ev, why, d, u in zip(
-                    idx, batch, features, scored.score.tolist(), scored.score_100.tolist(), scored.tier.tolist(),
-                    scored.expected_value.tolist(), scored.reasons, decisions, unknown, strict=True):
+                idx,
+                batch,
+                features,
+                scored.score.tolist(),
+                scored.score_100.tolist(),
+                scored.tier.tolist(),
+                scored.expected_value.tolist(),
+                scored.reasons,
+                decisions,
+                unknown,
+                strict=True,
+            ):
                 out[i] = {
                     "request_id": req.request_id or uuid.uuid4().hex,
                     "lead_id": getattr(req, entity).__dict__[id_col],
-                    "motion": motion, "model": motion, "version": loaded.version, "score": s,
-                    "score_100": s100, "tier": tier, "route": d.route, "owner": d.owner,
-                    "sla_minutes": d.sla_minutes, "next_actions": d.actions, "expected_value": ev, "reasons": why,
-                    "fit_score": d.fit_score, "engagement_score": d.engagement_score, "grade": d.grade,
-                    "gates": d.gates, "unknown_categories": u, "_features": f, "_as_of": as_of, "_latency": share,
+                    "motion": motion,
+                    "model": motion,
+                    "version": loaded.version,
+                    "score": s,
+                    "score_100": s100,
+                    "tier": tier,
+                    "route": d.route,
+                    "owner": d.owner,
+                    "sla_minutes": d.sla_minutes,
+                    "next_actions": d.actions,
+                    "expected_value": ev,
+                    "reasons": why,
+                    "fit_score": d.fit_score,
+                    "engagement_score": d.engagement_score,
+                    "grade": d.grade,
+                    "gates": d.gates,
+                    "unknown_categories": u,
+                    "_features": f,
+                    "_as_of": as_of,
+                    "_latency": share,
                 }
         return out  # type: ignore[return-value]
 
 
-def decide_batch(conf: MotionConfig, batch: list[ScoreRequest], columns: dict[str, Any], features: list[dict],
-                 scored: Scores) -> list[RouteDecision]:
+def decide_batch(
+    conf: MotionConfig,
+    batch: list[ScoreRequest],
+    columns: dict[str, Any],
+    features: list[dict],
+    scored: Scores,
+) -> list[RouteDecision]:
     """The motion's rules for a batch of one motion: its features as columns, the requests' stages, accounts
     (ownership, territory) and consent."""
     return decide_many(
-        conf, tiers=scored.tier, features=columns, expected_value=scored.expected_value, groups=scored.groups,
+        conf,
+        tiers=scored.tier,
+        features=columns,
+        expected_value=scored.expected_value,
+        groups=scored.groups,
         stages=[_stage(r, f) for r, f in zip(batch, features, strict=True)],
         accounts=[r.account.__dict__ if r.account else None for r in batch],
         consent_email=[r.customer.consent_email if r.customer else None for r in batch],
-        consent_sms=[r.customer.consent_sms if r.customer else None for r in batch])
+        consent_sms=[r.customer.consent_sms if r.customer else None for r in batch],
+    )
 
 
 def _stage(req: ScoreRequest, features: dict) -> str | None:
@@ -176,4 +229,3 @@ def _payload(req: ScoreRequest) -> dict[str, Any]:
         if d[k] is not None:
             d[k] = d[k].__dict__
     return d
-

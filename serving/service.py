@@ -36,16 +36,26 @@ from serving.scorer import Scorer
 HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
 
 
-SCORE = bentoml.metrics.Histogram(name="leadscore_score", documentation="calibrated scores served",
-                                  labelnames=["motion"], buckets=[i / 10 for i in range(1, 11)])
-TIERS = bentoml.metrics.Counter(name="leadscore_tier_total", documentation="scores by tier",
-                                labelnames=["motion", "tier"])
-LATENCY = bentoml.metrics.Histogram(name="leadscore_scoring_seconds",
-                                    documentation="feature + model + routing time per lead",
-                                    labelnames=["motion"], buckets=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1])
-UNKNOWN = bentoml.metrics.Counter(name="leadscore_unknown_category_total",
-                                  documentation="categorical values the model has never seen (scored as unknown)",
-                                  labelnames=["motion", "feature"])
+SCORE = bentoml.metrics.Histogram(
+    name="leadscore_score",
+    documentation="calibrated scores served",
+    labelnames=["motion"],
+    buckets=[i / 10 for i in range(1, 11)],
+)
+TIERS = bentoml.metrics.Counter(
+    name="leadscore_tier_total", documentation="scores by tier", labelnames=["motion", "tier"]
+)
+LATENCY = bentoml.metrics.Histogram(
+    name="leadscore_scoring_seconds",
+    documentation="feature + model + routing time per lead",
+    labelnames=["motion"],
+    buckets=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+)
+UNKNOWN = bentoml.metrics.Counter(
+    name="leadscore_unknown_category_total",
+    documentation="categorical values the model has never seen (scored as unknown)",
+    labelnames=["motion", "feature"],
+)
 
 
 @functools.cache
@@ -64,7 +74,9 @@ def _freeze_heap() -> None:
 def _json(r: dict[str, Any]) -> bytes:
     """One response body (the ScoreResponse contract, checked by the service tests), serialised on the scoring
     thread: the scorer builds these dicts itself, so re-validating them per lead would only cost time."""
-    return orjson.dumps({k: v for k, v in r.items() if not k.startswith("_")}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(
+        {k: v for k, v in r.items() if not k.startswith("_")}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def _respond(body: bytes) -> Response:
@@ -95,7 +107,9 @@ class LeadScore:
         self.log = ScoreLog(Store(settings.store_url))
         # One scoring thread per worker: batches run there while the event loop parses the next requests.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
-        self.batcher: MicroBatcher[ScoreRequest, bytes] = MicroBatcher(lambda reqs: self._run(reqs, "realtime"), self.executor, settings.realtime_batch)
+        self.batcher: MicroBatcher[ScoreRequest, bytes] = MicroBatcher(
+            lambda reqs: self._run(reqs, "realtime"), self.executor, settings.realtime_batch
+        )
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
         _freeze_heap()
@@ -140,25 +154,32 @@ class LeadScore:
             raise InvalidArgument(str(exc)) from None
 
     @bentoml.api(route="/score_batch")
-    async def score_batch(self, requests: list[ScoreRequest] = Field(max_length=HARD_MAX_BATCH)
-                          ) -> list[ScoreResponse]:
+    async def score_batch(
+        self, requests: list[ScoreRequest] = Field(max_length=HARD_MAX_BATCH)
+    ) -> list[ScoreResponse]:
         """Score a list of leads (any mix of motions); at most LEADSCORE_MAX_BATCH (default 1,000) per call."""
         if len(requests) > self.settings.max_batch:
-            raise InvalidArgument(f"requests: at most {self.settings.max_batch} items per call (got {len(requests)})")
+            raise InvalidArgument(
+                f"requests: at most {self.settings.max_batch} items per call (got {len(requests)})"
+            )
         try:
-            bodies = await asyncio.get_running_loop().run_in_executor(self.executor, self._run, requests, "batch-api")
+            bodies = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self._run, requests, "batch-api"
+            )
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
         return _respond(b"[" + b",".join(bodies) + b"]")  # type: ignore[return-value]
 
     @bentoml.api(route="/outcomes")
-    def outcomes(self, outcomes: list[dict] = Field(min_length=1, max_length=10_000),
-                 motion: MotionName | None = None) -> dict:
+    def outcomes(
+        self, outcomes: list[dict] = Field(min_length=1, max_length=10_000), motion: MotionName | None = None
+    ) -> dict:
         """Record outcomes (canonical outcomes rows): validated, idempotent, all-or-nothing."""
         import pandas as pd
 
         from leadscore.outcomes import ingest_frame
         from leadscore.schema import SchemaError
+
         try:
             r = ingest_frame(pd.DataFrame(outcomes), self.store, motion, source="api")
         except (SchemaError, UserError) as exc:
@@ -173,8 +194,12 @@ class LeadScore:
 
     @bentoml.api(route="/admin/status")
     def admin_status(self) -> dict:
-        return self.scorer.status() | {"score_log_written": self.log.written, "time": time.time(),
-                                       "realtime_batches": self.batcher.batches, "realtime_items": self.batcher.items}
+        return self.scorer.status() | {
+            "score_log_written": self.log.written,
+            "time": time.time(),
+            "realtime_batches": self.batcher.batches,
+            "realtime_items": self.batcher.items,
+        }
 
     @bentoml.on_shutdown
     def flush(self) -> None:

@@ -31,8 +31,14 @@ from synthetic.common import Written
 __all__ = ["Written", "generate", "generate_b2b", "generate_b2c", "read_truth"]
 
 
-def generate(motion: str, n: int, seed: int, out: str | Path, scale: float | None = None,
-             progress: Callable[[int], None] | None = None) -> Written:
+def generate(
+    motion: str,
+    n: int,
+    seed: int,
+    out: str | Path,
+    scale: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Written:
     """Generate a motion's canonical tables (hybrid uses the B2B tables)."""
     if motions.get(motion).family == "b2b":
         return generate_b2b(n, seed, out, events_per_lead=scale or 20.0, progress=progress)

@@ -15,9 +15,22 @@ B2B_START = np.datetime64("2025-01-01T00:00:00", "s").astype(np.int64)
 B2B_DAYS = 540
 B2C_START = np.datetime64("2026-02-01T00:00:00", "s").astype(np.int64)
 B2C_DAYS = 150
-INDUSTRIES = ("software", "financial_services", "healthcare", "manufacturing", "retail", "education",
-              "logistics", "media")
-REGIONS = {"NA": ("US", "CA"), "EMEA": ("GB", "DE", "FR", "NL"), "APAC": ("AU", "JP", "SG"), "LATAM": ("BR", "MX")}
+INDUSTRIES = (
+    "software",
+    "financial_services",
+    "healthcare",
+    "manufacturing",
+    "retail",
+    "education",
+    "logistics",
+    "media",
+)
+REGIONS = {
+    "NA": ("US", "CA"),
+    "EMEA": ("GB", "DE", "FR", "NL"),
+    "APAC": ("AU", "JP", "SG"),
+    "LATAM": ("BR", "MX"),
+}
 TOPICS = ("crm", "marketing_automation", "analytics", "security", "data_platform")
 CATEGORIES = ("shoes", "apparel", "electronics", "home", "beauty", "sports", "toys", "books")
 CATEGORY_PRICE = np.array([80, 45, 300, 60, 30, 70, 25, 15], dtype=float)
@@ -62,8 +75,9 @@ class Writers:
 
     def write(self, name: str, table: pa.Table) -> None:
         if name not in self.writers:
-            self.writers[name] = pq.ParquetWriter(self.out / f"{name}.parquet", table.schema,
-                                                  compression="zstd", write_statistics=True)
+            self.writers[name] = pq.ParquetWriter(
+                self.out / f"{name}.parquet", table.schema, compression="zstd", write_statistics=True
+            )
             self.rows[name] = 0
         self.writers[name].write_table(table, row_group_size=1_000_000)
         self.rows[name] += table.num_rows

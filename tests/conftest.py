@@ -60,6 +60,7 @@ def _require(available: bool, what: str) -> None:
 def _pg_available() -> bool:
     try:
         import psycopg
+
         psycopg.connect(PG_URL, connect_timeout=2).close()
         return True
     except Exception:
@@ -69,6 +70,7 @@ def _pg_available() -> bool:
 def _redis_available() -> bool:
     try:
         import redis
+
         return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
     except Exception:
         return False
@@ -85,6 +87,7 @@ def pg_url() -> str:
 def pg_schema_url(pg_url) -> str:
     """A URL of the test PostgreSQL whose search path is a fresh schema of its own."""
     import psycopg
+
     schema = f"ls_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_url, autocommit=True) as con:
         con.execute(f"CREATE SCHEMA {schema}")

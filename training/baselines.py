@@ -29,11 +29,19 @@ def _as_text(frame: pd.DataFrame, cats: list[str]) -> pd.DataFrame:
 
 def logistic(frame: pd.DataFrame, y: np.ndarray, seed: int = 0):
     nums, cats = _split(frame)
-    ct = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                              StandardScaler()), nums),
-        ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=10), cats),
-    ])
+    ct = ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                ),
+                nums,
+            ),
+            ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=10), cats),
+        ]
+    )
     model = make_pipeline(ct, LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
     model.fit(_as_text(frame, cats), y)
     return lambda f: model.predict_proba(_as_text(f, cats))[:, 1]
@@ -44,12 +52,31 @@ def naive_bayes(frame: pd.DataFrame, y: np.ndarray, bins: int = 10):
     nums, cats = _split(frame)
     steps = []
     if nums:
-        steps.append(("num", make_pipeline(
-            SimpleImputer(strategy="constant", fill_value=-1e12, keep_empty_features=True),
-            KBinsDiscretizer(n_bins=bins, encode="ordinal", strategy="quantile", quantile_method="averaged_inverted_cdf")), nums))
+        steps.append(
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=-1e12, keep_empty_features=True),
+                    KBinsDiscretizer(
+                        n_bins=bins,
+                        encode="ordinal",
+                        strategy="quantile",
+                        quantile_method="averaged_inverted_cdf",
+                    ),
+                ),
+                nums,
+            )
+        )
     if cats:
-        steps.append(("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                            encoded_missing_value=-1), cats))
+        steps.append(
+            (
+                "cat",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+                ),
+                cats,
+            )
+        )
     ct = ColumnTransformer(steps)
     with warnings.catch_warnings():  # near-constant columns lose empty bins: expected for binned counts
         warnings.filterwarnings("ignore", message="Bins whose width are too small")

@@ -20,8 +20,10 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
     needed = [spec.label.column] + [c for c in (spec.id, spec.timestamp) if c]
     missing = [c for c in needed + spec.exclude + spec.keep if c not in df.columns]
     if missing:
-        raise UserError(f"column(s) {missing} named in spec {spec.name!r} are not in the data "
-                        f"(columns: {list(df.columns)[:30]})")
+        raise UserError(
+            f"column(s) {missing} named in spec {spec.name!r} are not in the data "
+            f"(columns: {list(df.columns)[:30]})"
+        )
     if spec.drop_duplicates:
         df = df.drop_duplicates(ignore_index=True)
     raw_label = df[spec.label.column]
@@ -36,9 +38,10 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
     y = text.isin(positive).to_numpy().astype(np.int8)
     if y.sum() == 0:
         seen = sorted(map(str, raw_label.unique()))[:10]
-        raise UserError(f"no row has a positive label: {spec.label.column} in {sorted(positive)}; values seen: {seen}")
+        raise UserError(
+            f"no row has a positive label: {spec.label.column} in {sorted(positive)}; values seen: {seen}"
+        )
     ids = df[spec.id].astype("str") if spec.id else None
     raw = spec.cleaning().apply(df.drop(columns=[spec.label.column]))
     X = raw.drop(columns=[c for c in [spec.id, *spec.exclude] if c])
     return (X, y, ids, raw) if with_raw else (X, y, ids)
-

@@ -32,8 +32,9 @@ def single_feature_auc(s: pd.Series, y: np.ndarray) -> float:
     return float(max(auc, 1 - auc))
 
 
-def guard(X: pd.DataFrame, y: np.ndarray, max_auc: float, keep: Sequence[str] = (),
-          skip: Sequence[str] = ()) -> list[Flag]:
+def guard(
+    X: pd.DataFrame, y: np.ndarray, max_auc: float, keep: Sequence[str] = (), skip: Sequence[str] = ()
+) -> list[Flag]:
     flags: list[Flag] = []
     n = len(X)
     for col in X.columns:

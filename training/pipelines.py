@@ -22,8 +22,9 @@ from training.split import TIME
 from training.track import TrainResult, log_and_register
 
 
-def motion_frame(motion: str, data_dir: str | Path, conf: MotionConfig,
-                 settings: Settings | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def motion_frame(
+    motion: str, data_dir: str | Path, conf: MotionConfig, settings: Settings | None = None
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The point-in-time training set as (features with as_of, label, realised value); on the Dask cluster of
     ``settings.dask_scheduler`` when one is set."""
     p = prepare(motion, load_dataset(data_dir, motion))
@@ -54,6 +55,13 @@ def train_spec(spec_path: str | Path, data: str | Path | None = None, search: in
 
 def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search: int = 0) -> Fitted:
     X, y, _, raw = read_flat(spec, data, with_raw=True)
-    rows = TrainingRows(X, y, time_col=spec.timestamp, source=raw, keep=list(spec.keep),
-                        segments=list(spec.segments or conf.segments), cleaning=spec.cleaning())
+    rows = TrainingRows(
+        X,
+        y,
+        time_col=spec.timestamp,
+        source=raw,
+        keep=list(spec.keep),
+        segments=list(spec.segments or conf.segments),
+        cleaning=spec.cleaning(),
+    )
     return fit_and_evaluate(rows, conf, name=spec.name, fs=None, search=search)

@@ -48,7 +48,9 @@ def gains_chart(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -> byt
         dec = np.array_split(ys, 10)
         base = max(ys.mean(), 1e-12)
         a2.plot(range(1, 11), [d.mean() / base for d in dec], marker="o", label=name)
-    a1.set(xlabel="share of leads contacted (by score)", ylabel="share of conversions", title=f"gains — {title}")
+    a1.set(
+        xlabel="share of leads contacted (by score)", ylabel="share of conversions", title=f"gains — {title}"
+    )
     a2.axhline(1, ls="--", c="grey", lw=1)
     a2.set(xlabel="decile (1 = top)", ylabel="lift", title="lift by decile")
     a1.legend()

@@ -34,11 +34,14 @@ def split_rows(y: np.ndarray, times: np.ndarray | None, seed: int) -> Split:
         kind = "out-of-time"
     else:
         from sklearn.model_selection import train_test_split
+
         idx = np.arange(n)
         rest, test = train_test_split(idx, test_size=0.2, stratify=y, random_state=seed)
         train, valid = train_test_split(rest, test_size=0.2, stratify=y[rest], random_state=seed)
         kind = "stratified"
     for name, part in (("train", train), ("validation", valid), ("test", test)):
         if len(part) == 0 or y[part].min() == y[part].max():
-            raise UserError(f"the {name} fold has {len(part)} rows and only one class; need more data or more time")
+            raise UserError(
+                f"the {name} fold has {len(part)} rows and only one class; need more data or more time"
+            )
     return Split(np.sort(train), np.sort(valid), np.sort(test), kind)

@@ -50,19 +50,32 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
             for fname, png in f.images.items():
                 (d / fname).write_bytes(png)
                 mlflow.log_artifact(str(d / fname), "plots")
-            report = {"leakage_excluded": [vars(x) for x in f.flags], "preprocessing_dropped": f.dropped,
-                      "calibration_cv_brier": f.calibration_briers, "tiers": vars(f.model.tiers),
-                      "metrics": f.metrics}
+            report = {
+                "leakage_excluded": [vars(x) for x in f.flags],
+                "preprocessing_dropped": f.dropped,
+                "calibration_cv_brier": f.calibration_briers,
+                "tiers": vars(f.model.tiers),
+                "metrics": f.metrics,
+            }
             (d / "evaluation.json").write_text(json.dumps(report, indent=2, default=str))
             mlflow.log_artifact(str(d / "evaluation.json"))
             f.holdout.to_parquet(d / "holdout.parquet", index=False)
             mlflow.log_artifact(str(d / "holdout.parquet"), "holdout")
-        with warnings.catch_warnings():  # its hint on integer columns with missing values: _optional_inputs does it
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+        with (
+            warnings.catch_warnings()
+        ):  # its hint on integer columns with missing values: _optional_inputs does it
+            warnings.filterwarnings(
+                "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
+            )
             signature = _optional_inputs(infer_signature(example, f.model.predict(None, example)))
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=f.model, signature=signature, input_example=example,
-            registered_model_name=name, pip_requirements=_requirements())
+            name="model",
+            python_model=f.model,
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=_requirements(),
+        )
         version = str(info.registered_model_version)
     client().set_model_version_tag(name, version, "motion", conf.motion)
     alias = after_registration(name, version, f.metrics["model"], run.info.run_id)
@@ -78,13 +91,19 @@ def _optional_inputs(signature):
     """
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
+
     numbers = (DataType.integer, DataType.long, DataType.float, DataType.double)
-    cols: list[ColSpec | TensorSpec] = [ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=False)
-            for c in signature.inputs.inputs]
+    cols: list[ColSpec | TensorSpec] = [
+        ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=False)
+        for c in signature.inputs.inputs
+    ]
     return ModelSignature(inputs=Schema(cols), outputs=signature.outputs)
 
 
 def _requirements() -> list[str]:
     from importlib.metadata import version
-    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow",
-                                                     "numba")]
+
+    return [
+        f"{p}=={version(p)}"
+        for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "numba")
+    ]

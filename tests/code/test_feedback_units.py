@@ -14,11 +14,13 @@ from model.drift import psi
 def test_sla_adherence_per_route():
     conf = load_config("b2b")  # ae_direct 60 min, sdr_qualify 240 min, recycle has no SLA
     t = pd.Timestamp("2026-06-01 09:00")
-    rows = pd.DataFrame({
-        "route": ["ae_direct", "ae_direct", "sdr_qualify", "recycle", "ae_direct"],
-        "at": [t] * 5,
-        "contacted_at": [t + pd.Timedelta(minutes=m) for m in (30, 90, 200, 10)] + [pd.NaT],
-    })
+    rows = pd.DataFrame(
+        {
+            "route": ["ae_direct", "ae_direct", "sdr_qualify", "recycle", "ae_direct"],
+            "at": [t] * 5,
+            "contacted_at": [t + pd.Timedelta(minutes=m) for m in (30, 90, 200, 10)] + [pd.NaT],
+        }
+    )
     s = sla_adherence(rows, conf)
     assert s["contacts_with_times"] == 3
     assert s["by_route"] == {"ae_direct": 0.5, "sdr_qualify": 1.0}

@@ -44,15 +44,18 @@ def _sources(package: str) -> list[Path]:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_each_package_imports_only_what_lies_below_it(package):
-    wrong = {f"{p.relative_to(ROOT)} imports {other}"
-             for p in _sources(package) for other in _imports(p) - ALLOWED[package] - {package}}
+    wrong = {
+        f"{p.relative_to(ROOT)} imports {other}"
+        for p in _sources(package)
+        for other in _imports(p) - ALLOWED[package] - {package}
+    }
     assert not wrong, sorted(wrong)
 
 
 def test_the_rules_forbid_what_the_design_forbids():
-    assert "training" not in ALLOWED["serving"]                       # serving never imports training
-    assert not ALLOWED["features"] & {"model", "training"}            # features imports neither
-    assert not ALLOWED["leadscore"]                                   # the core imports no stage
+    assert "training" not in ALLOWED["serving"]  # serving never imports training
+    assert not ALLOWED["features"] & {"model", "training"}  # features imports neither
+    assert not ALLOWED["leadscore"]  # the core imports no stage
     assert all("cli" not in allowed for allowed in ALLOWED.values())  # nothing imports the CLI
 
 
@@ -63,8 +66,12 @@ def test_the_layout_rules_see_a_violation(tmp_path):
 
 
 def test_no_source_file_is_over_the_size_limit():
-    long = {str(p.relative_to(ROOT)): n for pkg in PACKAGES for p in _sources(pkg)
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for pkg in PACKAGES
+        for p in _sources(pkg)
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert not long
 
 

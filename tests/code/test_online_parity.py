@@ -41,7 +41,9 @@ class Payloads:
     def __call__(self, entity_id: str) -> dict:
         rec = {k: _jsonable(v) for k, v in self.entities.loc[entity_id].items()} | {self.id_col: entity_id}
         ev = self.events.get(entity_id)
-        events = [] if ev is None else [{k: _jsonable(v) for k, v in r.items()} for r in ev.to_dict("records")]
+        events = (
+            [] if ev is None else [{k: _jsonable(v) for k, v in r.items()} for r in ev.to_dict("records")]
+        )
         return {"customer" if self.motion == "b2c" else "lead": rec, "events": events}
 
 
@@ -112,10 +114,20 @@ def test_unknown_entity_scores_from_the_request_alone(tmp_path):
     conf = load_config("b2b")
     online = OnlineFeatures(conf, open_store(f"sqlite:///{tmp_path}/o.db"))
     as_of = 1_780_000_000
-    f = online.compute({"lead": {"lead_id": "new", "account_id": "new-acct", "created_at": as_of - 86400,
-                                 "buying_role": "economic_buyer", "email_domain_type": "business"},
-                        "account": {"industry": "software", "employee_count": 800, "region": "NA"},
-                        "events": [{"event_id": "e1", "ts": as_of - 60, "type": "pricing_page"}]}, as_of)
+    f = online.compute(
+        {
+            "lead": {
+                "lead_id": "new",
+                "account_id": "new-acct",
+                "created_at": as_of - 86400,
+                "buying_role": "economic_buyer",
+                "email_domain_type": "business",
+            },
+            "account": {"industry": "software", "employee_count": 800, "region": "NA"},
+            "events": [{"event_id": "e1", "ts": as_of - 60, "type": "pricing_page"}],
+        },
+        as_of,
+    )
     assert f["intent_lead_pricing_7d"] == 1 and f["fit_industry_match"] == 1
     assert f["engagement_economic_buyer"] == 1
     with pytest.raises(UserError, match="created after as_of"):
@@ -127,11 +139,14 @@ def test_unknown_entity_scores_from_the_request_alone(tmp_path):
 def test_a_batch_keeps_requests_apart_and_names_the_bad_item(tmp_path):
     """Two requests for leads of the same account each see only their own request events; errors carry the index."""
     from leadscore.errors import ItemError
+
     online = OnlineFeatures(load_config("b2b"), open_store(f"sqlite:///{tmp_path}/o.db"))
     as_of = 1_780_000_000
     lead = {"account_id": "acct", "created_at": as_of - 86400}
-    hot = {"lead": lead | {"lead_id": "a"}, "events": [
-        {"event_id": f"e{i}", "ts": as_of - 60 * i, "type": "pricing_page"} for i in range(1, 4)]}
+    hot = {
+        "lead": lead | {"lead_id": "a"},
+        "events": [{"event_id": f"e{i}", "ts": as_of - 60 * i, "type": "pricing_page"} for i in range(1, 4)],
+    }
     cold = {"lead": lead | {"lead_id": "b"}, "events": []}
     f = online.compute_many([hot, cold, hot], as_of)
     assert [x["intent_lead_pricing_7d"] for x in f] == [3, 0, 3]
@@ -153,21 +168,47 @@ def test_a_batch_with_many_distinct_topics_and_categories_counts_each_entity_alo
     account's distinct count must not spill into its neighbour's."""
     as_of = 1_780_000_000
     b2b = OnlineFeatures(load_config("b2b"), open_store(f"sqlite:///{tmp_path}/b2b.db"))
-    leads = [{"lead": {"lead_id": f"l{i}", "account_id": f"a{i}", "created_at": as_of - 86400},
-              "events": [{"event_id": f"e{i}-{j}", "ts": as_of - 3600, "type": "third_party_intent",
-                          "topic": f"topic-{i}-{j}"} for j in range(i % 3 + 1)]} for i in range(120)]
+    leads = [
+        {
+            "lead": {"lead_id": f"l{i}", "account_id": f"a{i}", "created_at": as_of - 86400},
+            "events": [
+                {
+                    "event_id": f"e{i}-{j}",
+                    "ts": as_of - 3600,
+                    "type": "third_party_intent",
+                    "topic": f"topic-{i}-{j}",
+                }
+                for j in range(i % 3 + 1)
+            ],
+        }
+        for i in range(120)
+    ]
     batch = [f["intent_acct_topics_90d"] for f in b2b.compute_many(leads, as_of)]
     assert batch == [float(i % 3 + 1) for i in range(120)]
     assert batch == [b2b.compute(p, as_of)["intent_acct_topics_90d"] for p in leads]
     b2c = OnlineFeatures(load_config("b2c"), open_store(f"sqlite:///{tmp_path}/b2c.db"))
-    customers = [{"customer": {"customer_id": f"c{i}", "created_at": as_of - 86400},
-                  "events": [{"event_id": f"v{i}-{j}", "ts": as_of - 3600, "type": "product_view",
-                              "session_id": f"s{i}", "category": f"cat-{i}-{j}", "price": 10.0}
-                             for j in range(i % 4 + 1)]} for i in range(200)]
+    customers = [
+        {
+            "customer": {"customer_id": f"c{i}", "created_at": as_of - 86400},
+            "events": [
+                {
+                    "event_id": f"v{i}-{j}",
+                    "ts": as_of - 3600,
+                    "type": "product_view",
+                    "session_id": f"s{i}",
+                    "category": f"cat-{i}-{j}",
+                    "price": 10.0,
+                }
+                for j in range(i % 4 + 1)
+            ],
+        }
+        for i in range(200)
+    ]
     batch = [f["behavior_categories_30d"] for f in b2c.compute_many(customers, as_of)]
     assert batch == [float(i % 4 + 1) for i in range(200)]
     # The batch path numbers every topic of its data too (no longer the first 63 alone): codes of any size.
     from features.compute import _distinct
+
     counts = _distinct(np.array([0, 0, 1, 1]), np.array([700, 700, 64, 0]), np.ones(4, dtype=bool), 2)
     assert counts.tolist() == [1.0, 2.0]
 
@@ -177,25 +218,53 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     on the next request, and the memo keeps to its memory budget."""
     import json
 
-    from features.compute import ROLE_CODE
     from features.contexts import MEMO_COST
+    from features.frames import ROLE_CODE
+
     as_of = 1_780_000_000
     store = open_store(f"sqlite:///{tmp_path}/o.db")
 
     def context(n_events: int) -> str:
-        return json.dumps({
-            "account": {"account_id": "acct", "industry": "software", "employee_count": 800,
-                        "annual_revenue": None, "region": "NA"},
-            "leads": {"lead_id": ["other"], "created": [as_of - 86400 * 30], "role": [ROLE_CODE["champion"]],
-                      "seniority": [None], "business": [1.0], "stage": [0]},
-            "events": {"ts": [as_of - 3600 * (k + 1) for k in range(n_events)], "type": ["pricing_page"] * n_events,
-                       "lead": [0] * n_events, "topic": [None] * n_events,
-                       "event_id": [f"s{k}" for k in range(n_events)]}})
+        return json.dumps(
+            {
+                "account": {
+                    "account_id": "acct",
+                    "industry": "software",
+                    "employee_count": 800,
+                    "annual_revenue": None,
+                    "region": "NA",
+                },
+                "leads": {
+                    "lead_id": ["other"],
+                    "created": [as_of - 86400 * 30],
+                    "role": [ROLE_CODE["champion"]],
+                    "seniority": [None],
+                    "business": [1.0],
+                    "stage": [0],
+                },
+                "events": {
+                    "ts": [as_of - 3600 * (k + 1) for k in range(n_events)],
+                    "type": ["pricing_page"] * n_events,
+                    "lead": [0] * n_events,
+                    "topic": [None] * n_events,
+                    "event_id": [f"s{k}" for k in range(n_events)],
+                },
+            }
+        )
 
-    request = {"lead": {"lead_id": "a", "account_id": "acct", "created_at": as_of - 86400,
-                        "buying_role": "economic_buyer"}, "events": []}
+    request = {
+        "lead": {
+            "lead_id": "a",
+            "account_id": "acct",
+            "created_at": as_of - 86400,
+            "buying_role": "economic_buyer",
+        },
+        "events": [],
+    }
     store.put_many([("leadscore:b2b:acct", context(1))])
-    online = OnlineFeatures(load_config("b2b"), store, memo_mb=MEMO_COST * len(context(4)) * 1.5 / 2**20)  # one fits
+    online = OnlineFeatures(
+        load_config("b2b"), store, memo_mb=MEMO_COST * len(context(4)) * 1.5 / 2**20
+    )  # one fits
     first = online.compute(request, as_of)
     assert first["intent_acct_hi_30d"] == 1 and first["engagement_champion"] == 1
     store.put_many([("leadscore:b2b:acct", context(4))])
@@ -206,6 +275,6 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     store.put_many([("leadscore:b2b:other", context(2))])
     online.compute(request | {"lead": request["lead"] | {"account_id": "other"}}, as_of)
     assert len(online.memo) == 1 and online.memo.used_bytes <= online.memo.memo_bytes
-    assert not online.memo.get_many(["other"])[0].ev_ts.flags.writeable    # shared with every batch: read-only
+    assert not online.memo.get_many(["other"])[0].ev_ts.flags.writeable  # shared with every batch: read-only
     none = OnlineFeatures(load_config("b2b"), store, memo_mb=0)
     assert none.compute(request, as_of)["intent_acct_hi_30d"] == 4 and len(none.memo) == 0

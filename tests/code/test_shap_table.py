@@ -11,13 +11,15 @@ from model.shap_table import CATEGORICAL, MISSING, TreeTable
 
 def _data(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    X = np.column_stack([
-        rng.normal(size=n),                    # numeric
-        rng.integers(0, 12, n).astype(float),  # categorical codes
-        rng.exponential(size=n),               # numeric with many missing
-        rng.choice([0.0, 1.0, 2.0], n),        # zero-heavy (missing type Zero when zero_as_missing)
-        rng.normal(size=n),                    # noise
-    ])
+    X = np.column_stack(
+        [
+            rng.normal(size=n),  # numeric
+            rng.integers(0, 12, n).astype(float),  # categorical codes
+            rng.exponential(size=n),  # numeric with many missing
+            rng.choice([0.0, 1.0, 2.0], n),  # zero-heavy (missing type Zero when zero_as_missing)
+            rng.normal(size=n),  # noise
+        ]
+    )
     logit = X[:, 0] + np.isin(X[:, 1], [1, 3, 7]) * 1.5 - 0.7 * X[:, 2] + 0.5 * X[:, 3]
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     X[rng.random(n) < 0.3, 2] = np.nan
@@ -37,16 +39,29 @@ def _probe(X: np.ndarray) -> np.ndarray:
     return np.vstack([X, odd])
 
 
-@pytest.mark.parametrize("params", [
-    {"num_leaves": 7},
-    {"num_leaves": 8, "zero_as_missing": True},
-    {"num_leaves": 4, "use_missing": False},
-    {"num_leaves": 7, "min_data_in_leaf": 1500},  # some trees cannot split: single-leaf trees
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"num_leaves": 7},
+        {"num_leaves": 8, "zero_as_missing": True},
+        {"num_leaves": 4, "use_missing": False},
+        {"num_leaves": 7, "min_data_in_leaf": 1500},  # some trees cannot split: single-leaf trees
+    ],
+)
 def test_contributions_equal_pred_contrib(params):
     X, y = _data()
-    booster = lgb.train({"objective": "binary", "verbose": -1, "learning_rate": 0.1, "min_data_per_group": 20,
-                         "cat_smooth": 1, **params}, lgb.Dataset(X, y, categorical_feature=[1]), num_boost_round=60)
+    booster = lgb.train(
+        {
+            "objective": "binary",
+            "verbose": -1,
+            "learning_rate": 0.1,
+            "min_data_per_group": 20,
+            "cat_smooth": 1,
+            **params,
+        },
+        lgb.Dataset(X, y, categorical_feature=[1]),
+        num_boost_round=60,
+    )
     table = TreeTable.from_booster(booster)
     assert table is not None and (table.kind == CATEGORICAL).any()  # categorical splits are exercised
     assert (table.missing == MISSING["Zero"]).any() if params.get("zero_as_missing") else True
@@ -65,14 +80,23 @@ def test_contributions_equal_pred_contrib(params):
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got.sum(axis=1), booster.predict(probe, raw_score=True), atol=1e-9)
-    for i, n in ((0, 1), (4001, 1), (len(probe) - 1, 1), (100, 16), (len(probe) - 300, 16)):  # a row alone: the same
-        np.testing.assert_allclose(table.contributions(probe[i:i + n]), ref[i:i + n], atol=1e-9)
+    for i, n in (
+        (0, 1),
+        (4001, 1),
+        (len(probe) - 1, 1),
+        (100, 16),
+        (len(probe) - 300, 16),
+    ):  # a row alone: the same
+        np.testing.assert_allclose(table.contributions(probe[i : i + n]), ref[i : i + n], atol=1e-9)
     strided = np.asfortranarray(probe[::3])  # any memory layout
     np.testing.assert_allclose(table.contributions(strided), ref[::3], atol=1e-9)
 
 
 def test_large_trees_fall_back_to_lightgbm():
     X, y = _data(1000)
-    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 31, "min_data_in_leaf": 5},
-                        lgb.Dataset(X, y), num_boost_round=5)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 31, "min_data_in_leaf": 5},
+        lgb.Dataset(X, y),
+        num_boost_round=5,
+    )
     assert TreeTable.from_booster(booster) is None

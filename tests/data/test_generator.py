@@ -32,12 +32,12 @@ def test_same_seed_same_bytes_other_seed_other_data(motion, tmp_path):
 def test_b2b_tables_are_valid_and_tell_the_story(b2b_dir):
     t = load_dataset(b2b_dir, "b2b")
     assert set(t) == {"accounts", "leads", "events", "outcomes"}
-    assert t["events"]["lead_id"].isna().any()                       # account-level intent
+    assert t["events"]["lead_id"].isna().any()  # account-level intent
     assert (t["events"].loc[t["events"]["type"] == "third_party_intent", "topic"].notna()).all()
     truth = read_truth(b2b_dir)
     assert 0.05 <= truth["won"].mean() <= 0.15
-    assert not t["events"]["ts"].is_monotonic_increasing                # late-arriving events
-    assert t["accounts"]["annual_revenue"].isna().any()                 # missing values
+    assert not t["events"]["ts"].is_monotonic_increasing  # late-arriving events
+    assert t["accounts"]["annual_revenue"].isna().any()  # missing values
     # Deal value grows with account size; cycles are long.
     won = t["outcomes"][t["outcomes"]["stage"] == "won"].merge(t["accounts"], on="account_id")
     assert np.corrcoef(np.log(won["employee_count"]), np.log(won["value"]))[0, 1] > 0.5
@@ -48,24 +48,39 @@ def test_b2b_tables_are_valid_and_tell_the_story(b2b_dir):
 def test_b2c_tables_are_valid_and_tell_the_story(b2c_dir):
     t = load_dataset(b2c_dir, "b2c")
     ev = t["events"]
-    assert set(ev["type"]) >= {"page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_start",
-                               "purchase", "search"}
+    assert set(ev["type"]) >= {
+        "page_view",
+        "product_view",
+        "add_to_cart",
+        "remove_from_cart",
+        "checkout_start",
+        "purchase",
+        "search",
+    }
     weekday = ev["ts"].dt.dayofweek
     per_day = ev.groupby(weekday).size()
-    assert per_day[[5, 6]].mean() > per_day[[0, 1, 2, 3, 4]].mean() * 1.2   # weekly seasonality
+    assert per_day[[5, 6]].mean() > per_day[[0, 1, 2, 3, 4]].mean() * 1.2  # weekly seasonality
     assert len(t["orders"]) == int(t["outcomes"]["purchased"].sum())
     returning = ev.groupby("customer_id")["ts"].apply(lambda s: s.dt.date.nunique())
     assert (returning > 1).mean() > 0.3
 
 
 def test_cli_generate_smoke(tmp_path):
-    res = CliRunner().invoke(app, ["generate", "b2c", "--leads", "500", "--seed", "1", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app, ["generate", "b2c", "--leads", "500", "--seed", "1", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
-    assert {p.name for p in tmp_path.glob("*.parquet")} >= {"customers.parquet", "events.parquet",
-                                                            "orders.parquet", "outcomes.parquet"}
+    assert {p.name for p in tmp_path.glob("*.parquet")} >= {
+        "customers.parquet",
+        "events.parquet",
+        "orders.parquet",
+        "outcomes.parquet",
+    }
     assert (pd.read_parquet(tmp_path / "events.parquet")["ts"].dtype.kind) == "M"
     bad = CliRunner().invoke(app, ["generate", "b2x", "--leads", "5", "--out", str(tmp_path / "x")])
-    assert bad.exit_code == 2 and "'b2x' is not one of 'b2b', 'b2c'," in bad.output and "'hybrid'" in bad.output
+    assert (
+        bad.exit_code == 2 and "'b2x' is not one of 'b2b', 'b2c'," in bad.output and "'hybrid'" in bad.output
+    )
 
 
 @pytest.mark.slow

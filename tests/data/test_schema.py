@@ -11,13 +11,18 @@ NOW = pd.Timestamp("2026-11-23")
 
 
 def _leads(**override) -> pd.DataFrame:
-    df = pd.DataFrame({
-        "lead_id": ["L1", "L2", "L3"], "account_id": ["A1", "A1", "A2"],
-        "created_at": ["2026-01-01", "2026-01-02T10:00:00Z", "2026-01-03 08:00"],
-        "source": ["web", None, "event"], "title": ["VP", "CTO", None],
-        "seniority": ["vp", "cxo", None], "buying_role": ["economic_buyer", "champion", "user"],
-        "email_domain_type": ["business", "free", "business"],
-    })
+    df = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3"],
+            "account_id": ["A1", "A1", "A2"],
+            "created_at": ["2026-01-01", "2026-01-02T10:00:00Z", "2026-01-03 08:00"],
+            "source": ["web", None, "event"],
+            "title": ["VP", "CTO", None],
+            "seniority": ["vp", "cxo", None],
+            "buying_role": ["economic_buyer", "champion", "user"],
+            "email_domain_type": ["business", "free", "business"],
+        }
+    )
     for k, v in override.items():
         df[k] = v
     return df
@@ -36,14 +41,17 @@ def test_valid_table_is_cast_to_canonical_types():
     assert out["source"].isna().sum() == 1
 
 
-@pytest.mark.parametrize("override, column, rule", [
-    ({"created_at": ["2026-01-01", "not a date", "2026-01-03"]}, "created_at", "unparseable timestamp"),
-    ({"created_at": ["2026-01-01", "2031-01-01", "2026-01-03"]}, "created_at", "timestamp in the future"),
-    ({"buying_role": ["economic_buyer", "wizard", "user"]}, "buying_role", "value not in"),
-    ({"lead_id": ["L1", "L1", "L3"]}, "lead_id", "duplicate key"),
-    ({"account_id": ["A1", None, "A2"]}, "account_id", "must not be empty"),
-    ({"email_domain_type": ["business", "free", "gmail"]}, "email_domain_type", "value not in"),
-])
+@pytest.mark.parametrize(
+    "override, column, rule",
+    [
+        ({"created_at": ["2026-01-01", "not a date", "2026-01-03"]}, "created_at", "unparseable timestamp"),
+        ({"created_at": ["2026-01-01", "2031-01-01", "2026-01-03"]}, "created_at", "timestamp in the future"),
+        ({"buying_role": ["economic_buyer", "wizard", "user"]}, "buying_role", "value not in"),
+        ({"lead_id": ["L1", "L1", "L3"]}, "lead_id", "duplicate key"),
+        ({"account_id": ["A1", None, "A2"]}, "account_id", "must not be empty"),
+        ({"email_domain_type": ["business", "free", "gmail"]}, "email_domain_type", "value not in"),
+    ],
+)
 def test_each_rule_names_table_column_rule_and_rows(override, column, rule):
     err = _err(_leads(**override))
     assert (err.table, err.column) == ("leads", column)
@@ -58,14 +66,33 @@ def test_missing_column_is_named():
 
 
 def test_numbers_booleans_and_minimums():
-    acc = pd.DataFrame({"account_id": ["A1", "A2"], "name": ["x", "y"], "industry": [None, "software"],
-                        "employee_count": ["12", "lots"], "annual_revenue": [1.0, 2.0], "country": ["US", "US"],
-                        "region": ["NA", "NA"], "owner_id": [None, None], "territory": [None, None]})
+    acc = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "name": ["x", "y"],
+            "industry": [None, "software"],
+            "employee_count": ["12", "lots"],
+            "annual_revenue": [1.0, 2.0],
+            "country": ["US", "US"],
+            "region": ["NA", "NA"],
+            "owner_id": [None, None],
+            "territory": [None, None],
+        }
+    )
     assert _err(acc, "accounts").rule == "not a number"
     acc["employee_count"] = [12, -3]
     assert "below minimum" in _err(acc, "accounts").rule
-    cust = pd.DataFrame({"customer_id": ["C1"], "created_at": ["2026-01-01"], "channel": [None], "country": [None],
-                         "device": [None], "consent_email": ["maybe"], "consent_sms": ["no"]})
+    cust = pd.DataFrame(
+        {
+            "customer_id": ["C1"],
+            "created_at": ["2026-01-01"],
+            "channel": [None],
+            "country": [None],
+            "device": [None],
+            "consent_email": ["maybe"],
+            "consent_sms": ["no"],
+        }
+    )
     assert "not a boolean" in _err(cust, "customers", "b2c").rule
     cust["consent_email"] = ["yes"]
     out = coerce(TABLES["b2c"]["customers"], cust, NOW)

@@ -25,11 +25,28 @@ from training.pipelines import motion_frame
 from training.track import log_and_register
 
 pytestmark = pytest.mark.slow
-WEAK = ["behavior_recency_days", "behavior_sessions_1d", "behavior_sessions_7d", "behavior_sessions_30d",
-        "behavior_product_views_7d", "behavior_product_views_30d", "behavior_minutes_on_site_30d",
-        "behavior_searches_7d", "behavior_categories_30d", "behavior_returning", "behavior_email_clicks_30d",
-        "cart_items", "cart_value", "cart_adds_7d", "cart_removes_7d", "cart_minutes_since_add", "cart_abandoned",
-        "cart_checkout_no_purchase", "lifecycle_consent_email", "lifecycle_consent_sms"]
+WEAK = [
+    "behavior_recency_days",
+    "behavior_sessions_1d",
+    "behavior_sessions_7d",
+    "behavior_sessions_30d",
+    "behavior_product_views_7d",
+    "behavior_product_views_30d",
+    "behavior_minutes_on_site_30d",
+    "behavior_searches_7d",
+    "behavior_categories_30d",
+    "behavior_returning",
+    "behavior_email_clicks_30d",
+    "cart_items",
+    "cart_value",
+    "cart_adds_7d",
+    "cart_removes_7d",
+    "cart_minutes_since_add",
+    "cart_abandoned",
+    "cart_checkout_no_purchase",
+    "lifecycle_consent_email",
+    "lifecycle_consent_sms",
+]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -58,8 +75,9 @@ def test_closed_loop(loop_env):
     # Champion: an old, weak model (profile and order history only).
     X, y, v = motion_frame("b2c", data, _weak(conf))
     rows = TrainingRows(X, y, time_col="as_of", label_value=v)
-    old = log_and_register(fit_and_evaluate(rows, _weak(conf), name="b2c", fs=feature_set("b2c_v1")), conf,
-                           {"source": "test"})
+    old = log_and_register(
+        fit_and_evaluate(rows, _weak(conf), name="b2c", fs=feature_set("b2c_v1")), conf, {"source": "test"}
+    )
     assert old.alias == "champion"
     for as_of in ("2026-05-27", "2026-06-03", "2026-06-10", "2026-06-17"):
         score_file("b2c", data, tmp / f"s-{as_of}.parquet", as_of=as_of, store=store)
@@ -74,14 +92,21 @@ def test_closed_loop(loop_env):
     assert first.inserted == first.rows > 0 and count(store, "b2c") == first.rows
     again = ingest_file(data / "outcomes.parquet", store)
     assert again.inserted == 0 and again.duplicates == first.rows and count(store, "b2c") == first.rows
-    bad = pd.DataFrame({"customer_id": ["C00000001", "C00000002", "C00000003", None],
-                        "purchased": [True, "maybe", False, True], "value": [10.0, 5.0, None, 3.0],
-                        "occurred_at": ["2026-06-30 10:00", "2026-06-30 11:00", "2031-01-01", "2026-06-30 12:00"]})
+    bad = pd.DataFrame(
+        {
+            "customer_id": ["C00000001", "C00000002", "C00000003", None],
+            "purchased": [True, "maybe", False, True],
+            "value": [10.0, 5.0, None, 3.0],
+            "occurred_at": ["2026-06-30 10:00", "2026-06-30 11:00", "2031-01-01", "2026-06-30 12:00"],
+        }
+    )
     bad.to_csv(tmp / "bad.csv", index=False)
     with pytest.raises(SchemaError) as info:
         ingest_file(tmp / "bad.csv", store)
     assert "3 invalid rows" in str(info.value) and "purchased: not a boolean" in str(info.value)
-    assert "occurred_at: timestamp in the future" in str(info.value) and "customer_id: must not be empty" in str(info.value)
+    assert "occurred_at: timestamp in the future" in str(
+        info.value
+    ) and "customer_id: must not be empty" in str(info.value)
     assert count(store, "b2c") == first.rows
     q = ingest_file(tmp / "bad.csv", store, quarantine=tmp / "quarantine.csv")
     assert (q.inserted, q.quarantined) == (1, 3)
@@ -119,7 +144,9 @@ def test_closed_loop(loop_env):
     worse = retrain("b2c", store=store, data=data, force=True, conf=_weak(conf))
     assert worse.retrain and not worse.promoted and any("worse" in g for g in worse.gate)
     assert registry.alias_version("b2c", "champion") == d.challenger
-    decisions = store.query("SELECT decision, promoted FROM retrain_decisions WHERE motion = 'b2c' ORDER BY id")
+    decisions = store.query(
+        "SELECT decision, promoted FROM retrain_decisions WHERE motion = 'b2c' ORDER BY id"
+    )
     assert [(r["decision"], r["promoted"]) for r in decisions] == [("retrain", 1), ("retrain", 0)]
     audit = [a["action"] for a in registry.audit_log("b2c", store)]
     assert audit == ["initial", "register", "promote", "register", "refused"]

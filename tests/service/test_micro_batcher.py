@@ -30,7 +30,7 @@ def test_concurrent_requests_are_scored_together_and_answered_in_order():
         return await asyncio.gather(*tasks)
 
     assert asyncio.run(main()) == [i * 10 for i in range(40)]
-    assert calls[0] == [0]                       # a quiet service answers at once
+    assert calls[0] == [0]  # a quiet service answers at once
     assert [len(c) for c in calls[1:]] == [16, 16, 7]  # then everything queued meanwhile, in capped batches
     assert sorted(x for c in calls for x in c) == list(range(40))
 

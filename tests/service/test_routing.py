@@ -6,14 +6,30 @@ from leadscore.config import load_config
 from serving.routing import RouteDecision, decide_many, grades
 
 
-def decide(conf, *, tier: str, features: dict, expected_value: float, groups: dict | None = None,
-           stage: str | None = None, account: dict | None = None, consent_email: bool | None = None,
-           consent_sms: bool | None = None) -> RouteDecision:
+def decide(
+    conf,
+    *,
+    tier: str,
+    features: dict,
+    expected_value: float,
+    groups: dict | None = None,
+    stage: str | None = None,
+    account: dict | None = None,
+    consent_email: bool | None = None,
+    consent_sms: bool | None = None,
+) -> RouteDecision:
     """One lead's decision: ``decide_many`` on a batch of one."""
-    return decide_many(conf, tiers=[tier], features={k: [v] for k, v in features.items()},
-                       expected_value=[expected_value], groups={k: [v] for k, v in (groups or {}).items()},
-                       stages=[stage], accounts=[account], consent_email=[consent_email],
-                       consent_sms=[consent_sms])[0]
+    return decide_many(
+        conf,
+        tiers=[tier],
+        features={k: [v] for k, v in features.items()},
+        expected_value=[expected_value],
+        groups={k: [v] for k, v in (groups or {}).items()},
+        stages=[stage],
+        accounts=[account],
+        consent_email=[consent_email],
+        consent_sms=[consent_sms],
+    )[0]
 
 
 def grade(conf, groups: dict) -> tuple:
@@ -21,20 +37,37 @@ def grade(conf, groups: dict) -> tuple:
     g, fit, eng = grades(conf, {k: [v] for k, v in groups.items()}, 1)
     return g[0], fit[0], eng[0]
 
-B2B_ENGAGED = {"engagement_lead_events_30d": 5, "engagement_economic_buyer": 1, "engagement_role_coverage": 0.67,
-               "engagement_meetings_90d": 1}
+
+B2B_ENGAGED = {
+    "engagement_lead_events_30d": 5,
+    "engagement_economic_buyer": 1,
+    "engagement_role_coverage": 0.67,
+    "engagement_meetings_90d": 1,
+}
 
 
 def test_b2b_tier_a_goes_to_the_account_owner_within_the_hour():
-    d = decide(load_config("b2b"), tier="A", features=B2B_ENGAGED, expected_value=1e4,
-               account={"owner_id": "rep_7", "territory": "NA-enterprise"}, stage="sql")
+    d = decide(
+        load_config("b2b"),
+        tier="A",
+        features=B2B_ENGAGED,
+        expected_value=1e4,
+        account={"owner_id": "rep_7", "territory": "NA-enterprise"},
+        stage="sql",
+    )
     assert (d.route, d.owner, d.sla_minutes) == ("ae_direct", "rep_7", 60)
     assert d.gates == [{"stage": "opportunity", "ready": True, "missing": []}]
 
 
 def test_b2b_tier_b_goes_to_the_territory_queue_and_gates_name_missing_evidence():
-    d = decide(load_config("b2b"), tier="B", features={"engagement_lead_events_30d": 1}, expected_value=10,
-               account={"territory": "EMEA-smb"}, stage="mql")
+    d = decide(
+        load_config("b2b"),
+        tier="B",
+        features={"engagement_lead_events_30d": 1},
+        expected_value=10,
+        account={"territory": "EMEA-smb"},
+        stage="mql",
+    )
     assert (d.route, d.owner, d.sla_minutes) == ("sdr_qualify", "queue:EMEA-smb", 240)
     missing = {g["stage"]: g["missing"] for g in d.gates}
     assert "no economic buyer engaged" in missing["opportunity"]
@@ -45,26 +78,39 @@ def test_b2b_tier_b_goes_to_the_territory_queue_and_gates_name_missing_evidence(
 def test_b2c_consent_value_floor_human_threshold_and_flows():
     conf = load_config("b2c")
     base = {"lifecycle_consent_email": 1, "lifecycle_consent_sms": 0}
-    assert decide(conf, tier="high", features={**base, "lifecycle_consent_email": 0}, expected_value=99).route == \
-        "suppress_no_consent"
+    assert (
+        decide(conf, tier="high", features={**base, "lifecycle_consent_email": 0}, expected_value=99).route
+        == "suppress_no_consent"
+    )
     assert decide(conf, tier="low", features=base, expected_value=0.1).route == "fast_exit"
     human = decide(conf, tier="high", features={**base, "cart_value": 400}, expected_value=120)
     assert (human.route, human.sla_minutes) == ("human_concierge", 15)
-    assert decide(conf, tier="high", features={**base, "cart_value": 100, "cart_abandoned": 1},
-                  expected_value=30).route == "cart_recovery"
-    assert decide(conf, tier="low", features={**base, "behavior_product_views_7d": 4}, expected_value=2).route == \
-        "browse_abandonment"
+    assert (
+        decide(
+            conf, tier="high", features={**base, "cart_value": 100, "cart_abandoned": 1}, expected_value=30
+        ).route
+        == "cart_recovery"
+    )
+    assert (
+        decide(conf, tier="low", features={**base, "behavior_product_views_7d": 4}, expected_value=2).route
+        == "browse_abandonment"
+    )
     assert decide(conf, tier="low", features=base, expected_value=2).route == "nurture"
-    assert decide(conf, tier="high", features=base, expected_value=50, consent_email=False,
-                  consent_sms=True).route != "suppress_no_consent"
+    assert (
+        decide(
+            conf, tier="high", features=base, expected_value=50, consent_email=False, consent_sms=True
+        ).route
+        != "suppress_no_consent"
+    )
 
 
 def test_hybrid_routes_early_stages_b2c_style_and_later_with_b2b_rigor():
     conf = load_config("hybrid")
     early = decide(conf, tier="B", features={}, expected_value=100, stage="mql")
     assert (early.route, early.owner) == ("in_app_onboarding", None)
-    late = decide(conf, tier="B", features=B2B_ENGAGED, expected_value=100, stage="sql",
-                  account={"owner_id": "rep_2"})
+    late = decide(
+        conf, tier="B", features=B2B_ENGAGED, expected_value=100, stage="sql", account={"owner_id": "rep_2"}
+    )
     assert (late.route, late.owner) == ("ae_direct", "rep_2")
 
 
@@ -87,32 +133,76 @@ def test_a_batch_decides_each_row_as_it_would_alone():
     for motion in ("b2b", "b2c", "hybrid"):
         conf = load_config(motion)
         names = {c.feature for r in conf.routes for c in r.when if c.feature} | {
-            c.feature for g in conf.gates for c in g.require if c.feature}
-        features = {f: [None if u < 0.1 else float("nan") if u < 0.2 else "n/a" if u < 0.25 else float(v)
-                        for u, v in zip(rng.uniform(size=n), rng.integers(0, 6, n), strict=True)] for f in names}
+            c.feature for g in conf.gates for c in g.require if c.feature
+        }
+        features = {
+            f: [
+                None if u < 0.1 else float("nan") if u < 0.2 else "n/a" if u < 0.25 else float(v)
+                for u, v in zip(rng.uniform(size=n), rng.integers(0, 6, n), strict=True)
+            ]
+            for f in names
+        }
         features["lifecycle_consent_email"] = rng.integers(0, 2, n).astype(float).tolist()
         tiers = rng.choice([lv.name for lv in conf.tiers.levels], n).tolist()
         ev = rng.uniform(0, 3, n).tolist()
         stages = rng.choice(["mql", "sql", "opportunity", None], n).tolist()
         groups = {"fit": rng.normal(size=n).tolist(), "intent": rng.normal(size=n).tolist()}
-        accounts = [{"owner_id": None if k % 3 else f"rep_{k}", "territory": "NA" if k % 2 else None} for k in range(n)]
+        accounts = [
+            {"owner_id": None if k % 3 else f"rep_{k}", "territory": "NA" if k % 2 else None}
+            for k in range(n)
+        ]
         sms = [None if k % 4 else bool(k % 8) for k in range(n)]
-        many = decide_many(conf, tiers=tiers, features=features, expected_value=ev, groups=groups, stages=stages,
-                           accounts=accounts, consent_sms=sms)
-        alone = [decide(conf, tier=tiers[i], features={k: v[i] for k, v in features.items()}, expected_value=ev[i],
-                        groups={k: v[i] for k, v in groups.items()}, stage=stages[i], account=accounts[i],
-                        consent_sms=sms[i]) for i in range(n)]
+        many = decide_many(
+            conf,
+            tiers=tiers,
+            features=features,
+            expected_value=ev,
+            groups=groups,
+            stages=stages,
+            accounts=accounts,
+            consent_sms=sms,
+        )
+        alone = [
+            decide(
+                conf,
+                tier=tiers[i],
+                features={k: v[i] for k, v in features.items()},
+                expected_value=ev[i],
+                groups={k: v[i] for k, v in groups.items()},
+                stage=stages[i],
+                account=accounts[i],
+                consent_sms=sms[i],
+            )
+            for i in range(n)
+        ]
         assert many == alone
-        arrays = {k: np.array([np.nan if v is None or isinstance(v, str) else v for v in col])
-                  for k, col in features.items()}   # the scorer hands numeric features over as float arrays
-        assert decide_many(conf, tiers=tiers, features=arrays, expected_value=ev, groups=groups, stages=stages,
-                           accounts=accounts, consent_sms=sms) == many
-        assert len({d.route for d in many}) >= 3, motion   # the batch exercises several routes
+        arrays = {
+            k: np.array([np.nan if v is None or isinstance(v, str) else v for v in col])
+            for k, col in features.items()
+        }  # the scorer hands numeric features over as float arrays
+        assert (
+            decide_many(
+                conf,
+                tiers=tiers,
+                features=arrays,
+                expected_value=ev,
+                groups=groups,
+                stages=stages,
+                accounts=accounts,
+                consent_sms=sms,
+            )
+            == many
+        )
+        assert len({d.route for d in many}) >= 3, motion  # the batch exercises several routes
 
 
 def test_missing_or_nan_consent_is_no_consent():
     conf = load_config("b2c")
     for value in (None, float("nan")):
-        d = decide(conf, tier="high", features={"lifecycle_consent_email": value, "cart_value": 400},
-                   expected_value=120)
+        d = decide(
+            conf,
+            tier="high",
+            features={"lifecycle_consent_email": value, "cart_value": 400},
+            expected_value=120,
+        )
         assert d.route == "suppress_no_consent"

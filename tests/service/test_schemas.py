@@ -19,8 +19,10 @@ def example(motion: str) -> dict:
 
 def test_events_and_orders_are_validated_dicts_with_extras_dropped():
     body = example("b2c")
-    body["events"] = [{"event_id": "e1", "ts": 1781300000, "type": "add_to_cart", "price": 3, "crm_extra": "x"},
-                      {"event_id": "e2", "ts": "2026-06-19T15:00:00Z", "type": "product_view"}]
+    body["events"] = [
+        {"event_id": "e1", "ts": 1781300000, "type": "add_to_cart", "price": 3, "crm_extra": "x"},
+        {"event_id": "e2", "ts": "2026-06-19T15:00:00Z", "type": "product_view"},
+    ]
     body["orders"] = [{"ts": "2026-06-01T00:00:00", "amount": 12, "currency": "EUR"}]
     req = ScoreRequest.model_validate(body)
     assert req.events[0] == {"event_id": "e1", "ts": 1781300000.0, "type": "add_to_cart", "price": 3.0}
@@ -31,19 +33,38 @@ def test_events_and_orders_are_validated_dicts_with_extras_dropped():
     assert schema["$defs"]["Event"]["required"] == ["event_id", "ts", "type"]
 
 
-@pytest.mark.parametrize(("field", "item", "location"), [
-    ("events", {"event_id": "", "ts": 1781300000, "type": "add_to_cart"}, ("events", 0, "event_id")),
-    ("events", {"event_id": "e", "ts": 1781300000, "type": "add_to_cart", "price": -1}, ("events", 0, "price")),
-    ("events", {"event_id": "e", "ts": float("nan"), "type": "add_to_cart"}, ("events", 0, "ts", "constrained-float")),
-    ("events", {"event_id": "e", "ts": 1e20, "type": "add_to_cart"}, ("events", 0, "ts", "constrained-float")),
-    ("events", {"event_id": "e", "ts": -1e19, "type": "add_to_cart"}, ("events", 0, "ts", "datetime")),
-    ("events", {"event_id": "e", "ts": "yesterday", "type": "add_to_cart"}, ("events", 0, "ts", "datetime")),
-    ("events", {"event_id": "e", "ts": 1781300000, "type": "fax"}, ("events", 0, "type")),
-    ("events", {"ts": 1781300000, "type": "add_to_cart"}, ("events", 0, "event_id")),
-    ("orders", {"ts": 1781300000, "amount": float("inf")}, ("orders", 0, "amount")),
-    ("orders", {"ts": 1781300000}, ("orders", 0, "amount")),
-    ("orders", {"ts": 1e300, "amount": 1}, ("orders", 0, "ts", "constrained-float")),
-])
+@pytest.mark.parametrize(
+    ("field", "item", "location"),
+    [
+        ("events", {"event_id": "", "ts": 1781300000, "type": "add_to_cart"}, ("events", 0, "event_id")),
+        (
+            "events",
+            {"event_id": "e", "ts": 1781300000, "type": "add_to_cart", "price": -1},
+            ("events", 0, "price"),
+        ),
+        (
+            "events",
+            {"event_id": "e", "ts": float("nan"), "type": "add_to_cart"},
+            ("events", 0, "ts", "constrained-float"),
+        ),
+        (
+            "events",
+            {"event_id": "e", "ts": 1e20, "type": "add_to_cart"},
+            ("events", 0, "ts", "constrained-float"),
+        ),
+        ("events", {"event_id": "e", "ts": -1e19, "type": "add_to_cart"}, ("events", 0, "ts", "datetime")),
+        (
+            "events",
+            {"event_id": "e", "ts": "yesterday", "type": "add_to_cart"},
+            ("events", 0, "ts", "datetime"),
+        ),
+        ("events", {"event_id": "e", "ts": 1781300000, "type": "fax"}, ("events", 0, "type")),
+        ("events", {"ts": 1781300000, "type": "add_to_cart"}, ("events", 0, "event_id")),
+        ("orders", {"ts": 1781300000, "amount": float("inf")}, ("orders", 0, "amount")),
+        ("orders", {"ts": 1781300000}, ("orders", 0, "amount")),
+        ("orders", {"ts": 1e300, "amount": 1}, ("orders", 0, "ts", "constrained-float")),
+    ],
+)
 def test_bad_items_are_rejected_by_location(field, item, location):
     with pytest.raises(ValidationError) as err:
         ScoreRequest.model_validate(example("b2c") | {field: [item]})
@@ -66,6 +87,7 @@ def test_epoch_seconds_milliseconds_and_iso_times_score_the_same(trained):
 def test_out_of_range_epoch_seconds_are_a_user_error_in_the_feature_code_too():
     from leadscore.errors import UserError
     from leadscore.times import epoch_seconds
+
     assert epoch_seconds(253_402_300_799) == 253_402_300_799
     for v in (1e20, -1e19, 253_402_300_800):
         with pytest.raises(UserError, match="out of range"):

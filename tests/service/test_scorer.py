@@ -17,7 +17,9 @@ def test_last_good_model_survives_a_broken_new_champion(trained, monkeypatch):
     monkeypatch.setattr(registry, "alias_version", lambda name, alias: "999")
     monkeypatch.setattr(registry, "load", lambda ref: (_ for _ in ()).throw(RuntimeError("artifact missing")))
     assert scorer.reload() == {}
-    assert scorer.models["hybrid"].version == good and "artifact missing" in scorer.status()["errors"]["hybrid"]
+    assert (
+        scorer.models["hybrid"].version == good and "artifact missing" in scorer.status()["errors"]["hybrid"]
+    )
     body = json.loads((PROJECT_ROOT / "serving/examples/hybrid.json").read_text())["request"]
     assert scorer.score(ScoreRequest.model_validate(body))["version"] == good
     assert scorer.ready()

@@ -36,9 +36,24 @@ def server(trained, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = os.environ | {"LEADSCORE_RELOAD_SECONDS": "2", "LEADSCORE_MAX_BATCH": "200"}
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScore", "--host",
-                                 "127.0.0.1", "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "serving.service:LeadScore",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -122,12 +137,16 @@ def _metric(url: str, name: str, **labels: str) -> float:
 def test_score_responses_are_counted_by_status_in_bentomls_http_metrics(server):
     url, _ = server
     body, bad = json.dumps(example("b2b")), json.dumps({"request": {"motion": "b2b"}})
-    before = {s: _metric(url, "bentoml_service_request_total", endpoint="/score", http_response_code=s)
-              for s in ("200", "400")}
+    before = {
+        s: _metric(url, "bentoml_service_request_total", endpoint="/score", http_response_code=s)
+        for s in ("200", "400")
+    }
     for raw in (body, body, bad):
         post(url, "/score", None, raw=raw)
-    after = {s: _metric(url, "bentoml_service_request_total", endpoint="/score", http_response_code=s)
-             for s in ("200", "400")}
+    after = {
+        s: _metric(url, "bentoml_service_request_total", endpoint="/score", http_response_code=s)
+        for s in ("200", "400")
+    }
     assert after["200"] == before["200"] + 2 and after["400"] == before["400"] + 1
 
 
@@ -155,11 +174,18 @@ def test_bad_input_is_a_4xx_naming_the_field(server):
     assert "employee_count" in _bad(server, {"request": good | {"account": {"employee_count": "lots"}}})
     assert "motion" in _bad(server, {"request": good | {"motion": "b2x"}})
     assert "ts" in _bad(server, raw=json.dumps({"request": good}).replace('"2026-06-19T15:00:00Z"', "NaN", 1))
-    assert "price" in _bad(server, raw=json.dumps({"request": example("b2c")["request"]}).replace("320.0", "Infinity", 1))
+    assert "price" in _bad(
+        server, raw=json.dumps({"request": example("b2c")["request"]}).replace("320.0", "Infinity", 1)
+    )
     assert "Invalid JSON" in _bad(server, raw='{"request": {"motion": "b2b"')
     assert "lead" in _bad(server, {"request": {"motion": "b2b"}})
-    assert "events.0.type" in _bad(server, {"request": good | {"events": [
-        {"event_id": "x", "ts": "2026-06-19T15:00:00Z", "type": "add_to_cart"}]}})
+    assert "events.0.type" in _bad(
+        server,
+        {
+            "request": good
+            | {"events": [{"event_id": "x", "ts": "2026-06-19T15:00:00Z", "type": "add_to_cart"}]}
+        },
+    )
     assert "created after as_of" in _bad(server, {"request": good | {"as_of": "2020-01-01T00:00:00Z"}})
     huge = [dict(good["events"][0], ts=1e20)]  # beyond epoch seconds and milliseconds: a 400, not an overflow
     assert '"events",0,"ts"' in _bad(server, {"request": good | {"events": huge}})
@@ -201,12 +227,17 @@ def test_score_log_rows_equal_responses_after_a_concurrent_burst(server):
         time.sleep(0.2)
     assert n == 300
     row = store.query("SELECT * FROM score_log WHERE request_id = ?", (f"{tag}-0",))[0]
-    assert row["motion"] == "b2b" and row["source"] == "realtime" and "intent_lead_pricing_7d" in json.loads(row["features"])
+    assert (
+        row["motion"] == "b2b"
+        and row["source"] == "realtime"
+        and "intent_lead_pricing_7d" in json.loads(row["features"])
+    )
 
 
 def test_reload_after_a_promotion(server, b2c_dir):
     from model import registry
     from training.pipelines import train_motion
+
     url, _ = server
     r = train_motion("b2c", b2c_dir)
     assert r.alias == "challenger"
