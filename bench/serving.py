@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from serving import serve_command
+
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -243,17 +245,7 @@ def main() -> dict:
     ports = {k: free_port() for k in ("leadscore", "mlflow", "fastapi")}
     procs = {
         "leadscore": start(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "serving.service:LeadScore",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["leadscore"]),
-            ],
+            serve_command("127.0.0.1", ports["leadscore"]),
             env,
             tmp / "bentoml.log",
         ),

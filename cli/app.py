@@ -23,6 +23,7 @@ from leadscore import motions
 from leadscore.errors import UserError
 from leadscore.schema import SchemaError
 from leadscore.settings import PROJECT_ROOT
+from serving import serve_command
 
 app = typer.Typer(
     help="Calibrated lead scoring for B2B, B2C and hybrid motions.",
@@ -280,17 +281,7 @@ def serve_service(port: int, host: str, workers: int) -> None:
     overrides = json.loads(env.get("BENTOML_CONFIG_OVERRIDES") or "{}")
     overrides.setdefault("services", {}).setdefault("leadscore", {})["workers"] = workers
     env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(overrides)
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:LeadScore",
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
+    cmd = serve_command(host, port)
     os.chdir(PROJECT_ROOT)
     sys.stdout.flush()
     os.execvpe(cmd[0], cmd, env)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadscore.errors import UserError
 
@@ -47,10 +49,23 @@ def epoch_seconds(v: Any) -> int:
 
 def utc_naive(s: pd.Series) -> pd.Series:
     """A column of timestamps (datetimes, or text in any common layout) as naive UTC datetimes; what cannot be
-    read becomes NaT."""
+    read becomes NaT.
+
+    Text is tried fastest first: ISO-8601 without a zone, then with one (Arrow's parsers, in one pass), then
+    ISO-8601 with some values zoned (pandas), and only then any layout, value by value."""
     if s.dtype.kind == "M":
         return s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
-    return pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+    for unit in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
+        try:
+            parsed = pc.cast(pa.array(s, type=pa.string(), from_pandas=True), unit)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+            continue
+        out = pd.Series(parsed.to_pandas(), index=s.index)
+        return out.dt.tz_localize(None) if out.dt.tz is not None else out
+    try:
+        return pd.to_datetime(s, errors="raise", utc=True, format="ISO8601").dt.tz_localize(None)
+    except (ValueError, TypeError, OverflowError):
+        return pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
 
 
 def format_utc(t: int) -> str:

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import TypeAdapter
 
 from leadscore.settings import PROJECT_ROOT, Settings
 from leadscore.store import Store
+from serving import serve_command
 from serving.schemas import ScoreResponse
 
 EXAMPLES = PROJECT_ROOT / "serving" / "examples"
@@ -37,17 +37,7 @@ def server(trained, tmp_path_factory):
     env = os.environ | {"LEADSCORE_RELOAD_SECONDS": "2", "LEADSCORE_MAX_BATCH": "200"}
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "serving.service:LeadScore",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            serve_command("127.0.0.1", port),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=fh,
