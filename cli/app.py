@@ -5,23 +5,22 @@ Logic lives in the packages; commands only parse arguments, show progress and pr
 
 from __future__ import annotations
 
-import enum
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.common import Motion, MotionChoice, console, friendly, progress_bar, summary
+from cli.feedback import feedback_app
+from cli.keys import keys_app
+from cli.models import models_app
 from leadscore import motions
 from leadscore.errors import UserError
-from leadscore.schema import SchemaError
 from leadscore.settings import PROJECT_ROOT
 from serving import serve_command
 
@@ -30,50 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="Registry: list, promote (gated), roll back.", no_args_is_help=True)
-feedback_app = typer.Typer(
-    help="Closed loop: ingest outcomes, report, retrain on evidence.", no_args_is_help=True
-)
 app.add_typer(models_app, name="models")
 app.add_typer(feedback_app, name="feedback")
-console = Console(stderr=True, soft_wrap=True)
-F = TypeVar("F", bound=Callable)
-
-
-def friendly(fn: F) -> F:
-    """Known failures (bad data, bad spec, missing file, refused gate) end with a clear message, exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (UserError, SchemaError, FileNotFoundError, ValueError) as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not sys.stderr.isatty(),
-    )
-
-
-def summary(title: str, rows: Mapping[Any, object]) -> None:
-    t = Table(title=title, show_header=False)
-    for k, v in rows.items():
-        t.add_row(str(k), str(v))
-    Console().print(t)
-
-
-MotionChoice = enum.Enum("MotionChoice", {n: n for n in motions.NAMES}, type=str)  # type: ignore[misc]
-Motion = Annotated[MotionChoice, typer.Argument(help="the motion", show_default=False)]
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -175,74 +133,6 @@ def train(
     Console().print(f.tables["tiers"].to_string(index=False))
 
 
-@models_app.command("list")
-@friendly
-def models_list(name: Annotated[str | None, typer.Argument()] = None):
-    """Registered versions, their aliases and test metrics."""
-    from model.registry import list_versions
-
-    rows = list_versions(name)
-    t = Table(title="registered models")
-    for col in ("model", "version", "aliases", "motion", "auc", "ece", "lr_auc", "created"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()])
-    Console().print(t)
-
-
-@models_app.command("promote")
-@friendly
-def models_promote(
-    name: str,
-    version: Annotated[str | None, typer.Option(help="default: the challenger")] = None,
-    force: Annotated[bool, typer.Option(help="skip the gate (recorded as forced)")] = False,
-    why: Annotated[str, typer.Option(help="reason, kept in the audit log")] = "",
-):
-    """Promote the challenger if it is no worse on the recent holdout (AUC and ECE), unless forced."""
-    from model.registry import promote
-
-    d = promote(name, version, force, why)
-    for r in d.reasons:
-        console.print(f"  {r}")
-    if not d.promoted:
-        console.print(f"[red]refused[/]: {name} v{d.challenger} stays challenger; champion v{d.champion}")
-        raise typer.Exit(1)
-    Console().print(f"promoted {name} v{d.challenger} to champion (was v{d.champion})")
-
-
-@models_app.command("rollback")
-@friendly
-def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
-    """Point champion back at the version it replaced."""
-    from model.registry import rollback
-
-    old, new = rollback(name, why)
-    Console().print(f"{name}: champion v{old} → v{new}")
-
-
-@models_app.command("audit")
-@friendly
-def models_audit(name: Annotated[str | None, typer.Argument()] = None):
-    """Every alias move: when, who, why, metrics before/after."""
-    from model.registry import audit_log
-
-    t = Table(title="alias audit log")
-    for col in ("at", "who", "model", "alias", "from", "to", "action", "why"):
-        t.add_column(col)
-    for r in audit_log(name):
-        t.add_row(
-            r["at"],
-            r["who"],
-            r["model"],
-            r["alias"],
-            str(r["from_version"]),
-            str(r["to_version"]),
-            r["action"],
-            r["why"] or "",
-        )
-    Console().print(t)
-
-
 @app.command()
 @friendly
 def score(
@@ -266,13 +156,34 @@ def score(
 
 
 @app.command()
+@friendly
 def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     workers: Annotated[int, typer.Option(help="worker processes (one per core at most)", min=1)] = 1,
+    insecure: Annotated[bool, typer.Option(help="serve a non-loopback address with no API key")] = False,
 ):
     """Start the BentoML scoring service (loads each motion's champion from the MLflow registry)."""
+    from leadscore import keys
+    from leadscore.store import Store
+
+    if not _loopback(host) and not insecure and not keys.load(Store.default()):
+        raise UserError(
+            f"no API key exists, so every endpoint would be open to {host}: create one "
+            "(leadscore keys create --name NAME --scope score) or pass --insecure"
+        )
     serve_service(port, host, workers)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve_service(port: int, host: str, workers: int) -> None:
@@ -304,80 +215,3 @@ def demo(
     prepare_demo(data, port, leads, retrain)
     if serve_after:
         serve_service(port, "127.0.0.1", 1)
-
-
-@feedback_app.command("ingest")
-@friendly
-def feedback_ingest(
-    outcomes: Annotated[Path, typer.Option(help="canonical outcomes table (.csv or .parquet)")],
-    motion: Annotated[
-        MotionChoice | None, typer.Option(help="the motion (default: from the columns)")
-    ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option(help="write bad rows (with reasons) here and load the rest")
-    ] = None,
-):
-    """Validated, idempotent, transactional outcome ingestion into the project's store."""
-    from leadscore.outcomes import ingest_file
-    from leadscore.store import Store
-
-    r = ingest_file(outcomes, Store.default(), motion.value if motion else None, quarantine)
-    summary(f"ingested {outcomes}", vars(r))
-
-
-@feedback_app.command("report")
-@friendly
-def feedback_report(
-    motion: Motion,
-    out: Annotated[Path, typer.Option(help="output folder")],
-    since: Annotated[str | None, typer.Option(help="only scores as of this date or later")] = None,
-):
-    """HTML + JSON monitoring report for one motion, also logged as an MLflow monitoring run."""
-    from feedback.report import build, log_to_mlflow, write
-    from leadscore.store import Store
-
-    rep = build(motion.value, Store.default(), since)
-    page = write(rep, out)
-    run = log_to_mlflow(rep, out)
-    s = rep.summary
-    summary(
-        f"{motion.value} monitoring → {page} (MLflow run {run[:8]})",
-        {
-            k: s[k]
-            for k in (
-                "rows",
-                "positives",
-                "auc",
-                "ece",
-                "top_decile_lift",
-                "score_psi",
-                "max_feature_psi",
-                "drifted_features",
-                "calibration_decayed",
-            )
-        },
-    )
-
-
-@feedback_app.command("retrain")
-@friendly
-def feedback_retrain(
-    motion: Motion,
-    data: Annotated[
-        Path | None, typer.Option(help="canonical history to train on besides feedback rows")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="retrain even without evidence")] = False,
-):
-    """Decide from evidence whether to retrain; if so train a challenger and promote it through the gate."""
-    from feedback.retrain import retrain
-
-    d = retrain(motion.value, data=data, force=force)
-    summary(
-        f"{motion.value}: {'retrained' if d.retrain else 'no retrain'}",
-        {
-            "reasons": "; ".join(d.reasons),
-            "challenger": d.challenger,
-            "promoted": d.promoted,
-            "gate": "; ".join(d.gate),
-        },
-    )

@@ -6,6 +6,7 @@ next read; least recently used entries leave first.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ import orjson
 from features.frames import B2B_CODE, B2C_CODE
 from features.online_store import OnlineStore, key
 from leadscore import motions
+
+log = logging.getLogger("leadscore.features")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ def decode_b2c(ctx: dict) -> B2CContext:
     )
 
 
+LAST_TEXTS = 50_000  # entities whose last-read context a degraded read can still find in the memo
 MEMO_COST = 5  # an entry's memory, in multiples of its stored text (the text, and arrays about four times it)
 
 Context = B2BContext | B2CContext
@@ -129,6 +133,8 @@ class ContextMemo:
         self.memo_bytes = int(memo_mb * 2**20)
         self._memo: OrderedDict[str, Context] = OrderedDict()
         self._used = 0
+        self._last: OrderedDict[str, str] = OrderedDict()  # entity id → the text last read (shared with memo)
+        self.failed_reads = 0
         self._decode = decode_b2c if motions.get(motion).family == "b2c" else decode_b2b
         self.empty: Context = self._decode({})
 
@@ -142,14 +148,34 @@ class ContextMemo:
 
     def get_many(self, keys: list[str]) -> list[Any]:
         """The decoded stored context of each entity id (an empty one where nothing is stored)."""
+        return self.read(keys)[0]
+
+    def read(self, keys: list[str]) -> tuple[list[Any], bool]:
+        """The decoded stored context of each entity id, and whether the store could not be read: then each
+        entity gets the context it had when last read (if the memo still holds it) or an empty one, so scoring
+        goes on from the request's own data."""
         empty = self.empty
         if self.store is None:
-            return [empty] * len(keys)
-        memo, out = self._memo, []
-        for raw in self.store.get_many([key(self.motion, k) for k in keys]):
+            return [empty] * len(keys), False
+        try:
+            stored = self.store.get_many([key(self.motion, k) for k in keys])
+        except Exception as exc:  # the online store is down: degrade, never fail the request
+            self.failed_reads += 1
+            log.warning(
+                "online store read failed (%s): scoring %d entities from the request and the memo",
+                exc,
+                len(keys),
+            )
+            return [self._memo.get(self._last.get(k, ""), empty) for k in keys], True
+        memo, last, out = self._memo, self._last, []
+        for k, raw in zip(keys, stored, strict=True):
             if not raw:
                 out.append(empty)
                 continue
+            last[k] = raw
+            last.move_to_end(k)
+            if len(last) > LAST_TEXTS:
+                last.popitem(last=False)
             d = memo.get(raw)
             if d is None:
                 d = self._decode(orjson.loads(raw))
@@ -157,7 +183,7 @@ class ContextMemo:
             else:
                 memo.move_to_end(raw)
             out.append(d)
-        return out
+        return out, False
 
     def _remember(self, raw: str, context: Context) -> None:
         """Keep a decoded context, then drop the least recently used ones until the memo fits its budget."""

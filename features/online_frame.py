@@ -55,16 +55,19 @@ class OnlineFeatures:
         """One dict of feature values per payload, all as of ``as_of``; a bad payload raises ItemError."""
         return rows_of(self.compute_columns(payloads, as_of)) if payloads else []
 
-    def compute_columns(self, payloads: list[dict], as_of: int) -> dict[str, np.ndarray]:
-        """The feature values of the payloads as columns (row i: payload i); a bad payload raises ItemError."""
+    def compute_columns(
+        self, payloads: list[dict], as_of: int, degraded: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The feature values of the payloads as columns (row i: payload i); a bad payload raises ItemError.
+        ``degraded`` gets "online_store" when the stored contexts could not be read (scored without them)."""
         if not payloads:
             raise ValueError("compute_columns needs at least one payload")
         whole: B2BFrame | B2CFrame
         if motions.get(self.conf.motion).family == "b2c":
-            whole = self._b2c_frame(payloads)
+            whole = self._b2c_frame(payloads, degraded)
             n = whole.n
         else:
-            whole = self._b2b_frame(payloads)
+            whole = self._b2b_frame(payloads, degraded)
             n = whole.n_leads
         # Request i is row i of the frame (its lead, or its customer).
         fr, keep = restrict(whole, as_of)
@@ -76,7 +79,13 @@ class OnlineFeatures:
             raise ItemError(i, f"the entity was created after as_of ({as_of}); nothing to score yet")
         return {k: v[row] for k, v in compute(fr, as_of, self.conf, self.fs).items()}
 
-    def _b2b_frame(self, payloads: list[dict]) -> B2BFrame:
+    def _contexts(self, keys: list[str], degraded: list[str] | None) -> list[Any]:
+        contexts, failed = self.memo.read(keys)
+        if failed and degraded is not None:
+            degraded.append("online_store")
+        return contexts
+
+    def _b2b_frame(self, payloads: list[dict], degraded: list[str] | None) -> B2BFrame:
         """Rows 0..n-1: the request leads; then each account's other stored contacts. Events: the stored ones,
         then the request's new ones."""
         n = len(payloads)
@@ -85,7 +94,7 @@ class OnlineFeatures:
         ev: dict[str, list[Any]] = {k: [] for k in ("ts", "type", "lead", "account", "topic")}
         old = np.full(n, -1, dtype=np.int64)
         topics: dict[str, int] = {}
-        ctxs: list[B2BContext] = self.memo.get_many([str(p["lead"]["account_id"]) for p in payloads])
+        ctxs: list[B2BContext] = self._contexts([str(p["lead"]["account_id"]) for p in payloads], degraded)
         _add_each(payloads, ctxs, lambda i, p, c: _b2b_request(i, p, c, req, acc, ev, old, topics))
         # The stored contacts, all accounts at once; a stored copy of a request lead becomes the request's row.
         start, owner = _spans([len(c.created) for c in ctxs])
@@ -122,7 +131,7 @@ class OnlineFeatures:
             ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64),
         )
 
-    def _b2c_frame(self, payloads: list[dict]) -> B2CFrame:
+    def _b2c_frame(self, payloads: list[dict], degraded: list[str] | None) -> B2CFrame:
         """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
         n = len(payloads)
         cust: dict[str, list[Any]] = {
@@ -134,7 +143,9 @@ class OnlineFeatures:
         orders: dict[str, list[Any]] = {k: [] for k in ("cust", "ts", "amount")}
         n_sessions = np.zeros(n, dtype=np.int64)
         categories: dict[str, int] = {}
-        ctxs: list[B2CContext] = self.memo.get_many([str(p["customer"]["customer_id"]) for p in payloads])
+        ctxs: list[B2CContext] = self._contexts(
+            [str(p["customer"]["customer_id"]) for p in payloads], degraded
+        )
         _add_each(
             payloads, ctxs, lambda i, p, c: _b2c_request(i, p, c, cust, ev, orders, n_sessions, categories)
         )

@@ -26,7 +26,7 @@ class SQLStore:
     )
 
     def __init__(self, url: str):
-        self._db = Store(url, ddl=self.DDL)
+        self._db = Store(url, ddl=self.DDL, timeout=0.5)  # a request waits at most this for a connection
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> int:
         rows = list(items)
@@ -53,7 +53,7 @@ class RedisStore:
     def __init__(self, url: str):
         import redis
 
-        self._r = redis.Redis.from_url(url)
+        self._r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=0.5)
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> int:
         n = 0

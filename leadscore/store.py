@@ -6,14 +6,19 @@ portable types; tables are created on first use, never on import.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from leadscore.errors import UserError
 from leadscore.settings import Settings
+
+log = logging.getLogger("leadscore.store")
 
 SCHEMA = {
     "alias_audit": """CREATE TABLE IF NOT EXISTS alias_audit (
@@ -58,13 +63,21 @@ INSERT_SCORES = (
 
 
 class Store:
-    """A small, thread-safe wrapper over one connection (SQLite or PostgreSQL)."""
+    """A small, thread-safe store over SQLite (one connection) or PostgreSQL (a pool that reconnects).
 
-    def __init__(self, url: str, ddl: list[str] | None = None):
-        """``ddl``: the tables to create on first use (default: the project's own)."""
-        self.url = url
+    The schema is created on first successful use, so a store that is down when a service starts does not stop
+    it; every operation raises when the database is unreachable and the next one tries again.
+    """
+
+    def __init__(self, url: str, ddl: list[str] | None = None, timeout: float = 5.0):
+        """``ddl``: the tables to create on first use (default: the project's own). ``timeout``: seconds to wait for
+        a PostgreSQL connection before an operation fails."""
+        self.url, self.timeout = url, timeout
         self._lock = threading.RLock()
-        self._con: Any  # sqlite3 or psycopg connection
+        self._ddl = ddl
+        self._ready = False
+        self._con: Any = None  # SQLite
+        self._pool: Any = None  # PostgreSQL
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///") :])
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,18 +86,53 @@ class Store:
             self._con.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the process
             self.kind, self._serial = "sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT"
         elif url.startswith(("postgresql://", "postgres://")):
-            import psycopg
+            from psycopg_pool import ConnectionPool
 
-            self._con = psycopg.connect(url, autocommit=True)
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=4,
+                kwargs={"autocommit": True},
+                open=False,
+                check=ConnectionPool.check_connection,
+                reconnect_timeout=0,
+            )
+            self._pool.open(wait=False)
             self.kind, self._serial = "postgres", "BIGSERIAL PRIMARY KEY"
         else:
             raise UserError(f"unsupported store URL {url!r} (sqlite:///path or postgresql://…)")
-        statements = (
-            ddl if ddl is not None else [d.format(serial=self._serial) for d in SCHEMA.values()] + INDEXES
-        )
-        with self._lock:
-            for statement in statements:
-                self._con.execute(statement)
+        try:
+            self._ensure_schema()
+        except (
+            Exception
+        ) as exc:  # PostgreSQL not reachable yet: created on the first operation that reaches it
+            if self.kind == "sqlite":
+                raise
+            log.warning("store %s not reachable yet (%s)", _redacted(url), exc)
+
+    def _statements(self) -> list[str]:
+        if self._ddl is not None:
+            return self._ddl
+        return [d.format(serial=self._serial) for d in SCHEMA.values()] + INDEXES
+
+    def _ensure_schema(self) -> None:
+        if self._ready:
+            return
+        with self._connection() as con:
+            for statement in self._statements():
+                con.execute(statement)
+            if self._ddl is None:
+                _unique_request_ids(con, self._sql)
+        self._ready = True
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self._pool is not None:
+            with self._pool.connection(timeout=self.timeout) as con:
+                yield con
+        else:
+            with self._lock:
+                yield self._con
 
     @classmethod
     def default(cls, settings: Settings | None = None) -> Store:
@@ -94,37 +142,42 @@ class Store:
         return sql.replace("?", "%s") if self.kind == "postgres" else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self._lock:
-            cur = self._con.execute(self._sql(sql), tuple(params))
-            return cur.rowcount
+        self._ensure_schema()
+        with self._connection() as con:
+            return con.execute(self._sql(sql), tuple(params)).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """All rows in one transaction: either every row lands or none does."""
         rows = [tuple(r) for r in rows]
         if not rows:
             return 0
-        with self._lock:
+        self._ensure_schema()
+        with self._connection() as con:
             if self.kind == "sqlite":
-                self._con.execute("BEGIN")
+                con.execute("BEGIN")
                 try:
-                    cur = self._con.executemany(sql, rows)
-                    n = cur.rowcount
-                    self._con.execute("COMMIT")
+                    n = con.executemany(sql, rows).rowcount
+                    con.execute("COMMIT")
                 except BaseException:
-                    self._con.execute("ROLLBACK")
+                    con.execute("ROLLBACK")
                     raise
                 return n
-            with self._con.transaction(), self._con.cursor() as cur:
+            with con.transaction(), con.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
                 return cur.rowcount
 
-    def append_scores(self, rows: Iterable[Sequence[Any]]) -> int:
-        """Score-log rows (``SCORE_LOG_COLUMNS`` in order), all in one transaction."""
-        return self.executemany(INSERT_SCORES, rows)
+    def append_scores(self, rows: Iterable[Sequence[Any]], ignore_existing: bool = False) -> int:
+        """Score-log rows (``SCORE_LOG_COLUMNS`` in order), all in one transaction; with ``ignore_existing`` a
+        row whose request id the log already has is skipped (shipping the journal twice is harmless)."""
+        if not ignore_existing:
+            return self.executemany(INSERT_SCORES, rows)
+        sql = INSERT_SCORES.replace("INSERT INTO", self.insert_ignore(), 1) + self.on_conflict_ignore()
+        return self.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._con.execute(self._sql(sql), tuple(params))
+        self._ensure_schema()
+        with self._connection() as con:
+            cur = con.execute(self._sql(sql), tuple(params))
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
@@ -136,5 +189,26 @@ class Store:
         return "" if self.kind == "sqlite" else " ON CONFLICT DO NOTHING"
 
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        if self._pool is not None:
+            self._pool.close(timeout=self.timeout)
+        else:
+            with self._lock:
+                self._con.close()
+
+
+def _unique_request_ids(con: Any, sql: Callable[[str], str]) -> None:
+    """A request id names one scoring: the score log holds it once (a retried request is the same request). A
+    log written before this rule may hold repeats: the earliest row of each is kept."""
+    try:
+        con.execute("CREATE UNIQUE INDEX IF NOT EXISTS score_log_request ON score_log (request_id)")
+    except Exception:
+        con.execute(
+            "DELETE FROM score_log WHERE id NOT IN (SELECT MIN(id) FROM score_log GROUP BY request_id)"
+        )
+        con.execute("CREATE UNIQUE INDEX IF NOT EXISTS score_log_request ON score_log (request_id)")
+
+
+def _redacted(url: str) -> str:
+    """A URL without its password, for logs."""
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@") if password else url

@@ -11,8 +11,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,11 +77,25 @@ def audit_log(name: str | None = None, store: Store | None = None) -> list[dict]
     return s.query("SELECT * FROM alias_audit ORDER BY id")
 
 
+class RegistryUnavailable(UserError):
+    """The registry could not be reached (as opposed to: it has no such model or alias)."""
+
+
+NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
 def alias_version(name: str, alias: str) -> str | None:
+    """The version ``alias`` points at; None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return str(client().get_model_version_by_alias(name, alias).version)
-    except Exception:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND:
+            return None
+        raise RegistryUnavailable(
+            f"the model registry at {Settings.load().tracking_uri} did not answer: {str(exc)[:300]}"
+        ) from None
 
 
 def after_registration(name: str, version: str, test_metrics: dict, run_id: str) -> str:
@@ -133,6 +150,45 @@ def load(ref: str):
     except Exception as exc:
         raise UserError(f"cannot load model {name} version {version}: {exc}") from None
     return pyfunc.unwrap_python_model(), version
+
+
+def load_cached(name: str, version: str, cache: Path) -> Any:
+    """Serving's copy of a registered version: downloaded once into ``cache/NAME/VERSION`` and loaded from there,
+    so that a service can start on it when the registry is down (``cached_version`` says which one it served)."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    local = cache / name / version
+    if not (local / "MLmodel").exists():
+        setup_mlflow()
+        tmp = cache / name / f".{version}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            got = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp)
+                )
+            )
+            src = got if (got / "MLmodel").exists() else next(p.parent for p in got.rglob("MLmodel"))
+            shutil.rmtree(local, ignore_errors=True)
+            os.replace(src, local)
+        except Exception as exc:
+            raise UserError(f"cannot load model {name} version {version}: {exc}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    model = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+    (cache / name / "serving").write_text(version)
+    return model
+
+
+def cached_version(name: str, cache: Path) -> str | None:
+    """The version of ``name`` this machine's service last loaded (its copy is in ``cache``)."""
+    try:
+        version = (cache / name / "serving").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return version if (cache / name / version / "MLmodel").exists() else None
 
 
 def holdout(name: str, version: str) -> pd.DataFrame:

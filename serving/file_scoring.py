@@ -7,6 +7,7 @@ appended to the score log, like real-time scores.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,11 +22,15 @@ from leadscore import motions
 from leadscore.config import load_config
 from leadscore.errors import UserError
 from leadscore.schema import load_dataset, read_table
+from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.times import epoch_seconds, format_utc
 from model.exports import load_spec, read_export
 from model.registry import load, resolve
 from serving.routing import decide_many
+from serving.score_log import ScoreLog
+
+log = logging.getLogger("leadscore.scoring")
 
 
 def score_file(
@@ -161,7 +166,17 @@ def _log(
         )
         for i, r in enumerate(result.to_dict("records"))
     ]
-    store.append_scores(rows)
+    journal = ScoreLog(store, Settings.load().home)
+    journal.append(rows)
+    journal.close(timeout=60)  # fsync, then ship; what the store does not take now waits in the journal
+    if journal.unshipped_bytes():
+        log.warning(
+            "the store took %d of %d score-log rows; the rest wait in the journal under %s and are shipped "
+            "by the next scoring run or service start",
+            journal.written,
+            len(rows),
+            journal.dir,
+        )
 
 
 def _clean(d: dict) -> dict:

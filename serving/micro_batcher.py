@@ -17,15 +17,27 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class Overloaded(RuntimeError):
+    """More requests waiting than the batcher holds: the caller should come back shortly (a 503)."""
+
+
 class MicroBatcher(Generic[T, R]):
-    def __init__(self, score: Callable[[list[T]], list[R]], executor: Executor, max_batch: int = 256):
-        self.score, self.executor, self.max_batch = score, executor, max_batch
+    def __init__(
+        self,
+        score: Callable[[list[T]], list[R]],
+        executor: Executor,
+        max_batch: int = 256,
+        max_pending: int = 4096,
+    ):
+        self.score, self.executor, self.max_batch, self.max_pending = score, executor, max_batch, max_pending
         self._pending: list[tuple[T, asyncio.Future]] = []
         self._running = False
         self.batches = 0
         self.items = 0
 
     async def submit(self, item: T) -> R:
+        if len(self._pending) >= self.max_pending:
+            raise Overloaded(f"{len(self._pending)} requests are waiting to be scored; try again shortly")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
         if not self._running:

@@ -144,3 +144,7 @@ class ScoreResponse(BaseModel):
     grade: str | None = Field(None, description="B2B fit × engagement grade, A1 (best) … D4")
     gates: list[Gate] = []
     unknown_categories: dict[str, int] = {}
+    degraded: list[str] = Field(
+        [],
+        description='what this score had to do without, e.g. ["online_store"]: scored from the request alone',
+    )

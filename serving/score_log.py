@@ -1,14 +1,28 @@
-"""The score log, written off the request path: a queue drained by one thread in batches, flushed on close.
+"""The score log, durable before a score is acknowledged: an append-only local journal, shipped to the store.
 
-A failed write is retried (rows stay queued), so a burst of responses maps to the same number of rows.
+Every scored batch is one write to this process's journal segment (``LEADSCORE_HOME/journal``) before its
+responses leave, so killing the process loses nothing that was answered; the segment is fsynced every
+``journal_fsync_seconds`` (0: on every write) for power loss. A shipper thread copies new journal lines into the
+store's ``score_log`` and records how far it got beside the segment; the insert ignores request ids the store
+already has, so shipping a line twice (after a crash between the insert and the position) is harmless. When the
+store is down, rows wait in the journal (up to ``journal_max_mb`` of unshipped rows; past that, scoring is
+refused rather than acknowledged without a durable row) and are shipped when it returns.
+
+Each process owns its segments through an exclusive ``flock``; a segment whose lock is free belonged to a process
+that died, and the next shipper to find it ships what is left and removes it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import queue
+import os
 import threading
+import time
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +31,13 @@ from leadscore.store import Store
 from leadscore.times import format_utc
 
 log = logging.getLogger("leadscore.scorelog")
+SHIP_ROWS = 2000  # rows per store transaction
+SEGMENT_BYTES = 64 * 2**20  # a fully shipped active segment larger than this is replaced by a new one
+CLAIM_SECONDS = 10.0  # how often a shipper looks for segments of processes that died
+
+
+class JournalFull(RuntimeError):
+    """More unshipped score-log rows than the journal's disk cap: scoring must wait for the store (a 503)."""
 
 
 def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
@@ -24,79 +45,224 @@ def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
     as_of = {t: format_utc(t) for t in {r["_as_of"] for r in results}}
     return [
-        (
-            r["request_id"],
-            at,
-            as_of[r["_as_of"]],
-            r["motion"],
-            r["lead_id"],
-            r["model"],
-            r["version"],
-            r["score"],
-            r["tier"],
-            r["route"],
-            source,
-            orjson.dumps(r["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-        )  # NaN -> null
+        (r["request_id"], at, as_of[r["_as_of"]], r["motion"], r["lead_id"], r["model"], r["version"], r["score"],
+         r["tier"], r["route"], source, orjson.dumps(r["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode())
         for r in results
-    ]
+    ]  # fmt: skip
+
+
+@dataclass
+class _Segment:
+    path: Path
+    fd: int  # holds the segment's flock for as long as this process owns it
+    shipped: int  # bytes of whole lines already in the store
+
+    @property
+    def position_file(self) -> Path:
+        return self.path.with_suffix(".pos")
+
+    def save_position(self) -> None:
+        tmp = self.path.with_suffix(".pos.tmp")
+        tmp.write_text(str(self.shipped))
+        os.replace(tmp, self.position_file)
+
+
+def _read_position(path: Path) -> int:
+    try:
+        return int(path.with_suffix(".pos").read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 class ScoreLog:
-    def __init__(self, store: Store, interval: float = 0.25, batch: int = 2000):
-        self.store, self.interval, self.batch = store, interval, batch
-        self._q: queue.Queue[list[tuple] | None] = queue.Queue()  # one item per scored batch
+    """``append`` (durable, called where scores are made) and a shipper thread (``start``) to the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        home: Path,
+        fsync_seconds: float = 1.0,
+        max_mb: float = 1024,
+        interval: float = 0.25,
+    ):
+        self.store, self.interval, self.fsync_seconds = store, interval, fsync_seconds
+        self.max_bytes = int(max_mb * 2**20)
+        self.dir = home / "journal"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # the active segment: appends and rotation
+        self._owned: list[_Segment] = []  # segments this process ships (the active one last)
+        self._active = self._new_segment()
+        self._dirty = False
+        self._last_sync = time.monotonic()
+        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="score-log", daemon=True)
+        self._thread: threading.Thread | None = None
+        self.written = 0  # rows this process shipped
+        self.store_errors = 0  # failed store writes (each retried)
+        self.store_ok = True  # the last store write succeeded
+        self._claim_orphans()
+
+    # -- writing
+    def _new_segment(self) -> _Segment:
+        path = self.dir / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        seg = _Segment(path, fd, 0)
+        self._owned.append(seg)
+        return seg
+
+    def append(self, batch: list[tuple]) -> None:
+        """Write a batch's rows to the journal: on return they survive a kill of this process."""
+        if not batch:
+            return
+        data = b"".join(orjson.dumps(r) + b"\n" for r in batch)
+        with self._lock:
+            if self.unshipped_bytes() + len(data) > self.max_bytes:
+                raise JournalFull(
+                    f"the score-log journal holds {self.unshipped_bytes() / 2**20:.0f} MB not yet "
+                    f"in the store (cap {self.max_bytes / 2**20:.0f} MB): is the store down?"
+                )
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._active.fd, view) :]
+            self._dirty = True
+            if self.fsync_seconds <= 0:
+                os.fsync(self._active.fd)
+                self._dirty = False
+        self._wake.set()
+
+    def sync(self) -> None:
+        """fsync the active segment if it was written since the last fsync."""
+        with self._lock:
+            if self._dirty:
+                os.fsync(self._active.fd)
+                self._dirty = False
+            self._last_sync = time.monotonic()
+
+    def unshipped_bytes(self) -> int:
+        return sum(max(0, _size(s.path) - s.shipped) for s in self._owned)
+
+    # -- shipping
+    def start(self) -> ScoreLog:
+        self._thread = threading.Thread(target=self._run, name="score-log-shipper", daemon=True)
         self._thread.start()
-        self.written = 0
-
-    def append(self, rows: list[tuple]) -> None:
-        if rows:
-            self._q.put(rows)
-
-    def _drain(self, first: list[tuple]) -> list[tuple]:
-        rows = list(first)
-        while len(rows) < self.batch:
-            try:
-                more = self._q.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self._q.put(None)
-                break
-            rows += more
-        return rows
-
-    def _write(self, rows: list[tuple]) -> None:
-        for attempt in range(20):
-            try:
-                self.store.append_scores(rows)
-                self.written += len(rows)
-                return
-            except Exception as exc:  # database busy or briefly away: retry, never drop
-                log.warning("score log write failed (%s), retry %d", exc, attempt + 1)
-                threading.Event().wait(min(0.1 * 2**attempt, 5))
-        log.error("score log: %d rows could not be written", len(rows))
+        return self
 
     def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            # Let rows accumulate for one interval: a few commits a second instead of one per request.
-            if len(item) < self.batch:
-                self._stop.wait(self.interval)
-            self._write(self._drain(item))
+        backoff, last_claim = self.interval, time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(backoff)
+            self._wake.clear()
+            if self.fsync_seconds > 0 and time.monotonic() - self._last_sync >= self.fsync_seconds:
+                self.sync()
+            if time.monotonic() - last_claim >= CLAIM_SECONDS:
+                self._claim_orphans()
+                last_claim = time.monotonic()
+            backoff = self.interval if self.ship() else min(max(backoff * 2, 0.1), 5.0)
 
-    def close(self, timeout: float = 30) -> None:
+    def ship(self, deadline: float | None = None) -> bool:
+        """Copy every owned segment's new lines to the store; False if the store refused (rows stay)."""
+        for seg in list(self._owned):
+            while True:
+                lines, end = _whole_lines(seg.path, seg.shipped, SHIP_ROWS)
+                if not lines:
+                    break
+                try:
+                    self.store.append_scores([tuple(orjson.loads(x)) for x in lines], ignore_existing=True)
+                except Exception as exc:  # the store is down or busy: keep the rows, try again later
+                    self.store_errors += 1
+                    self.store_ok = False
+                    log.warning(
+                        "score log: store write failed (%s); %d bytes wait in the journal",
+                        exc,
+                        self.unshipped_bytes(),
+                    )
+                    return False
+                self.store_ok = True
+                seg.shipped = end
+                seg.save_position()
+                self.written += len(lines)
+                if deadline is not None and time.monotonic() > deadline:
+                    return True
+            self._retire(seg)
+        return True
+
+    def _retire(self, seg: _Segment, closing: bool = False) -> None:
+        """Remove a fully shipped segment that is not being written (or the active one, once it is large, or
+        when this process stops writing)."""
+        with self._lock:
+            if seg is self._active and not closing:
+                if seg.shipped < SEGMENT_BYTES or _size(seg.path) != seg.shipped:
+                    return
+                self._active = self._new_segment()
+            if _size(seg.path) != seg.shipped:
+                return
+            self._owned.remove(seg)
+        seg.path.unlink(missing_ok=True)
+        seg.position_file.unlink(missing_ok=True)
+        os.close(seg.fd)
+
+    def _claim_orphans(self) -> None:
+        """Take over the segments of processes that died (their flock is free)."""
+        mine = {s.path for s in self._owned}
+        for path in sorted(self.dir.glob("*.jsonl")):
+            if path in mine:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a live process owns it
+                os.close(fd)
+                continue
+            if not path.exists():  # retired by its owner between the glob and the lock
+                os.close(fd)
+                continue
+            with self._lock:
+                self._owned.insert(0, _Segment(path, fd, _read_position(path)))
+            log.info("score log: shipping the journal segment %s left by a stopped process", path.name)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "journal_unshipped_bytes": self.unshipped_bytes(),
+            "journal_segments": len(self._owned),
+            "journal_cap_bytes": self.max_bytes,
+            "score_log_written": self.written,
+            "store_ok": self.store_ok,
+            "store_errors": self.store_errors,
+        }
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the shipper, fsync, and ship what the store takes within ``timeout``; the rest stays in the
+        journal for the next start."""
         self._stop.set()
-        self._q.put(None)
-        self._thread.join(timeout)
-        rest: list[tuple] = []
-        while not self._q.empty():
-            more = self._q.get_nowait()
-            if more is not None:
-                rest += more
-        if rest:
-            self._write(rest)
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.sync()
+        if self.ship(deadline=time.monotonic() + timeout):
+            self._retire(self._active, closing=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _whole_lines(path: Path, start: int, most: int) -> tuple[list[bytes], int]:
+    """Up to ``most`` complete lines from byte ``start`` (a line still being written is left for later)."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        chunk = fh.read(8 * 2**20)
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], start
+    lines = chunk[: end + 1].splitlines()
+    if len(lines) > most:
+        lines = lines[:most]
+        return lines, start + sum(len(x) + 1 for x in lines)
+    return lines, start + end + 1

@@ -52,13 +52,22 @@ class Scorer:
     def reload(self) -> dict[str, str]:
         """Load every motion whose champion moved; keep the last good model if loading fails."""
         changed = {}
+        cache = self.settings.home / "models"
         for motion in self.motions:
             current = self.models.get(motion)
             try:
-                version = registry.alias_version(motion, registry.CHAMPION)
+                try:
+                    version = registry.alias_version(motion, registry.CHAMPION)
+                except registry.RegistryUnavailable:
+                    version = registry.cached_version(motion, cache)
+                    if current is not None or version is None:
+                        raise
+                    log.warning(
+                        "registry unavailable: %s starts on its local copy of version %s", motion, version
+                    )
                 if version is None or (current and current.version == version):
                     continue
-                model, version = registry.load(f"{motion}/{version}")
+                model = registry.load_cached(motion, version, cache)
                 conf = load_config(motion, self.settings)
                 loaded = Loaded(
                     model,
@@ -132,7 +141,8 @@ class Scorer:
             entity, id_col = motions.get(motion).request_field, motions.get(motion).id_column
             t0 = time.perf_counter()
             try:
-                columns = loaded.online.compute_columns([payloads[i] for i in idx], as_of)
+                degraded: list[str] = []
+                columns = loaded.online.compute_columns([payloads[i] for i in idx], as_of, degraded)
             except ItemError as exc:
                 raise fail(idx[exc.index], str(exc)) from None
             t1 = time.perf_counter()
@@ -183,6 +193,7 @@ class Scorer:
                     "engagement_score": d.engagement_score,
                     "grade": d.grade,
                     "gates": d.gates,
+                    "degraded": degraded,
                     "unknown_categories": u,
                     "_features": f,
                     "_as_of": as_of,

@@ -28,9 +28,12 @@ from leadscore.errors import UserError
 from leadscore.motions import MotionName
 from leadscore.settings import Settings
 from leadscore.store import Store
-from serving.micro_batcher import MicroBatcher
+from serving.auth import KeyAuth
+from serving.hot_path import HotPath
+from serving.limits import RequestLimits
+from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.schemas import ScoreRequest, ScoreResponse
-from serving.score_log import ScoreLog, rows
+from serving.score_log import JournalFull, ScoreLog, rows
 from serving.scorer import Scorer
 
 HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
@@ -50,6 +53,11 @@ LATENCY = bentoml.metrics.Histogram(
     documentation="feature + model + routing time per lead",
     labelnames=["motion"],
     buckets=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+)
+DEGRADED = bentoml.metrics.Counter(
+    name="leadscore_degraded_total",
+    documentation="scores made without a dependency that was down (e.g. the online store)",
+    labelnames=["motion", "dependency"],
 )
 UNKNOWN = bentoml.metrics.Counter(
     name="leadscore_unknown_category_total",
@@ -83,6 +91,16 @@ def _respond(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
+def _unavailable(message: str, retry_after: int) -> Response:
+    """A 503 that says when to come back (the journal is full, or too many requests wait)."""
+    return Response(
+        orjson.dumps({"error": message}),
+        status_code=503,
+        media_type="application/json",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 # The service's BentoML configuration is static (BentoML reads it when the module is imported); deployments
 # override it through BentoML's own configuration (BENTOML_CONFIG_OVERRIDES, or a BENTOML_CONFIG file), which is
 # how ``leadscore serve --workers`` sets the worker count. The scoring routes are left out of tracing unless a
@@ -90,7 +108,7 @@ def _respond(body: bytes) -> Response:
 @bentoml.service(
     name="leadscore",
     workers=1,
-    traffic={"timeout": 10},
+    traffic={"timeout": 10, "max_concurrency": 512},  # every path: requests over the limit get a 503
     logging={"access": {"enabled": False}},
     tracing={"excluded_urls": ["/score", "/score_batch"]},
 )
@@ -104,15 +122,21 @@ class LeadScore:
         self.scorer = Scorer(settings)
         self.scorer.reload()
         self.store = Store(settings.store_url)
-        self.log = ScoreLog(Store(settings.store_url))
+        self.log = ScoreLog(
+            Store(settings.store_url), settings.home, settings.journal_fsync_seconds, settings.journal_max_mb
+        ).start()
         # One scoring thread per worker: batches run there while the event loop parses the next requests.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
         self.batcher: MicroBatcher[ScoreRequest, bytes] = MicroBatcher(
-            lambda reqs: self._run(reqs, "realtime"), self.executor, settings.realtime_batch
+            lambda reqs: self._run(reqs, "realtime"),
+            self.executor,
+            settings.realtime_batch,
+            settings.max_pending,
         )
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
         _freeze_heap()
+        _worker["service"] = self
 
     def _poll(self) -> None:
         while not self._stop.wait(self.settings.reload_seconds):
@@ -122,23 +146,26 @@ class LeadScore:
     def __is_ready__(self) -> bool:
         return self.scorer.ready()
 
-    def _observe(self, results: list[dict[str, Any]], source: str) -> None:
+    def _observe(self, results: list[dict[str, Any]]) -> None:
         tiers: Counter[tuple[str, str]] = Counter()
         for r in results:
             score, latency = _per_motion(r["motion"])
             score.observe(r["score"])
             latency.observe(r["_latency"])
             tiers[r["motion"], r["tier"]] += 1
+            for dependency in r["degraded"]:
+                DEGRADED.labels(motion=r["motion"], dependency=dependency).inc()
             for feature, n in r["unknown_categories"].items():
                 UNKNOWN.labels(motion=r["motion"], feature=feature).inc(n)
         for (motion, tier), n in tiers.items():
             TIERS.labels(motion=motion, tier=tier).inc(n)
-        self.log.append(rows(results, source))
 
     def _run(self, reqs: list[ScoreRequest], source: str) -> list[bytes]:
-        """Runs on the scoring thread: score, count, queue the score-log rows, serialise the responses."""
+        """Runs on the scoring thread: score, journal the score-log rows (durable before any answer leaves),
+        count, serialise the responses."""
         results = self.scorer.score_many(reqs)
-        self._observe(results, source)
+        self.log.append(rows(results, source))
+        self._observe(results)
         return [_json(r) for r in results]
 
     # The declared return types are the OpenAPI contract; the bodies are serialised on the scoring thread and
@@ -152,6 +179,10 @@ class LeadScore:
             return _respond(await self.batcher.submit(request))  # type: ignore[return-value]
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
+        except JournalFull as exc:
+            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+        except Overloaded as exc:
+            return _unavailable(str(exc), 1)  # type: ignore[return-value]
 
     @bentoml.api(route="/score_batch")
     async def score_batch(
@@ -168,6 +199,8 @@ class LeadScore:
             )
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
+        except JournalFull as exc:
+            return _unavailable(str(exc), 5)  # type: ignore[return-value]
         return _respond(b"[" + b",".join(bodies) + b"]")  # type: ignore[return-value]
 
     @bentoml.api(route="/outcomes")
@@ -194,15 +227,30 @@ class LeadScore:
 
     @bentoml.api(route="/admin/status")
     def admin_status(self) -> dict:
-        return self.scorer.status() | {
-            "score_log_written": self.log.written,
-            "time": time.time(),
-            "realtime_batches": self.batcher.batches,
-            "realtime_items": self.batcher.items,
-        }
+        return (
+            self.scorer.status()
+            | self.log.status()
+            | {
+                "time": time.time(),
+                "realtime_batches": self.batcher.batches,
+                "realtime_items": self.batcher.items,
+            }
+        )
 
     @bentoml.on_shutdown
     def flush(self) -> None:
         self._stop.set()
         self.executor.shutdown(wait=True)
         self.log.close()
+
+
+LeadScore.add_asgi_middleware(KeyAuth)  # type: ignore[attr-defined]
+LeadScore.add_asgi_middleware(RequestLimits)  # type: ignore[attr-defined]
+_worker: dict[str, LeadScore] = {}  # this worker process's service instance, once constructed
+LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
+    HotPath,
+    path="/score",
+    body=lambda: LeadScore.apis["score"].input_spec,  # type: ignore[attr-defined]
+    field="request",
+    handler=lambda: svc.batcher.submit if (svc := _worker.get("service")) is not None else None,
+)

@@ -131,3 +131,77 @@ def trained(b2b_dir, b2c_dir, _isolated_state):
         materialize(p, latest_time(p), load_config(motion), store)
     store.close()
     return results
+
+
+class Service:
+    """The scoring service, started as ``bentoml serve`` on a free port (BentoML's arbiter and its workers)."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        import socket
+        import subprocess
+
+        from serving import serve_command
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url, self.log = f"http://127.0.0.1:{port}", log
+        with open(log, "w") as fh:
+            self.proc = subprocess.Popen(
+                serve_command("127.0.0.1", port),
+                cwd=Path(__file__).resolve().parents[1],
+                env=os.environ | env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        raise RuntimeError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def workers(self) -> list[int]:
+        """The worker processes' ids (children of the ``bentoml serve`` process that serve the API)."""
+        import psutil
+
+        return [
+            c.pid
+            for c in psutil.Process(self.proc.pid).children(recursive=True)
+            if "_bentoml_impl.worker" in " ".join(c.cmdline()) or "worker" in " ".join(c.cmdline()[1:3])
+        ]
+
+    def stop(self, timeout: float = 30) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout)
+
+
+@pytest.fixture(scope="module")
+def start_service(tmp_path_factory):
+    """``start_service(env)``: a running service with these settings (stopped when the test module ends)."""
+    started: list[Service] = []
+
+    def start(env: dict[str, str] | None = None) -> Service:
+        service = Service(env or {}, tmp_path_factory.mktemp("service") / "server.log")
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -57,3 +57,26 @@ def test_an_error_on_a_single_item_reaches_its_caller():
 
     with pytest.raises(ZeroDivisionError):
         asyncio.run(main())
+
+
+def test_past_its_capacity_the_batcher_refuses_instead_of_queueing():
+    from serving.micro_batcher import Overloaded
+
+    release = threading.Event()
+
+    def slow(items):
+        release.wait(5)
+        return items
+
+    async def main():
+        b = MicroBatcher(slow, ThreadPoolExecutor(1), max_batch=2, max_pending=3)
+        waiting = [asyncio.create_task(b.submit(i)) for i in range(3)]
+        await asyncio.sleep(0.05)  # 2 are being scored, 1 waits
+        waiting += [asyncio.create_task(b.submit(i)) for i in range(3, 5)]
+        await asyncio.sleep(0.05)  # 3 wait: the batcher is full
+        with pytest.raises(Overloaded):
+            await b.submit(99)
+        release.set()
+        return await asyncio.gather(*waiting)
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4]

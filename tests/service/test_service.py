@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,50 +12,16 @@ from pydantic import TypeAdapter
 
 from leadscore.settings import PROJECT_ROOT, Settings
 from leadscore.store import Store
-from serving import serve_command
 from serving.schemas import ScoreResponse
 
 EXAMPLES = PROJECT_ROOT / "serving" / "examples"
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = os.environ | {"LEADSCORE_RELOAD_SECONDS": "2", "LEADSCORE_MAX_BATCH": "200"}
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            serve_command("127.0.0.1", port),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {Path(log).read_text()[-3000:]}")
-        time.sleep(0.5)
-    else:
-        raise RuntimeError(f"server not ready: {Path(log).read_text()[-3000:]}")
-    yield url, proc
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+def server(trained, start_service):
+    service = start_service({"LEADSCORE_RELOAD_SECONDS": "2", "LEADSCORE_MAX_BATCH": "200"})
+    return service.url, service.proc
 
 
 def example(motion: str) -> dict:
@@ -182,6 +143,19 @@ def test_bad_input_is_a_4xx_naming_the_field(server):
     assert "as_of" in _bad(server, {"request": good | {"as_of": -1e19}})
     assert "requests" in _bad(server, {"requests": [good] * 201}, path="/score_batch")
     assert "1.lead" in _bad(server, {"requests": [good, {"motion": "b2b"}]}, path="/score_batch")
+
+
+def test_bodies_the_endpoints_do_not_read_are_a_4xx(server):
+    url, _ = server
+    r = httpx.post(
+        url + "/score", content=b"--x\r\n", headers={"content-type": "multipart/form-data"}, timeout=30
+    )
+    assert r.status_code == 415 and "application/json" in r.json()["error"]  # not a parser's 500
+    big = b'{"requests": [' + b" " * (17 * 2**20) + b"]}"
+    r = httpx.post(
+        url + "/score_batch", content=big, headers={"content-type": "application/json"}, timeout=60
+    )
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
 
 
 def test_unknown_categories_score_and_are_counted(server):

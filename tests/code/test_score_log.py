@@ -1,0 +1,56 @@
+"""The score-log journal: durable appends, idempotent shipping, rows kept while the store is down, segments of a
+process that died shipped by the next one, and a disk cap that refuses rather than acknowledges."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from leadscore.store import Store
+from serving.score_log import JournalFull, ScoreLog
+
+
+def _rows(tag: str, n: int) -> list[tuple]:
+    return [(f"{tag}-{i}", "2026-06-01T00:00:00", "2026-06-01 00:00:00", "b2b", f"L{i}", "b2b", "1", 0.5, "A",
+             "ae_direct", "realtime", "{}") for i in range(n)]  # fmt: skip
+
+
+def _count(store: Store, tag: str) -> int:
+    return store.query("SELECT COUNT(*) AS n FROM score_log WHERE request_id LIKE ?", (f"{tag}-%",))[0]["n"]
+
+
+def test_rows_are_on_disk_when_append_returns_and_ship_once(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    log = ScoreLog(store, tmp_path / "home", fsync_seconds=0)
+    log.append(_rows("a", 5))
+    segment = next((tmp_path / "home" / "journal").glob("*.jsonl"))
+    assert len(segment.read_bytes().splitlines()) == 5 and _count(store, "a") == 0  # journaled, not shipped
+    assert log.ship() and _count(store, "a") == 5
+    log._owned[-1].shipped = 0  # a crash between the insert and the saved position
+    assert log.ship() and _count(store, "a") == 5  # shipped again: each request id once
+    log.close()
+    assert not list((tmp_path / "home" / "journal").glob("*.jsonl"))  # nothing left to ship: removed
+
+
+class Down(Store):
+    def append_scores(self, rows, ignore_existing=False):
+        raise ConnectionError("store down")
+
+
+def test_rows_wait_while_the_store_is_down_and_a_dead_process_is_taken_over(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    first = ScoreLog(Down(f"sqlite:///{tmp_path}/s.db"), tmp_path / "home")
+    first.append(_rows("b", 7))
+    assert not first.ship() and first.unshipped_bytes() > 0 and not first.status()["store_ok"]
+    os.close(first._active.fd)  # the process dies: its lock goes with it
+    second = ScoreLog(store, tmp_path / "home")  # the next start claims the orphan segment
+    assert second.ship() and _count(store, "b") == 7
+    second.close()
+
+
+def test_past_the_disk_cap_scores_are_refused_not_acknowledged(tmp_path):
+    log = ScoreLog(Down(f"sqlite:///{tmp_path}/s.db"), tmp_path / "home", max_mb=0.001)
+    log.append(_rows("c", 3))
+    with pytest.raises(JournalFull):
+        log.append(_rows("d", 50))
