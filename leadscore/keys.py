@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from leadscore.errors import UserError
 from leadscore.store import Store
@@ -88,6 +91,24 @@ def find(keys: list[Key], presented: str) -> Key | None:
         if hmac.compare_digest(k.hash, h) and k.active:
             found = k
     return found
+
+
+def save_copy(keys: list[Key], path: Path) -> None:
+    """The keys (hashes, never keys) as a file a service can start from when the store is down."""
+    rows = [{"name": k.name, "hash": k.hash, "scopes": sorted(k.scopes), "rate_per_minute": k.rate_per_minute,
+             "created_at": k.created_at, "revoked_at": k.revoked_at} for k in keys]  # fmt: skip
+    text = json.dumps(rows)
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+
+def read_copy(path: Path) -> list[Key]:
+    return [Key(r["name"], r["hash"], frozenset(r["scopes"]), r["rate_per_minute"], r["created_at"],
+                r["revoked_at"]) for r in json.loads(path.read_text())]  # fmt: skip
 
 
 def _now() -> str:

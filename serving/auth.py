@@ -71,9 +71,14 @@ class _Bucket:
 class KeyAuth:
     def __init__(self, app: Any, refresh_seconds: float = 5.0):
         self.app, self.refresh = app, refresh_seconds
-        self.store = Store(Settings.load().store_url)
+        settings = Settings.load()
+        self.store = Store(settings.store_url)
+        self.copy = (
+            settings.home / "api-keys.json"
+        )  # the hashes last read, for a start while the store is down
         self._keys: list[api_keys.Key] = []
         self._loaded = float("-inf")
+        self._ever_read = False  # until the keys were read once, nothing scoped is let through
         self._buckets: dict[str, _Bucket] = {}
         self._said_open = False
 
@@ -81,10 +86,14 @@ class KeyAuth:
         if time.monotonic() - self._loaded >= self.refresh:
             try:
                 self._keys = api_keys.load(self.store)
+                self._ever_read = True
+                api_keys.save_copy(self._keys, self.copy)
             except Exception as exc:  # the store is down: the keys read last stay in force
-                log.warning("could not re-read API keys (%s); keeping the %d known", exc, len(self._keys))
+                if not self._ever_read and self.copy.exists():
+                    self._keys, self._ever_read = api_keys.read_copy(self.copy), True
+                log.warning("could not read API keys (%s); keeping the %d known", exc, len(self._keys))
             self._loaded = time.monotonic()
-            if not self._keys and not self._said_open:
+            if self._ever_read and not self._keys and not self._said_open:
                 log.warning("no API keys exist: every endpoint is open (create one: leadscore keys create)")
                 self._said_open = True
         return self._keys
@@ -94,6 +103,9 @@ class KeyAuth:
         if need is None:
             return await self.app(scope, receive, send)
         known = self.keys()
+        if not self._ever_read:  # fail closed: an unreadable store must not open the service
+            return await _deny(send, 503, "API keys cannot be checked yet (the store is not reachable)",
+                               retry_after=5)  # fmt: skip
         if not known:
             return await self.app(scope, receive, send)
         token = bearer(scope["headers"])

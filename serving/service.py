@@ -54,6 +54,10 @@ LATENCY = bentoml.metrics.Histogram(
     labelnames=["motion"],
     buckets=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
 )
+JOURNAL = bentoml.metrics.Gauge(
+    name="leadscore_journal_unshipped_bytes",
+    documentation="score-log rows journaled on this worker's disk and not yet in the store",
+)
 DEGRADED = bentoml.metrics.Counter(
     name="leadscore_degraded_total",
     documentation="scores made without a dependency that was down (e.g. the online store)",
@@ -159,6 +163,7 @@ class LeadScore:
                 UNKNOWN.labels(motion=r["motion"], feature=feature).inc(n)
         for (motion, tier), n in tiers.items():
             TIERS.labels(motion=motion, tier=tier).inc(n)
+        JOURNAL.set(self.log.unshipped_bytes())
 
     def _run(self, reqs: list[ScoreRequest], source: str) -> list[bytes]:
         """Runs on the scoring thread: score, journal the score-log rows (durable before any answer leaves),

@@ -36,3 +36,13 @@ def test_every_path_has_a_scope_or_is_open():
     assert all(required_scope(p) is None for p in ("/livez", "/readyz", "/metrics", "/docs.json", "/"))
     assert bearer([(b"authorization", b"Bearer abc")]) == "abc"
     assert bearer([(b"authorization", b"Basic abc")]) is None and bearer([]) is None
+
+
+def test_the_local_copy_holds_hashes_and_reads_back_the_same_keys(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    k = keys.create(store, "crm", ["score", "events"], rate_per_minute=60)
+    keys.save_copy(keys.load(store), tmp_path / "copy.json")
+    text = (tmp_path / "copy.json").read_text()
+    assert k not in text and keys.digest(k) in text
+    assert keys.read_copy(tmp_path / "copy.json") == keys.load(store)
+    assert keys.find(keys.read_copy(tmp_path / "copy.json"), k).name == "crm"

@@ -148,3 +148,27 @@ def test_a_postgres_restart_loses_no_acknowledged_score(trained, start_service, 
         httpx.post(f"{service.url}/score", json=body, timeout=10).json()["degraded"] == []
     )  # back to normal
     store.close()
+
+
+def test_sigterm_with_the_store_down_stops_in_bounded_time_and_keeps_the_rows(
+    trained, start_service, tmp_path
+):
+    from leadscore import keys
+
+    home = tmp_path / "home"
+    keys.save_copy([], home / "api-keys.json")  # a service that ran before and saw no keys
+    service = start_service({"LEADSCORE_HOME": str(home),
+                             "LEADSCORE_STORE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})  # fmt: skip
+    body = _example("b2c")
+    for i in range(20):
+        body["request"]["request_id"] = f"down-{i}"
+        r = httpx.post(f"{service.url}/score", json=body, timeout=30)
+        assert r.status_code == 200, r.text  # scoring goes on with the store down
+    status = httpx.post(f"{service.url}/admin/status", json={}, timeout=10).json()
+    assert not status["store_ok"] and status["journal_unshipped_bytes"] > 0
+    t = time.time()
+    service.proc.send_signal(signal.SIGTERM)
+    service.proc.wait(30)
+    assert time.time() - t < 15, "SIGTERM took too long with the store down"
+    journal = b"".join(p.read_bytes() for p in (home / "journal").glob("*.jsonl"))
+    assert {json.loads(line)[0] for line in journal.splitlines()} >= {f"down-{i}" for i in range(20)}
