@@ -101,7 +101,12 @@ def main() -> None:
         t = Table(title="serving at 32 connections (wrk, 127.0.0.1), same champion, same run")
         for c in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors"):
             t.add_column(c)
-        for k in ("leadscore /score", "mlflow models serve", "fastapi + lightgbm"):
+        for k in (
+            "leadscore /score",
+            "leadscore /score with an API key",
+            "mlflow models serve",
+            "fastapi + lightgbm",
+        ):
             r = s[k]
             t.add_row(
                 k,
@@ -115,12 +120,18 @@ def main() -> None:
             "medians of interleaved rounds; req/s per round: "
             + "; ".join(
                 f"{k} {s[k]['rounds_rps']}"
-                for k in ("leadscore /score", "mlflow models serve", "fastapi + lightgbm")
+                for k in (
+                    "leadscore /score",
+                    "leadscore /score with an API key",
+                    "mlflow models serve",
+                    "fastapi + lightgbm",
+                )
             )
         )
         console.print(
             f"ratio vs mlflow models serve: {s['ratio vs mlflow models serve']:.2f}×; "
-            f"vs FastAPI + LightGBM: {s['ratio vs fastapi + lightgbm']:.2f}×; realtime batches average "
+            f"vs FastAPI + LightGBM: {s['ratio vs fastapi + lightgbm']:.2f}×; with an API key vs open: "
+            f"{s['ratio with an API key vs open']:.3f}×; realtime batches average "
             f"{s['leadscore realtime batches (mean size)']:.1f} requests"
         )
         console.print(

@@ -32,6 +32,7 @@ BATCH_ROUNDS = int(os.environ.get("BENCH_BATCH_ROUNDS", "3"))
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+if os.getenv("AUTH") ~= nil and os.getenv("AUTH") ~= "" then wrk.headers["Authorization"] = os.getenv("AUTH") end
 wrk.body = io.open(os.getenv("BODY_FILE")):read("*a")
 done = function(summary, latency, requests)
   io.write(string.format("JSON{\\"requests\\":%d,\\"seconds\\":%f,\\"errors\\":%d,\\"non2xx\\":%d,\\"p50_ms\\":%f,\\"p99_ms\\":%f}\\n",
@@ -77,13 +78,14 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wrk(url: str, body: str, tmp: Path, seconds: int = DURATION) -> dict:
+def wrk(url: str, body: str, tmp: Path, seconds: int = DURATION, auth: str = "") -> dict:
     (tmp / "post.lua").write_text(LUA)
     (tmp / "body.json").write_text(body)
-    httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30).raise_for_status()
+    headers = {"content-type": "application/json"} | ({"authorization": auth} if auth else {})
+    httpx.post(url, content=body, headers=headers, timeout=30).raise_for_status()
     subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", "-d3s", "-s", str(tmp / "post.lua"), url],
-        env=os.environ | {"BODY_FILE": str(tmp / "body.json")},
+        env=os.environ | {"BODY_FILE": str(tmp / "body.json"), "AUTH": auth},
         capture_output=True,
         check=True,
     )  # warm-up
@@ -99,7 +101,7 @@ def wrk(url: str, body: str, tmp: Path, seconds: int = DURATION) -> dict:
             str(tmp / "post.lua"),
             url,
         ],
-        env=os.environ | {"BODY_FILE": str(tmp / "body.json")},
+        env=os.environ | {"BODY_FILE": str(tmp / "body.json"), "AUTH": auth},
         capture_output=True,
         text=True,
         check=True,
@@ -134,7 +136,7 @@ def rows_per_second(url: str, bodies: list[str], clients: int = 4, per_call: int
     return n / (time.perf_counter() - t0)
 
 
-def batch_stages(scorer, body: str, workers: int = 2) -> dict:
+def batch_stages(scorer, body: str, home: Path, workers: int = 2) -> dict:
     """Where a /score_batch lead's CPU time goes, in this process, on one 1,000-lead body: microseconds per lead
     for each stage of the service's own path (best of five, collector frozen as in a worker), LightGBM's own
     ``pred_contrib`` beside the SHAP table for comparison, and the leads/s that ``workers`` cores would reach if
@@ -144,9 +146,10 @@ def batch_stages(scorer, body: str, workers: int = 2) -> dict:
     from pydantic import TypeAdapter
 
     from features.online_frame import rows_of
+    from leadscore.store import Store
     from leadscore.times import epoch_seconds
     from serving.schemas import ScoreRequest
-    from serving.score_log import rows
+    from serving.score_log import ScoreLog, rows
     from serving.scorer import decide_batch
     from serving.service import _json
 
@@ -170,6 +173,8 @@ def batch_stages(scorer, body: str, workers: int = 2) -> dict:
     X = model.preprocessor.transform_columns(columns, n)
     features, scored = rows_of(columns), model.score_matrix(X, reasons=3)
     results = scorer.score_many(reqs)
+    logged = rows(results, "bench")
+    journal = ScoreLog(Store(f"sqlite:///{home}/journal-bench.db"), home, fsync_seconds=1.0)
     # Each stage timed on its own; the scorer's total also holds what no stage names (the answer dicts).
     out = {
         "parse + validate": us(lambda: adapter.validate_json(body)),
@@ -184,8 +189,15 @@ def batch_stages(scorer, body: str, workers: int = 2) -> dict:
         "scorer total": us(lambda: scorer.score_many(reqs)),
         "JSON answers": us(lambda: [_json(r) for r in results]),
         "score-log rows": us(lambda: rows(results, "bench")),
+        "journal write (durable score log)": us(lambda: journal.append(logged)),
     }
-    total = out["parse + validate"] + out["scorer total"] + out["JSON answers"] + out["score-log rows"]
+    total = (
+        out["parse + validate"]
+        + out["scorer total"]
+        + out["JSON answers"]
+        + out["score-log rows"]
+        + out["journal write (durable score log)"]
+    )
     gc.unfreeze()
     return {
         "us_per_lead": {k: round(v, 1) for k, v in out.items()},
@@ -214,9 +226,11 @@ def main() -> dict:
     from features.materialize import materialize
     from features.online_store import open_store
     from features.prepare import prepare
+    from leadscore import keys as api_keys
     from leadscore.config import load_config
     from leadscore.schema import load_dataset
     from leadscore.settings import Settings
+    from leadscore.store import Store
     from model import registry
     from serving.schemas import ScoreRequest
     from serving.scorer import Scorer
@@ -242,12 +256,19 @@ def main() -> dict:
     results: dict = {"model_version": version}
     # All three servers up at once; short wrk rounds interleaved (A B C, A B C, ...) and medians reported,
     # because this machine's speed drifts over minutes and sequential runs would not be comparable.
-    ports = {k: free_port() for k in ("leadscore", "mlflow", "fastapi")}
+    ports = {k: free_port() for k in ("leadscore", "leadscore+key", "mlflow", "fastapi")}
+    # The same service with an API key required (its own home and store, the same online store): what the key
+    # check costs, measured beside the open service in the same rounds.
+    keyed_home = tmp / "home-keyed"
+    key = api_keys.create(Store(f"sqlite:///{keyed_home / 'leadscore.db'}"), "bench", ["score"])
+    keyed_env = env | {
+        "LEADSCORE_HOME": str(keyed_home),
+        "LEADSCORE_ONLINE_STORE_URL": settings.online_store_url,
+    }
     procs = {
-        "leadscore": start(
-            serve_command("127.0.0.1", ports["leadscore"]),
-            env,
-            tmp / "bentoml.log",
+        "leadscore": start(serve_command("127.0.0.1", ports["leadscore"]), env, tmp / "bentoml.log"),
+        "leadscore+key": start(
+            serve_command("127.0.0.1", ports["leadscore+key"]), keyed_env, tmp / "bentoml-keyed.log"
         ),
         "mlflow": start(
             [
@@ -290,24 +311,35 @@ def main() -> dict:
     }
     vec = [None if v != v else float(v) for v in matrix[0].tolist()]
     targets = {
-        "leadscore /score": (f"http://127.0.0.1:{ports['leadscore']}/score", json.dumps(example)),
+        "leadscore /score": (f"http://127.0.0.1:{ports['leadscore']}/score", json.dumps(example), ""),
+        "leadscore /score with an API key": (
+            f"http://127.0.0.1:{ports['leadscore+key']}/score",
+            json.dumps(example),
+            f"Bearer {key}",
+        ),
         "mlflow models serve": (
             f"http://127.0.0.1:{ports['mlflow']}/invocations",
             json.dumps({"dataframe_split": {"columns": list(frame), "data": [list(frame.values())]}}),
+            "",
         ),
-        "fastapi + lightgbm": (f"http://127.0.0.1:{ports['fastapi']}/predict", json.dumps({"features": vec})),
+        "fastapi + lightgbm": (
+            f"http://127.0.0.1:{ports['fastapi']}/predict",
+            json.dumps({"features": vec}),
+            "",
+        ),
     }
     try:
         wait(f"http://127.0.0.1:{ports['leadscore']}/readyz", procs["leadscore"])
+        wait(f"http://127.0.0.1:{ports['leadscore+key']}/readyz", procs["leadscore+key"])
         wait(f"http://127.0.0.1:{ports['mlflow']}/ping", procs["mlflow"])
         wait(f"http://127.0.0.1:{ports['fastapi']}/docs", procs["fastapi"])
         # An uncounted warm-up round: /readyz answers once one worker has loaded; the others may still be loading.
-        for url, body in targets.values():
-            wrk(url, body, tmp, DURATION)
+        for url, body, auth in targets.values():
+            wrk(url, body, tmp, DURATION, auth)
         rounds: dict[str, list[dict]] = {k: [] for k in targets}
         for _ in range(ROUNDS):
-            for name, (url, body) in targets.items():
-                rounds[name].append(wrk(url, body, tmp, DURATION))
+            for name, (url, body, auth) in targets.items():
+                rounds[name].append(wrk(url, body, tmp, DURATION, auth))
                 print(
                     name, {k: round(v, 1) for k, v in rounds[name][-1].items()}, file=sys.stderr, flush=True
                 )
@@ -363,7 +395,7 @@ def main() -> dict:
             )
             for b in bodies
         ]
-        results["leadscore /score_batch stages"] = batch_stages(scorer, bodies[0])
+        results["leadscore /score_batch stages"] = batch_stages(scorer, bodies[0], tmp / "journal-bench")
         batch_targets = {
             "leadscore /score_batch": (f"{url}/score_batch", bodies),
             "fastapi + lightgbm /predict_batch": (
@@ -386,6 +418,7 @@ def main() -> dict:
     ours = results["leadscore /score"]["rps"]
     results["ratio vs mlflow models serve"] = ours / results["mlflow models serve"]["rps"]
     results["ratio vs fastapi + lightgbm"] = ours / results["fastapi + lightgbm"]["rps"]
+    results["ratio with an API key vs open"] = results["leadscore /score with an API key"]["rps"] / ours
     results["batch ratio vs fastapi + lightgbm /predict_batch"] = (
         results["leadscore /score_batch leads_per_s"]
         / results["fastapi + lightgbm /predict_batch leads_per_s"]

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import bentoml
-import orjson
 
 from leadscore import keys as api_keys
 from leadscore.settings import Settings
 from leadscore.store import Store
+from serving.errors import body as error_body
 
 log = logging.getLogger("leadscore.auth")
 OPEN = ("/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/")
@@ -128,7 +128,7 @@ class KeyAuth:
 
 
 async def _deny(send: Send, status: int, message: str, retry_after: float | None = None) -> None:
-    body = orjson.dumps({"error": message})
+    body = error_body(message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="leadscore"'))

@@ -16,10 +16,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from leadscore.errors import UserError
+from serving.errors import body as error_body
+from serving.errors import describe
 from serving.micro_batcher import Overloaded
 from serving.score_log import JournalFull
 
@@ -32,22 +33,14 @@ def _headers(body: bytes) -> list[tuple[bytes, bytes]]:
     return [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
 
 
-def answer(body: bytes, model: type[BaseModel]) -> tuple[BaseModel | None, int, bytes]:
-    """Parse and validate a request body: (the validated body, 200, b"") or (None, 400, the error body),
-    worded as BentoML words it (``{"error": ..., "detail": [...]}``, fields by location)."""
+def answer(raw: bytes, model: type[BaseModel]) -> tuple[BaseModel | None, int, bytes]:
+    """Parse and validate a request body: (the validated body, 200, b"") or (None, 400, the error body in the
+    service's one error shape, each bad field named by its location)."""
     try:
-        return model.model_validate_json(body), 200, b""
+        return model.model_validate_json(raw), 200, b""
     except ValidationError as exc:
-        return (
-            None,
-            400,
-            orjson.dumps(
-                {
-                    "error": f"{exc.error_count()} validation error for {exc.title}",
-                    "detail": exc.errors(include_context=False, include_input=False, include_url=False),
-                }
-            ),
-        )
+        detail = describe(exc.errors(include_context=False, include_input=False, include_url=False))
+        return None, 400, error_body(f"{exc.error_count()} validation error for {exc.title}", detail)
 
 
 class HotPath:
@@ -83,9 +76,9 @@ class HotPath:
             try:
                 out = await handle(getattr(parsed, self.field))
             except UserError as exc:
-                status, out = 400, orjson.dumps({"error": str(exc)})
+                status, out = 400, error_body(str(exc))
             except (Overloaded, JournalFull) as exc:
-                status, out = 503, orjson.dumps({"error": str(exc)})
+                status, out = 503, error_body(str(exc))
                 headers = [(b"retry-after", b"1" if isinstance(exc, Overloaded) else b"5")]
             except Exception:
                 log.exception("scoring failed")

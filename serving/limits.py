@@ -1,15 +1,16 @@
 """Request limits before any parsing, as a public BentoML ASGI middleware: a body larger than the limit is a 413
 (declared or streamed), and a POST whose content type the endpoints do not read is a 415 — never a 5xx from a
-parser that was not meant for it (a multipart body without a boundary, say)."""
+parser that was not meant for it (a multipart body without a boundary, say). Error bodies written by the layers
+inside (BentoML's own endpoints) leave in the service's one error shape (``serving.errors``)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-
 from leadscore.settings import Settings
+from serving.errors import body as error_body
+from serving.errors import conform
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -22,8 +23,10 @@ class RequestLimits:
         self.max_bytes = int(Settings.load().max_body_mb * 2**20)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, _conforming(send))
         headers = dict(scope["headers"])
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if kind and kind not in READABLE:
@@ -52,11 +55,38 @@ class RequestLimits:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        await self.app(scope, replay, _conforming(send))
+
+
+def _conforming(send: Send) -> Send:
+    """``send`` with every error body another layer writes (BentoML's own endpoints) put in the one error shape."""
+    state: dict[str, Any] = {}
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            state["start"], state["chunks"] = message, []
+            return
+        if "start" not in state:
+            return await send(message)
+        state["chunks"].append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        out = conform(b"".join(state["chunks"]))
+        headers = [
+            (k, v)
+            for k, v in state["start"]["headers"]
+            if k.lower() not in (b"content-length", b"content-type")
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+        await send(state["start"] | {"headers": headers})
+        await send({"type": "http.response.body", "body": out})
+        state.clear()
+
+    return wrapped
 
 
 async def _answer(send: Send, status: int, message: str) -> None:
-    body = orjson.dumps({"error": message})
+    body = error_body(message)
     await send(
         {
             "type": "http.response.start",

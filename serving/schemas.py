@@ -8,7 +8,7 @@ to validate (they arrive by the thousand in a batch), and handed to the feature 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -109,10 +109,14 @@ class ScoreRequest(_In):
     request_id: str | None = None
 
 
+# OpenAPI 3.0 (the document BentoML publishes) has no null type: a field that may be null says so this way.
+NULLABLE: dict[str, Any] = {"nullable": True}
+
+
 class Reason(BaseModel):
     feature: str
     group: str
-    value: float | str | None
+    value: float | str | None = Field(json_schema_extra=NULLABLE)
     direction: Literal["+", "-"]
     contribution: float
     text: str
@@ -134,14 +138,16 @@ class ScoreResponse(BaseModel):
     score_100: int
     tier: str
     route: str
-    owner: str | None
-    sla_minutes: int | None
+    owner: str | None = Field(json_schema_extra=NULLABLE)
+    sla_minutes: int | None = Field(json_schema_extra=NULLABLE)
     next_actions: list[str]
     expected_value: float
     reasons: list[Reason]
-    fit_score: int | None = None
-    engagement_score: int | None = None
-    grade: str | None = Field(None, description="B2B fit × engagement grade, A1 (best) … D4")
+    fit_score: int | None = Field(None, json_schema_extra=NULLABLE)
+    engagement_score: int | None = Field(None, json_schema_extra=NULLABLE)
+    grade: str | None = Field(
+        None, description="B2B fit × engagement grade, A1 (best) … D4", json_schema_extra=NULLABLE
+    )
     gates: list[Gate] = []
     unknown_categories: dict[str, int] = {}
     degraded: list[str] = Field(

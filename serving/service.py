@@ -29,6 +29,7 @@ from leadscore.motions import MotionName
 from leadscore.settings import Settings
 from leadscore.store import Store
 from serving.auth import KeyAuth
+from serving.errors import body as error_body
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
 from serving.micro_batcher import MicroBatcher, Overloaded
@@ -98,7 +99,7 @@ def _respond(body: bytes) -> Response:
 def _unavailable(message: str, retry_after: int) -> Response:
     """A 503 that says when to come back (the journal is full, or too many requests wait)."""
     return Response(
-        orjson.dumps({"error": message}),
+        error_body(message),
         status_code=503,
         media_type="application/json",
         headers={"Retry-After": str(retry_after)},

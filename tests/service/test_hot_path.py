@@ -87,11 +87,9 @@ def test_answers_a_valid_body_from_the_handler_even_in_chunks():
 def test_bad_input_is_a_400_naming_the_field():
     status, out, _ = call(b'{"request": {"n": -1}}')
     body = json.loads(out)
-    assert (
-        status == 400 and body["detail"][0]["loc"] == ["request", "n"] and "validation error" in body["error"]
-    )
+    assert status == 400 and body["detail"].startswith("request.n: ") and "validation error" in body["error"]
     status, out, _ = call(b'{"request": ')
-    assert status == 400 and json.loads(out)["detail"][0]["type"] == "json_invalid"
+    assert status == 400 and "Invalid JSON" in json.loads(out)["detail"]
     status, out, _ = call(b'{"request": {"n": 13}}')
     assert (status, json.loads(out)) == (400, {"error": "n: unlucky"})
 

@@ -72,7 +72,9 @@ def test_json_and_other_content_types_reach_the_same_typed_endpoint(server):
     as_json = post(url, "/score", None, raw=bad)
     as_text = httpx.post(url + "/score", content=bad, headers={"content-type": "text/plain"}, timeout=30)
     assert as_json.status_code == as_text.status_code == 400
-    assert as_json.json()["detail"][0]["loc"] == as_text.json()["detail"][0]["loc"] == ["request", "motion"]
+    assert as_json.json()["detail"].startswith("request.motion: ") and as_text.json()["detail"].startswith(
+        "request.motion: "
+    )  # one error shape, whichever layer answered
 
 
 def _metric(url: str, name: str, **labels: str) -> float:
@@ -139,7 +141,7 @@ def test_bad_input_is_a_4xx_naming_the_field(server):
     )
     assert "created after as_of" in _bad(server, {"request": good | {"as_of": "2020-01-01T00:00:00Z"}})
     huge = [dict(good["events"][0], ts=1e20)]  # beyond epoch seconds and milliseconds: a 400, not an overflow
-    assert '"events",0,"ts"' in _bad(server, {"request": good | {"events": huge}})
+    assert "request.events.0.ts" in _bad(server, {"request": good | {"events": huge}})
     assert "as_of" in _bad(server, {"request": good | {"as_of": -1e19}})
     assert "requests" in _bad(server, {"requests": [good] * 201}, path="/score_batch")
     assert "1.lead" in _bad(server, {"requests": [good, {"motion": "b2b"}]}, path="/score_batch")
