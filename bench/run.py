@@ -32,7 +32,7 @@ def part(module: str, *args: str) -> object:
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    only = set(sys.argv[1:]) or {"features", "schema", "quality", "serving"}
+    only = set(sys.argv[1:]) or {"features", "schema", "quality", "serving", "soak"}
     results: dict = {}
     if "features" in only:
         results["features"] = [part("bench.features", m) for m in ("b2c", "b2b")]
@@ -149,6 +149,15 @@ def main() -> None:
             + f"; total {st['us_per_lead_total']} → at most {st['ceiling leads_per_s on 2 cores']:,} leads/s "
             f"on 2 cores before any HTTP work; LightGBM's own pred_contrib would take "
             f"{st['lightgbm pred_contrib us_per_lead']} µs per lead ({st['trees']} trees)"
+        )
+    if "soak" in only:
+        r = results["soak"] = part("bench.soak")
+        console.print(
+            f"soak, {r['seconds']} s at 32 connections: {r['requests']:,} requests ({r['req_per_s']:,}/s, p99 "
+            f"{r['p99_ms']} ms, {r['errors']} errors); acknowledged {r['acknowledged']:,}, in the score log "
+            f"{r['score_log_rows']:,} ({r['rows_minus_acknowledged']:+,}: answers wrk had not read when it stopped); "
+            f"workers' RSS {r['rss_mb_after_1_min']} MB after a minute, {r['rss_mb_at_end']} MB at the end "
+            f"({r['rss_drift_mb']:+} MB)"
         )
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
     console.print(f"results → {OUT / 'results.json'}")

@@ -62,6 +62,10 @@ INSERT_SCORES = (
 )
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached now; the operation may be tried again (a 503 at the service)."""
+
+
 class Store:
     """A small, thread-safe store over SQLite (one connection) or PostgreSQL (a pool that reconnects).
 
@@ -127,12 +131,26 @@ class Store:
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
-        if self._pool is not None:
-            with self._pool.connection(timeout=self.timeout) as con:
-                yield con
-        else:
-            with self._lock:
-                yield self._con
+        """A connection; a database that cannot be reached (or a locked SQLite file) is ``StoreUnavailable``."""
+        try:
+            if self._pool is not None:
+                import psycopg
+                from psycopg_pool import PoolTimeout
+
+                try:
+                    with self._pool.connection(timeout=self.timeout) as con:
+                        yield con
+                except (PoolTimeout, psycopg.OperationalError) as exc:
+                    raise StoreUnavailable(
+                        f"the store {_redacted(self.url)} is not reachable: {exc}"
+                    ) from exc
+            else:
+                with self._lock:
+                    yield self._con
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "unable to open" not in str(exc):
+                raise
+            raise StoreUnavailable(f"the store {self.url} is not available: {exc}") from exc
 
     @classmethod
     def default(cls, settings: Settings | None = None) -> Store:

@@ -96,6 +96,23 @@ class Order(TypedDict):
     amount: NonNegative
 
 
+@with_config(IN)
+class OutcomeRow(TypedDict):
+    """One canonical outcomes row: B2B (``lead_id``, ``account_id``, ``stage``) or B2C (``customer_id``,
+    ``purchased``), with ``occurred_at`` and an optional deal or order ``value``; ``outcome_id`` makes a row
+    idempotent by itself (otherwise entity, stage or purchase, and time do)."""
+
+    occurred_at: Time
+    lead_id: NotRequired[Annotated[str, Field(min_length=1)]]
+    account_id: NotRequired[Annotated[str, Field(min_length=1)]]
+    stage: NotRequired[Literal[B2B_STAGES]]  # type: ignore[valid-type]
+    customer_id: NotRequired[Annotated[str, Field(min_length=1)]]
+    purchased: NotRequired[bool]
+    value: NotRequired[NonNegative | None]
+    contacted_at: NotRequired[Time | None]
+    outcome_id: NotRequired[Annotated[str, Field(min_length=1)]]
+
+
 class ScoreRequest(_In):
     motion: MotionName
     lead: Lead | None = None

@@ -27,13 +27,14 @@ from starlette.responses import Response
 from leadscore.errors import UserError
 from leadscore.motions import MotionName
 from leadscore.settings import Settings
-from leadscore.store import Store
+from leadscore.store import Store, StoreUnavailable
+from leadscore.times import epoch_seconds, format_utc
 from serving.auth import KeyAuth
 from serving.errors import body as error_body
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
 from serving.micro_batcher import MicroBatcher, Overloaded
-from serving.schemas import ScoreRequest, ScoreResponse
+from serving.schemas import OutcomeRow, ScoreRequest, ScoreResponse
 from serving.score_log import JournalFull, ScoreLog, rows
 from serving.scorer import Scorer
 
@@ -94,6 +95,13 @@ def _json(r: dict[str, Any]) -> bytes:
 
 def _respond(body: bytes) -> Response:
     return Response(body, media_type="application/json")
+
+
+def _iso(t: Any) -> Any:
+    """A validated time (epoch seconds or a datetime) as the ISO-8601 text the outcomes table is read from."""
+    if t is None or isinstance(t, str):
+        return t
+    return format_utc(epoch_seconds(t))
 
 
 def _unavailable(message: str, retry_after: int) -> Response:
@@ -211,18 +219,27 @@ class LeadScore:
 
     @bentoml.api(route="/outcomes")
     def outcomes(
-        self, outcomes: list[dict] = Field(min_length=1, max_length=10_000), motion: MotionName | None = None
+        self,
+        outcomes: list[OutcomeRow] = Field(min_length=1, max_length=10_000),
+        motion: MotionName | None = None,
     ) -> dict:
-        """Record outcomes (canonical outcomes rows): validated, idempotent, all-or-nothing."""
+        """Record outcomes (canonical outcomes rows): validated, idempotent, all-or-nothing; answered only once
+        they are committed (503 with Retry-After while the store is down)."""
         import pandas as pd
 
         from leadscore.outcomes import ingest_frame
         from leadscore.schema import SchemaError
 
+        rows = [
+            {k: _iso(v) if k in ("occurred_at", "contacted_at") else v for k, v in r.items()}
+            for r in outcomes
+        ]
         try:
-            r = ingest_frame(pd.DataFrame(outcomes), self.store, motion, source="api")
+            r = ingest_frame(pd.DataFrame(rows), self.store, motion, source="api")
         except (SchemaError, UserError) as exc:
             raise InvalidArgument(str(exc)) from None
+        except StoreUnavailable as exc:
+            return _unavailable(str(exc), 5)  # type: ignore[return-value]
         return {"motion": r.motion, "rows": r.rows, "inserted": r.inserted, "duplicates": r.duplicates}
 
     @bentoml.api(route="/admin/reload")

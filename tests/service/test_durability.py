@@ -99,6 +99,8 @@ def test_a_killed_worker_loses_no_acknowledged_score(trained, start_service, tmp
     store = Store(f"sqlite:///{tmp_path}/log.db")
     logged = _until_logged(store, load.tag, load.acked)
     missing = set(load.acked) - logged
+    print(f"kill -9: {len(load.acked)} acknowledged, {len(set(load.acked) & logged)} in the score log, "
+          f"{load.failed} requests failed while the worker was replaced")  # fmt: skip
     assert not missing, f"{len(missing)} of {len(load.acked)} acknowledged scores are not in the score log"
     assert set(service.workers()) - set(workers), "the killed worker was not replaced"
 
@@ -136,6 +138,8 @@ def test_a_postgres_restart_loses_no_acknowledged_score(trained, start_service, 
     store = Store(pg_schema_url)
     logged = _until_logged(store, load.tag, load.acked)
     missing = set(load.acked) - logged
+    print(f"PostgreSQL restart: {len(load.acked)} acknowledged ({after_restart} after the restart began), "
+          f"{len(set(load.acked) & logged)} in the score log, {load.failed} failed")  # fmt: skip
     assert not missing, f"{len(missing)} of {len(load.acked)} acknowledged scores are not in the score log"
     status = httpx.post(f"{service.url}/admin/status", json={}, timeout=10).json()
     assert status["store_ok"] and status["journal_unshipped_bytes"] == 0

@@ -160,6 +160,25 @@ def test_bodies_the_endpoints_do_not_read_are_a_4xx(server):
     assert r.status_code == 413 and "larger than" in r.json()["error"]
 
 
+def test_outcomes_are_recorded_once_and_a_bad_row_names_its_field(server):
+    url, _ = server
+    row = {"customer_id": "C00000001", "purchased": True, "value": 40.0, "occurred_at": "2026-06-10T10:00:00Z",
+           "outcome_id": f"o-{time.time_ns()}"}  # fmt: skip
+    r = post(url, "/outcomes", {"outcomes": [row]})
+    assert r.status_code == 200 and r.json() | {} == {
+        "motion": "b2c",
+        "rows": 1,
+        "inserted": 1,
+        "duplicates": 0,
+    }
+    again = post(
+        url, "/outcomes", {"outcomes": [row | {"occurred_at": 1781085600}]}
+    )  # the same, as epoch seconds
+    assert again.status_code == 200 and (again.json()["inserted"], again.json()["duplicates"]) == (0, 1)
+    bad = post(url, "/outcomes", {"outcomes": [row | {"value": -3}]})
+    assert bad.status_code == 400 and "value" in bad.json()["detail"]
+
+
 def test_unknown_categories_score_and_are_counted(server):
     url, _ = server
     body = example("b2b")
