@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from leadscore.errors import UserError
+from leadscore.settings import Settings
 from serving.errors import body as error_body
 from serving.errors import describe
 from serving.micro_batcher import Overloaded
@@ -57,17 +58,24 @@ class HotPath:
         handler: Callable[[], Handler | None],
     ):
         self.app, self.path, self.body, self.field, self.handler = app, path, body, field, handler
+        self.max_bytes = int(Settings.load().max_body_mb * 2**20)
 
     async def __call__(self, scope, receive, send) -> None:
         handle = self.handler() if scope["type"] == "http" and scope["path"] == self.path else None
         if handle is None or scope["method"] != "POST" or not _is_json(scope):
             return await self.app(scope, receive, send)
-        chunks = []
+        chunks, seen = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.max_bytes:  # the same limit as ``serving.limits`` applies to everything else
+                out = error_body(f"the body is larger than {self.max_bytes:,} bytes")
+                await send({"type": "http.response.start", "status": 413, "headers": _headers(out)})
+                await send({"type": "http.response.body", "body": out})
+                return
             if not message.get("more_body"):
                 break
         parsed, status, out = answer(b"".join(chunks), self.body())

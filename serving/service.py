@@ -267,8 +267,9 @@ class LeadScore:
         self.log.close()
 
 
+# Keys first; then the /score hot path (JSON bodies only, its own body limit, the one error shape); then the
+# request limits for everything else.
 LeadScore.add_asgi_middleware(KeyAuth)  # type: ignore[attr-defined]
-LeadScore.add_asgi_middleware(RequestLimits)  # type: ignore[attr-defined]
 _worker: dict[str, LeadScore] = {}  # this worker process's service instance, once constructed
 LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
     HotPath,
@@ -277,3 +278,4 @@ LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
     field="request",
     handler=lambda: svc.batcher.submit if (svc := _worker.get("service")) is not None else None,
 )
+LeadScore.add_asgi_middleware(RequestLimits)  # type: ignore[attr-defined]

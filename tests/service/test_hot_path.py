@@ -84,6 +84,14 @@ def test_answers_a_valid_body_from_the_handler_even_in_chunks():
     assert call(b'{"request": {"n": 1}}', ctype=None)[:2] == (200, b'{"double": 2}')
 
 
+def test_a_body_over_the_limit_is_a_413_streamed_or_not(monkeypatch):
+    monkeypatch.setenv("LEADSCORE_MAX_BODY_MB", "0.001")  # 1,048 bytes
+    big = b'{"request": {"n": 4}}' + b" " * 2000
+    for chunks in (1, 7):
+        status, out, passed = call(big, chunks=chunks)
+        assert status == 413 and "larger than" in json.loads(out)["error"] and not passed
+
+
 def test_bad_input_is_a_400_naming_the_field():
     status, out, _ = call(b'{"request": {"n": -1}}')
     body = json.loads(out)
@@ -123,13 +131,13 @@ def test_overload_and_a_full_journal_are_a_503_that_says_when_to_come_back():
         assert status == 503 and json.loads(out)["error"] and _last_headers[b"retry-after"] == wait
 
 
-def test_the_hot_path_sits_inside_bentomls_own_middlewares_after_keys_and_limits():
+def test_the_hot_path_sits_inside_bentomls_own_middlewares_after_the_key_check():
     """Added through the public add_asgi_middleware: BentoML's metrics, tracing, timeout and concurrency limit
-    wrap it, and the key check and request limits run before it."""
+    wrap it, and the key check runs before it (the request limits guard what it passes on)."""
     from serving.service import LeadScore
 
     stack = [m.cls.__name__ for m in LeadScore.to_asgi(is_main=True).user_middleware]
-    assert stack.index("KeyAuth") < stack.index("RequestLimits") < stack.index("HotPath")
+    assert stack.index("KeyAuth") < stack.index("HotPath") < stack.index("RequestLimits")
     assert stack.index("TimeoutMiddleware") < stack.index("HotPath")
     assert stack.index("MaxConcurrencyMiddleware") < stack.index("HotPath")
     assert stack.index("OpenTelemetryMiddleware") < stack.index("HotPath")
