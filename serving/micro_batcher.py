@@ -3,7 +3,8 @@
 Requests that arrive while a batch is being scored form the next batch, so a quiet service answers each request
 at once and a busy one amortises feature computation and the model call over everything in flight. One
 scoring thread runs the batches; the event loop keeps accepting and parsing requests meanwhile. A bad item
-never fails its neighbours: if a batch raises, its items are scored one by one and each gets its own answer.
+never fails its neighbours: if a batch raises an item's error, its items are scored one by one and each gets its
+own answer; any other error (a full journal, an outage) is every item's answer at once, not a retry per item.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class MicroBatcher(Generic[T, R]):
         executor: Executor,
         max_batch: int = 256,
         max_pending: int = 4096,
+        item_errors: tuple[type[Exception], ...] = (Exception,),
     ):
         self.score, self.executor, self.max_batch, self.max_pending = score, executor, max_batch, max_pending
+        self.item_errors = item_errors  # what one bad item raises; anything else fails the batch as it is
         self._pending: list[tuple[T, asyncio.Future]] = []
         self._running = False
         self.batches = 0
@@ -68,8 +71,8 @@ class MicroBatcher(Generic[T, R]):
         try:
             return list(self.score(items))
         except Exception as exc:
-            if len(items) == 1:
-                return [exc]
+            if len(items) == 1 or not isinstance(exc, self.item_errors):
+                return [exc] * len(items)
         out: list[Any] = []
         for item in items:
             try:

@@ -56,6 +56,7 @@ class _Segment:
     path: Path
     fd: int  # holds the segment's flock for as long as this process owns it
     shipped: int  # bytes of whole lines already in the store
+    size: int  # bytes in the segment (kept as it is written: no stat on the scoring path)
 
     @property
     def position_file(self) -> Path:
@@ -107,7 +108,7 @@ class ScoreLog:
         path = self.dir / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        seg = _Segment(path, fd, 0)
+        seg = _Segment(path, fd, 0, 0)
         self._owned.append(seg)
         return seg
 
@@ -125,6 +126,7 @@ class ScoreLog:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._active.fd, view) :]
+            self._active.size += len(data)
             self._dirty = True
             if self.fsync_seconds <= 0:
                 os.fsync(self._active.fd)
@@ -140,7 +142,7 @@ class ScoreLog:
             self._last_sync = time.monotonic()
 
     def unshipped_bytes(self) -> int:
-        return sum(max(0, _size(s.path) - s.shipped) for s in self._owned)
+        return sum(max(0, s.size - s.shipped) for s in self._owned)
 
     # -- shipping
     def start(self) -> ScoreLog:
@@ -192,10 +194,10 @@ class ScoreLog:
         when this process stops writing)."""
         with self._lock:
             if seg is self._active and not closing:
-                if seg.shipped < SEGMENT_BYTES or _size(seg.path) != seg.shipped:
+                if seg.shipped < SEGMENT_BYTES or seg.size != seg.shipped:
                     return
                 self._active = self._new_segment()
-            if _size(seg.path) != seg.shipped:
+            if seg.size != seg.shipped:
                 return
             self._owned.remove(seg)
         seg.path.unlink(missing_ok=True)
@@ -221,7 +223,7 @@ class ScoreLog:
                 os.close(fd)
                 continue
             with self._lock:
-                self._owned.insert(0, _Segment(path, fd, _read_position(path)))
+                self._owned.insert(0, _Segment(path, fd, _read_position(path), _size(path)))
             log.info("score log: shipping the journal segment %s left by a stopped process", path.name)
 
     def status(self) -> dict[str, Any]:

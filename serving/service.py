@@ -1,7 +1,7 @@
 """The BentoML scoring service: ``bentoml serve serving.service:LeadScore`` (or ``leadscore serve``).
 
 Thin wiring over ``serving.scorer.Scorer``: BentoML's own typed endpoints (pydantic IO, its timeout, concurrency
-limit, HTTP metrics and tracing), per-motion Prometheus metrics, a buffered score log, champion reload on alias
+limit, HTTP metrics and tracing), per-motion Prometheus metrics, a durable score-log journal, champion reload on alias
 moves (poll + POST /admin/reload), /livez and /readyz (ready once a model is loaded). Settings are read when a
 worker starts.
 """
@@ -145,6 +145,9 @@ class LeadScore:
             self.executor,
             settings.realtime_batch,
             settings.max_pending,
+            item_errors=(
+                UserError,
+            ),  # a bad request fails alone; a full journal fails the batch, not N retries
         )
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()

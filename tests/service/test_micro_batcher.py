@@ -80,3 +80,19 @@ def test_past_its_capacity_the_batcher_refuses_instead_of_queueing():
         return await asyncio.gather(*waiting)
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_an_error_that_is_not_an_items_fails_the_batch_once_instead_of_a_retry_per_item():
+    calls: list[int] = []
+
+    def score(items):
+        calls.append(len(items))
+        raise RuntimeError("journal full")
+
+    async def main():
+        b = MicroBatcher(score, ThreadPoolExecutor(1), max_batch=8, item_errors=(ValueError,))
+        return await asyncio.gather(*(b.submit(i) for i in range(5)), return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert all(isinstance(x, RuntimeError) for x in out) and len(out) == 5
+    assert sum(calls) <= 5 and all(n > 0 for n in calls) and len(calls) < 5  # no second pass item by item
