@@ -30,6 +30,15 @@ def part(module: str, *args: str) -> object:
     )
 
 
+SERVERS = (
+    "leadscore /score",
+    "leadscore /score with an API key",
+    "leadscore /score, journal off, no key",
+    "mlflow models serve",
+    "fastapi + lightgbm",
+)
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     only = set(sys.argv[1:]) or {"features", "schema", "quality", "serving", "soak"}
@@ -101,12 +110,7 @@ def main() -> None:
         t = Table(title="serving at 32 connections (wrk, 127.0.0.1), same champion, same run")
         for c in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors"):
             t.add_column(c)
-        for k in (
-            "leadscore /score",
-            "leadscore /score with an API key",
-            "mlflow models serve",
-            "fastapi + lightgbm",
-        ):
+        for k in SERVERS:
             r = s[k]
             t.add_row(
                 k,
@@ -118,20 +122,13 @@ def main() -> None:
         console.print(t)
         console.print(
             "medians of interleaved rounds; req/s per round: "
-            + "; ".join(
-                f"{k} {s[k]['rounds_rps']}"
-                for k in (
-                    "leadscore /score",
-                    "leadscore /score with an API key",
-                    "mlflow models serve",
-                    "fastapi + lightgbm",
-                )
-            )
+            + "; ".join(f"{k} {s[k]['rounds_rps']}" for k in SERVERS)
         )
         console.print(
             f"ratio vs mlflow models serve: {s['ratio vs mlflow models serve']:.2f}×; "
             f"vs FastAPI + LightGBM: {s['ratio vs fastapi + lightgbm']:.2f}×; with an API key vs open: "
-            f"{s['ratio with an API key vs open']:.3f}×; realtime batches average "
+            f"{s['ratio with an API key vs open']:.3f}×; keys and journal on vs both off: "
+            f"{s['ratio keys and journal on vs both off']:.3f}×; realtime batches average "
             f"{s['leadscore realtime batches (mean size)']:.1f} requests"
         )
         console.print(

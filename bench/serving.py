@@ -183,7 +183,7 @@ def main() -> dict:
     results: dict = {"model_version": version}
     # All three servers up at once; short wrk rounds interleaved (A B C, A B C, ...) and medians reported,
     # because this machine's speed drifts over minutes and sequential runs would not be comparable.
-    ports = {k: free_port() for k in ("leadscore", "leadscore+key", "mlflow", "fastapi")}
+    ports = {k: free_port() for k in ("leadscore", "leadscore+key", "leadscore-journal", "mlflow", "fastapi")}
     # The same service with an API key required (its own home and store, the same online store): what the key
     # check costs, measured beside the open service in the same rounds.
     keyed_home = tmp / "home-keyed"
@@ -192,8 +192,14 @@ def main() -> dict:
         "LEADSCORE_HOME": str(keyed_home),
         "LEADSCORE_ONLINE_STORE_URL": settings.online_store_url,
     }
+    # And with neither keys nor the journal (rows wait in memory for the store): what durability and keys
+    # cost together, in the same rounds.
+    bare_env = keyed_env | {"LEADSCORE_HOME": str(tmp / "home-bare"), "LEADSCORE_JOURNAL": "false"}
     procs = {
         "leadscore": start(serve_command("127.0.0.1", ports["leadscore"]), env, tmp / "bentoml.log"),
+        "leadscore-journal": start(
+            serve_command("127.0.0.1", ports["leadscore-journal"]), bare_env, tmp / "bentoml-bare.log"
+        ),
         "leadscore+key": start(
             serve_command("127.0.0.1", ports["leadscore+key"]), keyed_env, tmp / "bentoml-keyed.log"
         ),
@@ -244,6 +250,11 @@ def main() -> dict:
             json.dumps(example),
             f"Bearer {key}",
         ),
+        "leadscore /score, journal off, no key": (
+            f"http://127.0.0.1:{ports['leadscore-journal']}/score",
+            json.dumps(example),
+            "",
+        ),
         "mlflow models serve": (
             f"http://127.0.0.1:{ports['mlflow']}/invocations",
             json.dumps({"dataframe_split": {"columns": list(frame), "data": [list(frame.values())]}}),
@@ -258,6 +269,7 @@ def main() -> dict:
     try:
         wait(f"http://127.0.0.1:{ports['leadscore']}/readyz", procs["leadscore"])
         wait(f"http://127.0.0.1:{ports['leadscore+key']}/readyz", procs["leadscore+key"])
+        wait(f"http://127.0.0.1:{ports['leadscore-journal']}/readyz", procs["leadscore-journal"])
         wait(f"http://127.0.0.1:{ports['mlflow']}/ping", procs["mlflow"])
         wait(f"http://127.0.0.1:{ports['fastapi']}/docs", procs["fastapi"])
         # An uncounted warm-up round: /readyz answers once one worker has loaded; the others may still be loading.
@@ -346,6 +358,10 @@ def main() -> dict:
     results["ratio vs mlflow models serve"] = ours / results["mlflow models serve"]["rps"]
     results["ratio vs fastapi + lightgbm"] = ours / results["fastapi + lightgbm"]["rps"]
     results["ratio with an API key vs open"] = results["leadscore /score with an API key"]["rps"] / ours
+    results["ratio keys and journal on vs both off"] = (
+        results["leadscore /score with an API key"]["rps"]
+        / results["leadscore /score, journal off, no key"]["rps"]
+    )
     results["batch ratio vs fastapi + lightgbm /predict_batch"] = (
         results["leadscore /score_batch leads_per_s"]
         / results["fastapi + lightgbm /predict_batch leads_per_s"]

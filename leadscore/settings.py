@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     ``max_pending``: /score requests a worker holds waiting to be scored; past it, 503 with Retry-After.
     ``journal_fsync_seconds``: how often the score-log journal is fsynced (0: on every write); a killed process
     loses nothing either way, this bounds what a power loss can take.
+    ``journal``: the score-log journal (default on). Off, a score is acknowledged before it is on disk — only to
+    measure what durability costs, never in production.
     ``journal_max_mb``: unshipped score-log rows the journal may hold while the store is down; past it, scoring
     answers 503 instead of acknowledging a score it cannot keep.
     ``switch_interval``: the service worker's GIL switch interval in seconds (the event loop gets the GIL back
@@ -60,6 +62,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(1000, ge=1, le=100_000)
     max_body_mb: float = Field(16, gt=0)
     max_pending: int = Field(4096, ge=1)
+    journal: bool = True
     journal_fsync_seconds: float = Field(1.0, ge=0)
     journal_max_mb: float = Field(1024, gt=0)
     switch_interval: float = Field(0.001, gt=0, le=1)

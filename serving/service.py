@@ -34,8 +34,9 @@ from serving.errors import body as error_body
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
 from serving.micro_batcher import MicroBatcher, Overloaded
+from serving.readiness import ReadyDetail
 from serving.schemas import OutcomeRow, ScoreRequest, ScoreResponse
-from serving.score_log import JournalFull, ScoreLog, rows
+from serving.score_log import JournalFull, open_score_log, rows
 from serving.scorer import Scorer
 
 HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
@@ -135,9 +136,7 @@ class LeadScore:
         self.scorer = Scorer(settings)
         self.scorer.reload()
         self.store = Store(settings.store_url)
-        self.log = ScoreLog(
-            Store(settings.store_url), settings.home, settings.journal_fsync_seconds, settings.journal_max_mb
-        ).start()
+        self.log = open_score_log(Store(settings.store_url), settings).start()
         # One scoring thread per worker: batches run there while the event loop parses the next requests.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
         self.batcher: MicroBatcher[ScoreRequest, bytes] = MicroBatcher(
@@ -160,7 +159,12 @@ class LeadScore:
                 _freeze_heap()
 
     def __is_ready__(self) -> bool:
-        return self.scorer.ready()
+        """Ready to score: a model is loaded and the journal can take rows (store down is fine: rows wait)."""
+        return self.scorer.ready() and not self.log.full()
+
+    def readiness(self) -> dict[str, Any]:
+        """The reasons behind /readyz."""
+        return self.scorer.status() | self.log.status()
 
     def _observe(self, results: list[dict[str, Any]]) -> None:
         tiers: Counter[tuple[str, str]] = Counter()
@@ -270,10 +274,13 @@ class LeadScore:
         self.log.close()
 
 
-# Keys first; then the /score hot path (JSON bodies only, its own body limit, the one error shape); then the
+# Keys first; then /readyz with its reasons; then the /score hot path (JSON bodies only, its own body limit, the one error shape); then the
 # request limits for everything else.
 LeadScore.add_asgi_middleware(KeyAuth)  # type: ignore[attr-defined]
 _worker: dict[str, LeadScore] = {}  # this worker process's service instance, once constructed
+LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
+    ReadyDetail, detail=lambda: svc.readiness() if (svc := _worker.get("service")) is not None else None
+)
 LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
     HotPath,
     path="/score",

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
+from leadscore.settings import Settings
 from leadscore.store import Store
-from serving.score_log import JournalFull, ScoreLog
+from serving.score_log import JournalFull, MemoryScoreLog, ScoreLog, open_score_log
 
 
 def _rows(tag: str, n: int) -> list[tuple]:
@@ -54,3 +55,33 @@ def test_past_the_disk_cap_scores_are_refused_not_acknowledged(tmp_path):
     log.append(_rows("c", 3))
     with pytest.raises(JournalFull):
         log.append(_rows("d", 50))
+
+
+def test_fsync_runs_outside_the_append_lock(tmp_path, monkeypatch):
+    log = ScoreLog(Store(f"sqlite:///{tmp_path}/s.db"), tmp_path / "home")
+    log.append(_rows("f", 2))
+    held = []
+    monkeypatch.setattr(os, "fsync", lambda fd: held.append(log._lock.locked()))
+    log.sync()
+    log.sync()  # nothing written since: no second fsync
+    assert held == [False]
+    log.close()
+
+
+def test_the_journal_switch_keeps_rows_in_memory_and_says_so(tmp_path, caplog):
+    settings = Settings.load({"LEADSCORE_HOME": str(tmp_path / "home"), "LEADSCORE_JOURNAL": "false"})
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    log = open_score_log(store, settings)
+    assert isinstance(log, MemoryScoreLog) and "acknowledged before they are on disk" in caplog.text
+    log.append(_rows("m", 4))
+    assert not (tmp_path / "home" / "journal").exists() and _count(store, "m") == 0
+    log.close()
+    assert _count(store, "m") == 4 and log.status()["journal"] == "off"
+    down = MemoryScoreLog(Down(f"sqlite:///{tmp_path}/s.db"), max_mb=0.005)  # 5 rows
+    down.append(_rows("n", 3))
+    assert not down.ship() and down.unshipped_bytes() == 3 * 1024  # kept for the next try, in order
+    with pytest.raises(JournalFull):
+        down.append(_rows("o", 3))
+    assert isinstance(
+        open_score_log(store, Settings.load({"LEADSCORE_HOME": str(tmp_path / "h2")})), ScoreLog
+    )

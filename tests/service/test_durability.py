@@ -169,10 +169,12 @@ def test_sigterm_with_the_store_down_stops_in_bounded_time_and_keeps_the_rows(
         r = httpx.post(f"{service.url}/score", json=body, timeout=30)
         assert r.status_code == 200, r.text  # scoring goes on with the store down
     deadline = time.time() + 20  # the shipper reports the store down once its write has failed
-    while (status := httpx.post(f"{service.url}/admin/status", json={}, timeout=10).json())["store_ok"]:
-        assert time.time() < deadline, status
+    while (ready := httpx.get(f"{service.url}/readyz", timeout=10)).json()["store_ok"]:
+        assert time.time() < deadline, ready.text
         time.sleep(0.5)
-    assert status["journal_unshipped_bytes"] > 0 and status["store_errors"] >= 1
+    status = ready.json()  # still ready (scoring goes on), and /readyz says why rows wait
+    assert ready.status_code == 200 and status["ready"] and status["journal"] == "on"
+    assert 0 < status["journal_unshipped_bytes"] < status["journal_cap_bytes"] and status["store_errors"] >= 1
     t = time.time()
     service.proc.send_signal(signal.SIGTERM)
     service.proc.wait(30)

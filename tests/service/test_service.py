@@ -37,7 +37,11 @@ def post(url: str, path: str, body, raw: str | None = None) -> httpx.Response:
 def test_health_endpoints(server):
     url, _ = server
     assert httpx.get(f"{url}/livez").status_code == 200
-    assert httpx.get(f"{url}/readyz").status_code == 200
+    ready = httpx.get(f"{url}/readyz")
+    assert ready.status_code == 200  # BentoML's readiness, with its reasons as the body
+    detail = ready.json()
+    assert detail["ready"] and set(detail["models"]) == {"b2b", "b2c", "hybrid"} and detail["store_ok"]
+    assert detail["journal"] == "on" and detail["journal_cap_bytes"] == 1024 * 2**20
     assert "paths" in httpx.get(f"{url}/docs.json").json()
 
 
