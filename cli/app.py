@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cli.common import Motion, MotionChoice, console, friendly, progress_bar, summary
+from cli.common import DEBUG, MODE, Motion, MotionChoice, console, friendly, progress_bar, summary
 from cli.feedback import feedback_app
 from cli.keys import keys_app
 from cli.models import models_app
 from leadscore import motions
 from leadscore.errors import UserError
-from leadscore.settings import PROJECT_ROOT
+from leadscore.progress import stage
+from leadscore.settings import project_dir
 from serving import serve_command
 
 app = typer.Typer(
@@ -29,6 +28,31 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"leadscore {version('leadscore')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of any error")] = False,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="print each command's summary as one JSON object (for job runners)")
+    ] = False,
+) -> None:
+    """Calibrated lead scoring for B2B, B2C and hybrid motions."""
+    DEBUG["on"] = debug
+    MODE["json"] = json_summary
+
+
 app.add_typer(models_app, name="models")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(keys_app, name="keys")
@@ -39,7 +63,7 @@ app.add_typer(keys_app, name="keys")
 def generate(
     motion: Motion,
     leads: Annotated[int, typer.Option(help="leads (B2B) or customers (B2C)")] = 10_000,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="random seed: the same seed writes the same tables")] = 0,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("data/synth"),
     scale: Annotated[float | None, typer.Option(help="events per lead (B2B) / session rate (B2C)")] = None,
 ):
@@ -75,11 +99,14 @@ def features(
 
     name = motion.value
     conf = load_config(name)
-    p = prepare(name, load_dataset(data, name))
+    with stage("reading the canonical tables"):
+        p = prepare(name, load_dataset(data, name))
     t = epoch_seconds(as_of) if as_of else latest_time(p)
-    frame = features_as_of(p, t, conf)
+    with stage("point-in-time features"):
+        frame = features_as_of(p, t, conf)
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out, index=False)
+    with stage(f"writing {out}"):
+        frame.to_parquet(out, index=False)
     rows = {
         "entities": len(frame),
         "features": frame.shape[1] - 2,
@@ -90,7 +117,8 @@ def features(
         s = Settings.load()
         s.ensure_home()
         store = open_store(s.online_store_url)
-        rows["online store entities"] = write_online(p, t, conf, store)
+        with stage("materializing the online store"):
+            rows["online store entities"] = write_online(p, t, conf, store)
         store.close()
     summary(f"{name} features → {out}", rows)
 
@@ -109,28 +137,25 @@ def train(
     if spec is None and motion is None:
         raise UserError(f"give a motion ({', '.join(motions.NAMES)}) with --data, or --spec SPEC.yaml")
     if spec is not None:
-        with console.status(f"training from spec {spec}"):
-            r = train_spec(spec, data, search)
+        r = train_spec(spec, data, search)
     else:
         assert motion is not None
         if data is None:
             raise UserError("--data DIR is required with a motion")
-        with console.status(f"training {motion.value} on {data}"):
-            r = train_motion(motion.value, data, search)
+        r = train_motion(motion.value, data, search)
     f = r.fitted
-    t = Table(
-        title=f"{r.name} v{r.version} → {r.alias}  ({f.params['split']} split, {f.params['calibration']} calibration)"
-    )
-    for col in ("model", "AUC", "PR-AUC", "Brier", "ECE"):
-        t.add_column(col)
-    for k, m in f.metrics.items():
-        t.add_row(k, f"{m['auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['brier']:.4f}", f"{m['ece']:.4f}")
-    Console().print(t)
     for flag in f.flags:
-        console.print(f"[yellow]leakage guard excluded[/] {flag.column}: {flag.reason}")
+        console.print(f"[yellow]leakage guard excluded[/] {flag.column}: {flag.reason}", highlight=False)
     for col, why in f.dropped:
-        console.print(f"[dim]preprocessing dropped {col}: {why}[/]")
-    Console().print(f.tables["tiers"].to_string(index=False))
+        console.print(f"[dim]preprocessing dropped {col}: {why}[/]", highlight=False)
+    import pandas as pd
+
+    quality = pd.DataFrame(
+        [{"model": k} | {m: v[m] for m in ("auc", "pr_auc", "brier", "ece")} for k, v in f.metrics.items()]
+    )
+    facts = {"model": r.name, "version": r.version, "alias": r.alias, "run": r.run_id, "split": f.params["split"],
+             "calibration": f.params["calibration"]}  # fmt: skip
+    summary(f"{r.name} v{r.version} → {r.alias}", facts, {"quality": quality, "tiers": f.tables["tiers"]})
 
 
 @app.command()
@@ -145,14 +170,21 @@ def score(
     spec: Annotated[
         Path | None, typer.Option(help="spec models: the spec (reader options, id column)")
     ] = None,
-    reasons: int = 3,
+    reasons: Annotated[int, typer.Option(help="worded reasons per row (0: none, faster)", min=0)] = 3,
 ):
     """Batch-score; keeps input order and ids; adds score, score_100, tier, route and reasons."""
     from serving.file_scoring import score_file
 
-    with console.status(f"scoring {data} with {model}"):
-        res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None)
-    summary(f"scored {len(res)} rows → {out}", res["tier"].value_counts().sort_index().to_dict())
+    res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None)
+    facts = {"rows": len(res), "out": str(out)}
+    summary(
+        f"scored {len(res):,} rows with {model} → {out}",
+        facts
+        | {
+            "tiers": res["tier"].value_counts().sort_index().to_dict(),
+            "routes": res["route"].value_counts().to_dict(),
+        },
+    )
 
 
 @app.command()
@@ -193,7 +225,7 @@ def serve_service(port: int, host: str, workers: int) -> None:
     overrides.setdefault("services", {}).setdefault("leadscore", {})["workers"] = workers
     env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(overrides)
     cmd = serve_command(host, port)
-    os.chdir(PROJECT_ROOT)
+    os.chdir(project_dir())
     sys.stdout.flush()
     os.execvpe(cmd[0], cmd, env)
 

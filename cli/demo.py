@@ -21,7 +21,7 @@ from features.prepare import prepare
 from leadscore import motions
 from leadscore.config import load_config
 from leadscore.schema import load_dataset
-from leadscore.settings import PROJECT_ROOT, Settings
+from leadscore.settings import Settings, project_dir
 from model import registry
 from synthetic import generate
 from training.pipelines import train_motion
@@ -32,7 +32,7 @@ console = Console(soft_wrap=True)
 def prepare_demo(data: Path, port: int, leads: int, retrain: bool) -> None:
     """Everything the demo serves: data, champions and online stores (reused when they exist); prints example
     calls for the service on ``port``."""
-    os.chdir(PROJECT_ROOT)
+    os.chdir(project_dir())
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     t0 = time.time()
     settings = Settings.load()

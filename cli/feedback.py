@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import Motion, MotionChoice, friendly, summary
+from cli.common import Motion, MotionChoice, console, friendly, summary
 
 feedback_app = typer.Typer(
     help="Closed loop: ingest outcomes, report, retrain on evidence.", no_args_is_help=True
@@ -41,30 +41,20 @@ def feedback_report(
     since: Annotated[str | None, typer.Option(help="only scores as of this date or later")] = None,
 ):
     """HTML + JSON monitoring report for one motion, also logged as an MLflow monitoring run."""
-    from feedback.report import build, log_to_mlflow, write
+    from feedback.report import build, log_to_mlflow, number, write
     from leadscore.store import Store
 
     rep = build(motion.value, Store.default(), since)
     page = write(rep, out)
     run = log_to_mlflow(rep, out)
     s = rep.summary
-    summary(
-        f"{motion.value} monitoring → {page} (MLflow run {run[:8]})",
-        {
-            k: s[k]
-            for k in (
-                "rows",
-                "positives",
-                "auc",
-                "ece",
-                "top_decile_lift",
-                "score_psi",
-                "max_feature_psi",
-                "drifted_features",
-                "calibration_decayed",
-            )
-        },
-    )
+    keys = ("rows", "positives", "auc", "ece", "top_decile_lift", "score_psi", "max_feature_psi")
+    rows = {k.replace("_", " "): number(s[k], k) for k in keys}
+    rows["drifted features"] = ", ".join(s["drifted_features"]) or "none"
+    rows["alerts"] = str(len(rep.alerts))
+    summary(f"{motion.value} monitoring → {page} (MLflow run {run[:8]})", rows)
+    for a in rep.alerts:
+        console.print(f"[bold yellow]alert:[/] {a['what']} — {a['do']}", highlight=False)
 
 
 @feedback_app.command("retrain")

@@ -15,7 +15,9 @@ models_app = typer.Typer(help="Registry: list, promote (gated), roll back.", no_
 
 @models_app.command("list")
 @friendly
-def models_list(name: Annotated[str | None, typer.Argument()] = None):
+def models_list(
+    name: Annotated[str | None, typer.Argument(help="one registered model (default: all)")] = None,
+):
     """Registered versions, their aliases and test metrics."""
     from model.registry import list_versions
 
@@ -31,7 +33,7 @@ def models_list(name: Annotated[str | None, typer.Argument()] = None):
 @models_app.command("promote")
 @friendly
 def models_promote(
-    name: str,
+    name: Annotated[str, typer.Argument(help="the registered model (a motion, or a spec's name)")],
     version: Annotated[str | None, typer.Option(help="default: the challenger")] = None,
     force: Annotated[bool, typer.Option(help="skip the gate (recorded as forced)")] = False,
     why: Annotated[str, typer.Option(help="reason, kept in the audit log")] = "",
@@ -50,7 +52,10 @@ def models_promote(
 
 @models_app.command("rollback")
 @friendly
-def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="the registered model")],
+    why: Annotated[str, typer.Option(help="reason, kept in the audit log")] = "",
+):
     """Point champion back at the version it replaced."""
     from model.registry import rollback
 
@@ -60,7 +65,9 @@ def models_rollback(name: str, why: Annotated[str, typer.Option()] = ""):
 
 @models_app.command("audit")
 @friendly
-def models_audit(name: Annotated[str | None, typer.Argument()] = None):
+def models_audit(
+    name: Annotated[str | None, typer.Argument(help="one registered model (default: all)")] = None,
+):
     """Every alias move: when, who, why, metrics before/after."""
     from model.registry import audit_log
 

@@ -68,11 +68,7 @@ def evidence(motion: str, store: Store, conf: MotionConfig) -> tuple[list[str], 
                 reasons.append(f"feature drift: PSI {worst[1]:.3f} on {worst[0]} > {conf.feedback.psi_bound}")
             if m["ece"] > conf.feedback.ece_bound:
                 reasons.append(f"calibration decay: ECE {m['ece']:.3f} > {conf.feedback.ece_bound}")
-            trained_auc = (
-                registry.client()
-                .get_run(registry.client().get_model_version(motion, champion).run_id)
-                .data.metrics.get("test_auc")
-            )
+            trained_auc = registry.test_auc(motion, champion)
             if trained_auc is not None and m["auc"] < trained_auc - conf.feedback.auc_drop_bound:
                 reasons.append(f"AUC decay: {m['auc']:.3f} on outcomes vs {trained_auc:.3f} at training")
     return reasons, rows, facts

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from leadscore.errors import UserError
 from leadscore.motions import MotionName
 from leadscore.settings import Settings
 
@@ -172,5 +173,11 @@ def load_config(motion_or_path: str | Path, settings: Settings | None = None) ->
     if not p.exists():
         raise FileNotFoundError(f"no motion configuration at {p} (motions: b2b, b2c, hybrid)")
     with p.open() as fh:
-        raw = yaml.safe_load(fh)
-    return MotionConfig.model_validate(raw)
+        try:
+            raw = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise UserError(f"{p} is not valid YAML: {exc}") from None
+    try:
+        return MotionConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{p}: {exc}") from None

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leadscore.errors import UserError
 from leadscore.motions import (
     B2B_EVENT_TYPES,
     B2B_STAGES,
@@ -297,8 +298,8 @@ def read_table(path: str | Path, **read_options) -> pd.DataFrame:
         if suffix in (".csv", ".txt", ".tsv") or suffix == ".gz":
             return pd.read_csv(p, **({"sep": "\t"} if suffix == ".tsv" else {}) | read_options)
     except Exception as exc:  # a reader's own message is the most precise
-        raise ValueError(f"cannot read {p}: {exc}") from exc
-    raise ValueError(f"cannot read {p}: unsupported format {suffix!r} (use .parquet or .csv)")
+        raise UserError(f"cannot read {p}: {exc}") from exc
+    raise UserError(f"cannot read {p}: unsupported format {suffix!r} (use .parquet or .csv)")
 
 
 def find_table_file(data_dir: Path, name: str) -> Path:

@@ -19,6 +19,17 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from leadscore.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The motion configurations: conf/ of a source checkout, or the copy a wheel installs as leadscore/conf.
+CONF_DIR = next((d for d in (PROJECT_ROOT / "conf", Path(__file__).resolve().parent / "conf") if d.is_dir()),
+                PROJECT_ROOT / "conf")  # fmt: skip
+
+
+def project_dir() -> Path:
+    """Where the embedded defaults live (``.leadscore/``, ``mlflow.db``, ``mlruns/``): the source checkout this
+    runs from, or — installed as a package — the working folder."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
+
+
 PREFIX = "LEADSCORE_"
 _only_given: ContextVar[bool] = ContextVar("only_given", default=False)
 
@@ -50,11 +61,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", validate_default=True)
 
-    home: Path = PROJECT_ROOT / ".leadscore"
+    home: Path = Field(default_factory=lambda: project_dir() / ".leadscore")
     store_url: str = ""
     online_store_url: str = ""
     tracking_uri: str = Field("sqlite:///mlflow.db", validation_alias=AliasChoices("MLFLOW_TRACKING_URI"))
-    conf_dir: Path = PROJECT_ROOT / "conf"
+    conf_dir: Path = CONF_DIR
     dask_scheduler: str | None = None
     context_memo_mb: float = Field(64, ge=0)
     reload_seconds: float = Field(30, gt=0)

@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,15 +142,28 @@ def resolve(ref: str) -> tuple[str, str]:
 
 def load(ref: str):
     """The unwrapped ``LeadScoreModel`` of ``NAME[@alias|/version]`` and its version."""
-    import mlflow.pyfunc
 
     name, version = resolve(ref)
     setup_mlflow()
     try:
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        return _unwrapped(f"models:/{name}/{version}"), version
     except Exception as exc:
         raise UserError(f"cannot load model {name} version {version}: {exc}") from None
-    return pyfunc.unwrap_python_model(), version
+
+
+def _unwrapped(uri: str) -> Any:
+    """The ``LeadScoreModel`` behind a pyfunc. A model logged with its code puts that code first on ``sys.path``
+    while it loads; this project's modules are already imported here, so the path is put back as it was (later
+    imports come from the installed project, not from whichever model loaded last)."""
+    import mlflow.pyfunc
+
+    import model.artifact  # noqa: F401  # the classes the pickle names, from this project
+
+    saved = list(sys.path)
+    try:
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    finally:
+        sys.path[:] = saved
 
 
 def load_cached(name: str, version: str, cache: Path) -> Any:
@@ -177,9 +191,9 @@ def load_cached(name: str, version: str, cache: Path) -> Any:
             raise UserError(f"cannot load model {name} version {version}: {exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    model = mlflow.pyfunc.load_model(str(local)).unwrap_python_model()
+    loaded = _unwrapped(str(local))
     (cache / name / "serving").write_text(version)
-    return model
+    return loaded
 
 
 def cached_version(name: str, cache: Path) -> str | None:
@@ -241,6 +255,11 @@ def gate(name: str, champion: str, challenger: str, data: pd.DataFrame | None = 
         + ("ok" if ok_ece else "worse")
     )
     return PromotionDecision(name, champion, challenger, ok_auc and ok_ece, reasons, m)
+
+
+def test_auc(name: str, version: str) -> float | None:
+    """The AUC a registered version reached on its test period at training (None if it was not logged)."""
+    return client().get_run(client().get_model_version(name, version).run_id).data.metrics.get("test_auc")
 
 
 def _motion_of(name: str, version: str) -> str:

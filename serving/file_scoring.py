@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from features.prepare import prepare
 from leadscore import motions
 from leadscore.config import load_config
 from leadscore.errors import UserError
+from leadscore.progress import steps
 from leadscore.schema import load_dataset, read_table
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -42,6 +44,21 @@ def score_file(
     store: Store | None = None,
     spec_path: str | None = None,
 ) -> pd.DataFrame:
+    with steps() as step:
+        step("loading the model")
+        return _score_file(step, model_ref, data, out, as_of, reasons, store, spec_path)
+
+
+def _score_file(
+    step: Callable[[str], None],
+    model_ref: str,
+    data: str | Path,
+    out: str | Path,
+    as_of: str | None,
+    reasons: int,
+    store: Store | None,
+    spec_path: str | None,
+) -> pd.DataFrame:
     name, version = resolve(model_ref)
     model, version = load(f"{name}/{version}")
     conf = load_config(model.motion)
@@ -49,6 +66,7 @@ def score_file(
     if model.feature_set:  # a motion model: canonical tables in a folder
         if not data.is_dir():
             raise UserError(f"model {name!r} scores canonical {model.motion} data: pass a folder of tables")
+        step("reading the canonical tables and computing features")
         p = prepare(model.motion, load_dataset(data, model.motion))
         t = epoch_seconds(as_of) if as_of else latest_time(p)
         frame = features_as_of(p, t, conf)
@@ -59,6 +77,7 @@ def score_file(
             raise UserError(
                 f"model {name!r} is a spec model: pass the flat file it was trained on the shape of"
             )
+        step("reading the export")
         inputs = _spec_frame(spec_path, data)
         id_col = _spec_id(spec_path)
         ids = (
@@ -66,6 +85,7 @@ def score_file(
             if id_col and id_col in inputs.columns
             else pd.Series(np.arange(len(inputs)).astype(str), index=inputs.index)
         )
+    step("scoring and explaining")
     X = model.preprocessor.transform(inputs)
     scored = model.score_matrix(X, reasons)
     # The score log keeps what the model saw, in readable values (levels, not codes), for the feedback loop.
@@ -76,6 +96,7 @@ def score_file(
     columns: dict = {c: [f[c] for f in feats] for c in model.columns}
     if model.feature_set:  # the rules may read features the model does not score on (B2C consent)
         columns |= {c: frame[c].to_numpy() for c in frame.columns if c not in columns}
+    step("routing")
     routes = [
         d.route
         for d in decide_many(
@@ -99,6 +120,7 @@ def score_file(
             else [""] * len(X),
         }
     )
+    step("writing the output")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
@@ -107,6 +129,7 @@ def score_file(
         result.to_csv(out, index=False)
     else:
         raise UserError(f"--out must end in .csv or .parquet, not {out.suffix!r}")
+    step("journaling and shipping the score log")
     _log(
         store or Store.default(),
         model,

@@ -34,6 +34,10 @@ log = logging.getLogger("leadscore.scorelog")
 SHIP_ROWS = 2000  # rows per store transaction
 SEGMENT_BYTES = 64 * 2**20  # a fully shipped active segment larger than this is replaced by a new one
 CLAIM_SECONDS = 10.0  # how often a shipper looks for segments of processes that died
+# The shipper runs every ``interval`` seconds and ships everything new in a few large transactions; only a
+# backlog this large wakes it early. (Woken by every scored batch, it made one tiny transaction and one position
+# file per batch, hundreds a second, and took the scoring thread's time.)
+WAKE_BYTES = 4 * 2**20
 
 
 class JournalFull(RuntimeError):
@@ -131,7 +135,9 @@ class ScoreLog:
             if self.fsync_seconds <= 0:
                 os.fsync(self._active.fd)
                 self._dirty = False
-        self._wake.set()
+            backlog = self.unshipped_bytes()
+        if backlog >= WAKE_BYTES:  # otherwise the shipper's next round (every ``interval``) takes these rows
+            self._wake.set()
 
     def sync(self) -> None:
         """fsync the active segment if it was written since the last fsync — outside the lock, so appends on the
@@ -270,7 +276,7 @@ def _whole_lines(path: Path, start: int, most: int) -> tuple[list[bytes], int]:
     end = chunk.rfind(b"\n")
     if end < 0:
         return [], start
-    lines = chunk[: end + 1].splitlines()
+    lines = chunk[:end].split(b"\n", most)  # at most ``most`` whole lines split off, the rest left as one
     if len(lines) > most:
         lines = lines[:most]
         return lines, start + sum(len(x) + 1 for x in lines)
@@ -300,7 +306,9 @@ class MemoryScoreLog:
                     f"{len(self._rows):,} score-log rows wait in memory for the store: is it down?"
                 )
             self._rows.extend(batch)
-        self._wake.set()
+            backlog = len(self._rows)
+        if backlog * 1024 >= WAKE_BYTES:
+            self._wake.set()
 
     def unshipped_bytes(self) -> int:
         return len(self._rows) * 1024

@@ -136,7 +136,7 @@ def trained(b2b_dir, b2c_dir, _isolated_state):
 class Service:
     """The scoring service, started as ``bentoml serve`` on a free port (BentoML's arbiter and its workers)."""
 
-    def __init__(self, env: dict[str, str], log: Path):
+    def __init__(self, env: dict[str, str], log: Path, command=None, cwd: Path | None = None):
         import socket
         import subprocess
 
@@ -148,8 +148,8 @@ class Service:
         self.url, self.log = f"http://127.0.0.1:{port}", log
         with open(log, "w") as fh:
             self.proc = subprocess.Popen(
-                serve_command("127.0.0.1", port),
-                cwd=Path(__file__).resolve().parents[1],
+                (command or serve_command)("127.0.0.1", port),
+                cwd=cwd or Path(__file__).resolve().parents[1],
                 env=os.environ | env,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
@@ -194,14 +194,45 @@ class Service:
 
 @pytest.fixture(scope="module")
 def start_service(tmp_path_factory):
-    """``start_service(env)``: a running service with these settings (stopped when the test module ends)."""
+    """``start_service(env, command=None, cwd=None)``: a running service with these settings (stopped when the
+    test module ends); ``command(host, port)`` is its command line (default: ``bentoml serve`` of this checkout)."""
     started: list[Service] = []
 
-    def start(env: dict[str, str] | None = None) -> Service:
-        service = Service(env or {}, tmp_path_factory.mktemp("service") / "server.log")
+    def start(env: dict[str, str] | None = None, command=None, cwd: Path | None = None) -> Service:
+        service = Service(env or {}, tmp_path_factory.mktemp("service") / "server.log", command, cwd)
         started.append(service)
         return service
 
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """``browser(page) -> (screenshot, console_errors)``: a page rendered by headless Chromium (Debian's
+    ``chromium``, installed here when it is missing and this runs as root, as on CI machines)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, capture_output=True,
+                       env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+        exe = shutil.which("chromium")
+    _require(exe is not None, "Chromium (apt-get install chromium)")
+    out = tmp_path_factory.mktemp("browser")
+
+    def render(page: Path, width: int = 1200, height: int = 3000) -> tuple[Path, list[str]]:
+        shot = out / f"{page.stem}-{uuid.uuid4().hex[:6]}.png"
+        r = subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
+             "--v=0", f"--window-size={width},{height}", f"--screenshot={shot}", page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert shot.exists(), r.stderr[-3000:]
+        errors = [line for line in r.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+        return shot, errors
+
+    return render

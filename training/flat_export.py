@@ -14,7 +14,8 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
     """Read a flat export and split it into (features frame, 0/1 label, ids[, raw rows]).
 
     The frame keeps the timestamp column (used for the split and for ages) but no id, label or excluded column;
-    the raw rows keep every column but the label (missing tokens applied), for holdouts and scoring.
+    the raw rows keep every column but the label, as the export has them (the model applies the spec's value
+    fixes and missing tokens itself), for holdouts, the model's signature and input example, and scoring.
     """
     df = read_export(spec, override)
     needed = [spec.label.column] + [c for c in (spec.id, spec.timestamp) if c]
@@ -42,6 +43,6 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
             f"no row has a positive label: {spec.label.column} in {sorted(positive)}; values seen: {seen}"
         )
     ids = df[spec.id].astype("str") if spec.id else None
-    raw = spec.cleaning().apply(df.drop(columns=[spec.label.column]))
-    X = raw.drop(columns=[c for c in [spec.id, *spec.exclude] if c])
+    raw = df.drop(columns=[spec.label.column])  # the export's own shape and types (the model cleans it itself)
+    X = spec.cleaning().apply(raw).drop(columns=[c for c in [spec.id, *spec.exclude] if c])
     return (X, y, ids, raw) if with_raw else (X, y, ids)

@@ -13,6 +13,7 @@ from features.historical import training_set
 from features.prepare import prepare
 from leadscore.config import MotionConfig, load_config
 from leadscore.motions import ID_COLUMNS
+from leadscore.progress import stage
 from leadscore.schema import load_dataset
 from leadscore.settings import Settings
 from model.exports import DataSpec, load_spec
@@ -27,8 +28,10 @@ def motion_frame(
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The point-in-time training set as (features with as_of, label, realised value); on the Dask cluster of
     ``settings.dask_scheduler`` when one is set."""
-    p = prepare(motion, load_dataset(data_dir, motion))
-    ts = training_set(p, conf, scheduler=(settings or Settings.load()).dask_scheduler)
+    with stage("reading the canonical tables"):
+        p = prepare(motion, load_dataset(data_dir, motion))
+    with stage("point-in-time features for every snapshot"):
+        ts = training_set(p, conf, scheduler=(settings or Settings.load()).dask_scheduler)
     drop = [c for c in (*ID_COLUMNS, "label", "label_value", *conf.model_inputs_exclude) if c in ts.columns]
     return ts.drop(columns=drop), ts["label"].to_numpy(), ts["label_value"].to_numpy()
 
@@ -42,19 +45,25 @@ def train_motion(motion: str, data_dir: str | Path, search: int = 0) -> TrainRes
     conf = load_config(motion)
     fs = feature_set(conf.feature_set)
     rows = motion_rows(*motion_frame(motion, data_dir, conf), conf)
-    fitted = fit_and_evaluate(rows, conf, name=motion, fs=fs, search=search)
-    return log_and_register(fitted, conf, {"source": "motion", "feature_set": fs.name, "data": str(data_dir)})
+    with stage("fitting, calibrating and evaluating beside the baselines"):
+        fitted = fit_and_evaluate(rows, conf, name=motion, fs=fs, search=search)
+    with stage("logging to MLflow and registering"):
+        return log_and_register(
+            fitted, conf, {"source": "motion", "feature_set": fs.name, "data": str(data_dir)}
+        )
 
 
 def train_spec(spec_path: str | Path, data: str | Path | None = None, search: int = 0) -> TrainResult:
     spec = load_spec(spec_path)
     conf = load_config(spec.motion)
     fitted = fit_spec(spec, conf, data, search)
-    return log_and_register(fitted, conf, {"source": "spec", "spec": str(spec_path)})
+    with stage("logging to MLflow and registering"):
+        return log_and_register(fitted, conf, {"source": "spec", "spec": str(spec_path)})
 
 
 def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search: int = 0) -> Fitted:
-    X, y, _, raw = read_flat(spec, data, with_raw=True)
+    with stage("reading the export"):
+        X, y, _, raw = read_flat(spec, data, with_raw=True)
     rows = TrainingRows(
         X,
         y,
@@ -64,4 +73,5 @@ def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None,
         segments=list(spec.segments or conf.segments),
         cleaning=spec.cleaning(),
     )
-    return fit_and_evaluate(rows, conf, name=spec.name, fs=None, search=search)
+    with stage("fitting, calibrating and evaluating beside the baselines"):
+        return fit_and_evaluate(rows, conf, name=spec.name, fs=None, search=search)

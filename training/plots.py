@@ -70,3 +70,14 @@ def bars(frame: pd.DataFrame, x: str, y: str, title: str) -> bytes:
     ax.bar(frame[x].astype(str), frame[y], color="#228833")
     ax.set(xlabel=x, ylabel=y, title=title)
     return _png(fig)
+
+
+def psi_bars(psi: pd.Series, bound: float, title: str, top: int = 20) -> bytes:
+    """Feature drift: PSI per feature (largest first), the alert bound drawn."""
+    s = psi.sort_values(ascending=True).tail(top)
+    fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(s) + 1.2))
+    ax.barh(s.index, s.values, color=["#cc3311" if v > bound else "#4477aa" for v in s.values])
+    ax.axvline(bound, color="#333333", linestyle="--", linewidth=1, label=f"alert bound {bound:g}")
+    ax.set(xlabel="PSI (population stability index)", title=title)
+    ax.legend(loc="lower right")
+    return _png(fig)

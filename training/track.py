@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+import features
+import leadscore
+import model
 from leadscore.config import MotionConfig
 from model.registry import after_registration, client, setup_mlflow
 from training.fit import Fitted
@@ -75,6 +78,7 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
             input_example=example,
             registered_model_name=name,
             pip_requirements=_requirements(),
+            code_paths=MODEL_CODE,  # the pickled model's own modules: it loads where this project is not installed
         )
         version = str(info.registered_model_version)
     client().set_model_version_tag(name, version, "motion", conf.motion)
@@ -83,27 +87,24 @@ def log_and_register(f: Fitted, conf: MotionConfig, tags: dict[str, str]) -> Tra
 
 
 def _optional_inputs(signature):
-    """Every input may be missing or empty at scoring time (the model treats it as unknown).
-
-    Numeric columns accept any number: a gap turns a pandas integer column into float64, which MLflow refuses
-    for a ``long`` ("Can not safely convert float64 to int64"), and a ``double`` refuses int64 input; the
-    model's own preprocessing casts every column.
-    """
+    """Every input may be left out (the model treats it as unknown); each keeps the type it had in training:
+    integer columns ``long``, other numbers ``double``, categories ``string``."""
     from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    numbers = (DataType.integer, DataType.long, DataType.float, DataType.double)
     cols: list[ColSpec | TensorSpec] = [
-        ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=False)
-        for c in signature.inputs.inputs
+        ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs
     ]
     return ModelSignature(inputs=Schema(cols), outputs=signature.outputs)
+
+
+# What unpickling a LeadScoreModel imports beyond the project's own modules (logged with it: MODEL_CODE).
+MODEL_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "numba", "pydantic",
+                      "pydantic-settings", "pyyaml")  # fmt: skip
+MODEL_CODE = [m.__path__[0] for m in (leadscore, model, features)]
 
 
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [
-        f"{p}=={version(p)}"
-        for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "numba")
-    ]
+    return [f"{p}=={version(p)}" for p in MODEL_REQUIREMENTS]

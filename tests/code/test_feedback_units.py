@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feedback.report import sla_adherence
+from feedback.report import number, sla_adherence
 from leadscore.config import load_config
 from model.drift import psi
 
@@ -21,11 +21,23 @@ def test_sla_adherence_per_route():
             "contacted_at": [t + pd.Timedelta(minutes=m) for m in (30, 90, 200, 10)] + [pd.NaT],
         }
     )
-    s = sla_adherence(rows, conf)
-    assert s["contacts_with_times"] == 3
-    assert s["by_route"] == {"ae_direct": 0.5, "sdr_qualify": 1.0}
-    assert s["met_share"] == pytest.approx(2 / 3)
-    assert sla_adherence(rows.assign(contacted_at=pd.NaT), conf) == {"contacts_with_times": 0}
+    s = sla_adherence(rows, conf).set_index("route")
+    assert s["contacts"].to_dict() == {
+        "ae_direct": 2,
+        "sdr_qualify": 1,
+    }  # recycle has no SLA; NaT: no contact
+    assert s["met_share"].to_dict() == {"ae_direct": 0.5, "sdr_qualify": 1.0}
+    assert s["sla_minutes"].to_dict() == {"ae_direct": 60, "sdr_qualify": 240}
+    assert s.loc["ae_direct", "median_minutes"] == 60
+    assert sla_adherence(rows.assign(contacted_at=pd.NaT), conf).empty
+
+
+def test_report_numbers_read_as_people_read_them():
+    assert number(0.8764332421445235, "auc") == "0.876"
+    assert number(0.123456, "conversion") == "12.3%" and number(0.5, "met_share") == "50.0%"
+    assert number(12345, "rows") == "12,345" and number(12345.0, "n") == "12,345"
+    assert number(float("nan"), "auc") == "—" and number(None) == "—" and number(True) == "yes"
+    assert number(1234.5678, "revenue") == "1,234.568"
 
 
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift():
@@ -33,3 +45,27 @@ def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift():
     assert psi(e, e) == pytest.approx(0.0)
     shifted = np.r_[np.full(5, 0.02), np.full(5, 0.18)]
     assert psi(e, shifted) > 0.2
+
+
+def test_the_report_page_puts_alerts_first_and_escapes_what_it_shows(tmp_path):
+    from feedback.report import Report, write
+
+    tiers = pd.DataFrame(
+        {"tier": ["A", "B"], "n": [10, 90], "conversion": [0.5, 0.05], "mean_score": [0.45, 0.06]}
+    )
+    sla = pd.DataFrame({"route": ["ae_direct"], "sla_minutes": [60], "contacts": [40], "met_share": [0.625],
+                        "median_minutes": [75.0]})  # fmt: skip
+    alert = {"what": "SLA missed on <ae_direct>", "do": "staff it"}
+    summary = {"motion": "b2b", "model_version": "3", "period": ["2026-06-01 00:00:00", "2026-06-14 00:00:00"],
+               "rows": 100, "positives": 9, "auc": 0.8764332421445235, "pr_auc": 0.3, "brier": 0.07,
+               "ece": 0.012, "top_decile_lift": 4.2, "score_psi": 0.01, "drifted_features": [], "psi_bound": 0.2,
+               "ece_bound": 0.05}  # fmt: skip
+    tables = {"tiers": tiers, "deciles": tiers, "trend": pd.DataFrame({"week": ["2026-06-01"], "auc": [0.81]}),
+              "sla": sla, "psi": pd.DataFrame({"feature": ["fit_size"], "psi": [0.05]})}  # fmt: skip
+    png = b"\x89PNG\r\n\x1a\n"
+    images = dict.fromkeys(("tiers.png", "reliability.png", "gains.png", "psi.png"), png)
+    page = write(Report("b2b", summary, tables, images, [alert]), tmp_path).read_text()
+    assert page.index("Alerts (1)") < page.index("Headline") < page.index("SLA adherence by route")
+    assert "SLA missed on &lt;ae_direct&gt;" in page and "<ae_direct>" not in page  # autoescaped
+    assert "0.876" in page and "0.8764" not in page and "62.5%" in page and "50.0%" in page
+    assert "No feature past PSI 0.2" in page

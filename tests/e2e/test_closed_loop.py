@@ -5,6 +5,8 @@ drift injected and detected → retrain promotes a better challenger and refuses
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -67,7 +69,7 @@ def _weak(conf):
     return conf.model_copy(update={"model_inputs_exclude": WEAK})
 
 
-def test_closed_loop(loop_env):
+def test_closed_loop(loop_env, browser):
     store, tmp = loop_env
     data, drifted = tmp / "b2c", tmp / "b2c_drifted"
     generate("b2c", 5000, 21, data)
@@ -125,7 +127,18 @@ def test_closed_loop(loop_env):
     assert s["rows"] == len(rows) and 0.55 < s["auc"] < 1 and s["ece"] < 0.05
     assert set(s["revenue_by_tier"]) == {"high", "medium", "low", "none"}
     assert page.exists() and "data:image/png;base64" in page.read_text()
-    assert json.loads((tmp / "report" / "summary.json").read_text())["motion"] == "b2c"
+    saved = json.loads((tmp / "report" / "summary.json").read_text())
+    assert saved["motion"] == "b2c" and saved["alerts"] == rep.alerts
+    assert set(saved["tables"]) == {"tiers", "deciles", "trend", "psi"}  # everything the page shows
+    assert len(saved["tables"]["trend"]) >= 2 and {"auc", "ece", "score_psi", "conversion_high"} <= set(
+        saved["tables"]["trend"][0]
+    )
+    text = page.read_text()
+    assert not re.search(r"\d\.\d{5,}", re.sub(r"base64,[^\"]+", "", text)), "unformatted numbers"
+    assert "[]" not in text and "{'" not in text
+    shot, errors = browser(page)
+    assert errors == [], errors
+    assert _not_blank(shot)
 
     # Drift injected: a new population browsing three times as much is detected.
     generate("b2c", 3000, 22, drifted, scale=3.0)
@@ -150,3 +163,22 @@ def test_closed_loop(loop_env):
     assert [(r["decision"], r["promoted"]) for r in decisions] == [("retrain", 1), ("retrain", 0)]
     audit = [a["action"] for a in registry.audit_log("b2c", store)]
     assert audit == ["initial", "register", "promote", "register", "refused"]
+
+
+def _not_blank(png: Path) -> bool:
+    """More than a few colours and more than 2% of the pixels not white."""
+    from PIL import Image
+
+    img = Image.open(png).convert("RGB")
+    pixels = list(img.getdata())
+    return len(set(pixels)) > 50 and sum(p != (255, 255, 255) for p in pixels) > 0.02 * len(pixels)
+
+
+def test_the_browser_check_sees_console_errors_and_blank_pages(browser, tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!doctype html><html><body><script>console.error('boom'); undefinedCall();</script></body></html>"
+    )
+    shot, errors = browser(page)
+    assert errors and any("boom" in e or "undefinedCall" in e for e in errors)
+    assert not _not_blank(shot)

@@ -142,7 +142,7 @@ def test_motion_batch_scoring_and_models_list(trained, b2b_dir, tmp_path):
 
 def test_the_logged_model_carries_the_spec_cleaning_and_accepts_gaps(tmp_path, trained):
     """Scored through MLflow's own loader (as `mlflow models serve` does) on raw export rows, the model applies
-    the spec's value fixes and missing tokens itself and takes integer columns with gaps; `leadscore score
+    the spec's value fixes and missing tokens itself and takes rows with inputs left out; `leadscore score
     --spec` also joins the lookup tables the spec names."""
     import mlflow
     import numpy as np
@@ -183,15 +183,18 @@ def test_the_logged_model_carries_the_spec_cleaning_and_accepts_gaps(tmp_path, t
     rows = pd.DataFrame(
         {
             "a": [60, 60, 60, 60, 60],
-            "b": [-1, np.nan, 0, 2, 2],
+            "b": [-1, -1, 0, 2, 2],  # as in the export: whole numbers, -1 for "not asked"
             "c": ["retail", "retail", "retail", "technolgy", "technology"],
             "size": "big",
         }
     )
     p = model.predict(rows)
-    assert p[0] == p[1] and p[0] > p[2]  # the token -1 is missing (a float column here), not a low number
+    gap = model.predict(rows.drop(columns=["b"]))  # an optional input left out is unknown
+    assert p[0] == gap[0] and p[0] > p[2]  # the token -1 is missing, not a low number
     assert p[3] == p[4]  # the typo is the level it stands for, not an unknown one
-    assert model.predict(pd.DataFrame({"a": [10, 90], "b": [1, 2]}))[1] > 0.5  # integers, columns left out
+    assert model.predict(pd.DataFrame({"a": [10, 90], "b": [1, 2]}))[1] > 0.5  # columns left out
+    with pytest.raises(mlflow.exceptions.MlflowException, match="column a"):  # the typed signature, by name
+        model.predict(pd.DataFrame({"a": ["ten"]}))
     out = tmp_path / "scores.csv"
     r = run(
         "score",
