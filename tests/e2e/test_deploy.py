@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -55,7 +56,7 @@ def test_bentoml_build_makes_a_bento_that_serves_score(trained, start_service, t
               "leadscore/settings.py", "conf/b2b.yaml", "conf/b2c.yaml", "conf/hybrid.yaml"):  # fmt: skip
         assert (src / f).is_file(), f
     assert not list(src.rglob("test_*.py")) and not (src / "bench").exists() and not list(src.rglob("*.db"))
-    lock = (bento / "env" / "python" / "requirements.lock.txt").read_text()
+    lock = (bento / "env" / "python" / "requirements.txt").read_text()  # locked from requirements.in
     for pkg in ("lightgbm", "mlflow", "bentoml", "scikit-learn", "pandas"):
         assert re.search(rf"^{pkg}==\d", lock, re.M), f"{pkg} is not pinned in the Bento"
     assert (bento / "env" / "docker" / "Dockerfile").exists()  # what `bentoml containerize` builds from
@@ -70,7 +71,7 @@ def test_bentoml_build_makes_a_bento_that_serves_score(trained, start_service, t
     assert service.proc.poll() is None
     r = httpx.post(f"{service.url}/score", json=_example("b2b"), timeout=30)
     assert r.status_code == 200, r.text
-    assert 0 <= r.json()["score"] <= 1 and r.json()["model_version"] == trained["b2b"].version
+    assert 0 <= r.json()["score"] <= 1 and r.json()["version"] == trained["b2b"].version
 
 
 def test_a_registered_model_predicts_in_a_venv_without_this_project(trained, tmp_path):
@@ -82,9 +83,10 @@ def test_a_registered_model_predicts_in_a_venv_without_this_project(trained, tmp
     local = Path(
         mlflow.artifacts.download_artifacts("models:/b2b@champion", dst_path=str(tmp_path / "model"))
     )
-    mlmodel = (local / "MLmodel").read_text()
-    assert "code: code" in mlmodel, mlmodel  # logged with its code
-    schema = json.loads(re.search(r"inputs: '(\[.*?\])'", mlmodel).group(1))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    assert mlmodel["flavors"]["python_function"]["code"] == "code"  # logged with its code
+    assert {p.name for p in (local / "code").iterdir()} >= {"leadscore", "model", "features"}
+    schema = json.loads(mlmodel["signature"]["inputs"])
     kinds = {c["type"] for c in schema}
     assert (
         kinds <= {"long", "double", "string", "boolean", "datetime"}
