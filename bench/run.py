@@ -107,7 +107,9 @@ def main() -> None:
     if "serving" in only:
         results["serving"] = part("bench.serving")
         s = results["serving"]
-        t = Table(title="serving at 32 connections (wrk, 127.0.0.1), same champion, same run")
+        t = Table(
+            title=f"serving at {s['connections']} connections (wrk, 127.0.0.1), same champion, same run"
+        )
         for c in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors"):
             t.add_column(c)
         for k in SERVERS:
@@ -150,7 +152,7 @@ def main() -> None:
     if "soak" in only:
         r = results["soak"] = part("bench.soak")
         console.print(
-            f"soak, {r['seconds']} s at 32 connections: {r['requests']:,} requests ({r['req_per_s']:,}/s, p99 "
+            f"soak, {r['seconds']} s at {r['connections']} connections: {r['requests']:,} requests ({r['req_per_s']:,}/s, p99 "
             f"{r['p99_ms']} ms, {r['errors']} errors); acknowledged {r['acknowledged']:,}, in the score log "
             f"{r['score_log_rows']:,} ({r['rows_minus_acknowledged']:+,}: answers wrk had not read when it stopped); "
             f"workers' RSS {r['rss_mb_after_1_min']} MB after a minute, {r['rss_mb_at_end']} MB at the end "

@@ -1,4 +1,4 @@
-"""Soak: the service under the serving bench's load (wrk, 32 connections) for ``BENCH_SOAK_SECONDS`` (default
+"""Soak: the service under the serving bench's load (wrk, 16 connections) for ``BENCH_SOAK_SECONDS`` (default
 300), every request with its own request id. Afterwards every acknowledged score must be in the score log, and
 the workers' memory must not drift: RSS is sampled every 10 seconds from the first minute on.
 
@@ -23,6 +23,7 @@ from bench.serving import ROOT, free_port, start, stop, wait
 from serving import serve_command
 
 SECONDS = int(os.environ.get("BENCH_SOAK_SECONDS", "300"))
+CONNECTIONS = int(os.environ.get("BENCH_SOAK_CONNECTIONS", "16"))  # the serving bench's load (see there)
 LUA = """
 local n = 0
 local template = io.open(os.getenv("BODY_FILE")):read("*a")
@@ -71,7 +72,7 @@ def main() -> dict:
         workers = [
             p for p in psutil.Process(proc.pid).children(recursive=True) if p.name().startswith("python")
         ]
-        wrk = subprocess.Popen(["wrk", "-t2", "-c32", f"-d{SECONDS}s", "--timeout", "10s", "-s", str(tmp / "soak.lua"),
+        wrk = subprocess.Popen(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--timeout", "10s", "-s", str(tmp / "soak.lua"),
                                 f"{url}/score"], env=env | {"BODY_FILE": str(tmp / "body.json")},
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
         samples: list[tuple[float, int]] = []
@@ -94,7 +95,7 @@ def main() -> dict:
         stop(proc)
     steady = [rss for t, rss in samples if t >= 60] or [rss for _, rss in samples]
     first, last = statistics.median(steady[:3]), statistics.median(steady[-3:])
-    return {"seconds": SECONDS, "requests": summary["requests"], "acknowledged": acked, "score_log_rows": rows,
+    return {"seconds": SECONDS, "connections": CONNECTIONS, "requests": summary["requests"], "acknowledged": acked, "score_log_rows": rows,
             "rows_minus_acknowledged": rows - acked, "errors": summary["errors"] + summary["non2xx"],
             "req_per_s": round(summary["requests"] / SECONDS), "p99_ms": round(summary["p99_ms"], 1),
             "rss_mb_after_1_min": round(first / 2**20), "rss_mb_at_end": round(last / 2**20),

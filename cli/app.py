@@ -168,15 +168,24 @@ def score(
         str | None, typer.Option(help="motion models: score as of (default: latest event)")
     ] = None,
     spec: Annotated[
-        Path | None, typer.Option(help="spec models: the spec (reader options, id column)")
+        Path | None,
+        typer.Option(help="spec models: read the file with this spec instead of the reader the model keeps"),
     ] = None,
     reasons: Annotated[int, typer.Option(help="worded reasons per row (0: none, faster)", min=0)] = 3,
+    allow_missing: Annotated[
+        bool, typer.Option(help="score a file that lacks model inputs anyway (they count as unknown)")
+    ] = False,
 ):
     """Batch-score; keeps input order and ids; adds score, score_100, tier, route and reasons."""
     from serving.file_scoring import score_file
 
-    res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None)
-    facts = {"rows": len(res), "out": str(out)}
+    res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None,
+                     allow_missing=allow_missing)  # fmt: skip
+    facts = {
+        "rows": len(res),
+        "out": str(out),
+        "missing inputs": ", ".join(res.attrs["missing_inputs"]) or "none",
+    }
     summary(
         f"scored {len(res):,} rows with {model} → {out}",
         facts

@@ -97,7 +97,7 @@ class _StageLines(logging.Handler):
                 self.status.start()
             else:
                 self.status.update(name)
-        elif state == "done" and not MODE["json"]:
+        elif state == "done":  # on stderr: with --json, stdout holds the JSON alone
             console.print(f"[green]✓[/] {name} [dim]({record.seconds:.1f} s)[/]", highlight=False)  # type: ignore[attr-defined]
 
     def close(self) -> None:

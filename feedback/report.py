@@ -20,6 +20,7 @@ from feedback.labelled_rows import feature_frame, labelled
 from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
+from leadscore.progress import stage
 from leadscore.store import Store
 from model import metrics, registry
 from model.drift import feature_psi, score_psi
@@ -104,7 +105,8 @@ SLA_TARGET = 0.9  # share of contacts within the route's SLA below which the rep
 
 def build(motion: str, store: Store, since: str | None = None) -> Report:
     conf = load_config(motion)
-    rows = labelled(store, conf, since)
+    with stage("matured scores joined to their outcomes"):
+        rows = labelled(store, conf, since)
     if rows is None or rows.empty:
         raise UserError(f"no matured, scored {motion} leads with outcomes yet (score, then ingest outcomes)")
     y, p = rows["label"].to_numpy(), rows["score"].to_numpy()
@@ -118,7 +120,8 @@ def build(motion: str, store: Store, since: str | None = None) -> Report:
     tiers = tiers.reset_index(drop=True)
     version = rows["version"].mode().iloc[0]
     model, _ = registry.load(f"{motion}/{version}")
-    psi_by_feature, psi_score = drift(model, rows)
+    with stage("drift against the training reference"):
+        psi_by_feature, psi_score = drift(model, rows)
     psi_table = pd.DataFrame(
         sorted(psi_by_feature.items(), key=lambda kv: -kv[1]), columns=["feature", "psi"]
     )
@@ -140,24 +143,24 @@ def build(motion: str, store: Store, since: str | None = None) -> Report:
         "calibration_decayed": core["ece"] > conf.feedback.ece_bound,
         "ece_bound": conf.feedback.ece_bound,
     }
-    tables = {"tiers": tiers, "deciles": deciles, "trend": trend(rows, model, tier_order)}
+    with stage("trend by scoring week"):
+        tables = {"tiers": tiers, "deciles": deciles, "trend": trend(rows, model, tier_order)}
     if b2c:
         summary["revenue_by_tier"] = dict(zip(tiers["tier"], tiers["revenue"].round(2), strict=True))
     else:
         tables["sla"] = sla
     tables["psi"] = psi_table
-    images = {
-        "reliability.png": plots.calibration_curve(
-            y, {"served score": p}, f"calibration on outcomes — {motion}"
-        ),
-        "gains.png": plots.gains_chart(y, {"served score": p}, f"realised — {motion}"),
-        "tiers.png": plots.bars(tiers, "tier", "conversion", f"realised conversion by tier — {motion}"),
-        "psi.png": plots.psi_bars(
-            psi_table.set_index("feature")["psi"],
-            conf.feedback.psi_bound,
-            f"feature drift against training — {motion}",
-        ),  # fmt: skip
-    }
+    with stage("charts"):
+        images = {
+            "reliability.png": plots.calibration_curve(
+                y, {"served score": p}, f"calibration on outcomes — {motion}"
+            ),
+            "gains.png": plots.gains_chart(y, {"served score": p}, f"realised — {motion}"),
+            "tiers.png": plots.bars(tiers, "tier", "conversion", f"realised conversion by tier — {motion}"),
+            "psi.png": plots.psi_bars(
+                psi_table.set_index("feature")["psi"], conf.feedback.psi_bound, f"feature drift — {motion}"
+            ),
+        }
     found = alerts(summary, conf, sla, registry.test_auc(motion, str(version)))
     summary["alerts"] = found
     summary["tables"] = {name: _records(t) for name, t in tables.items()}
@@ -190,6 +193,7 @@ def write(report: Report, out: str | Path) -> Path:
 
 
 SHARES = ("conversion", "share", "met_share", "mean_score", "cumulative_gain")
+COUNTS = ("n", "rows", "positives", "contacts", "conversions")
 
 
 def number(v: Any, column: str = "") -> str:
@@ -201,10 +205,12 @@ def number(v: Any, column: str = "") -> str:
         return "yes" if v else "no"
     if isinstance(v, float) and math.isnan(v):
         return "—"
-    if column.startswith(SHARES):
-        return f"{v:.1%}"
-    if isinstance(v, int | np.integer) or (column in ("n", "rows", "positives", "contacts", "conversions")):
+    if column in COUNTS or isinstance(v, int | np.integer):
         return f"{int(v):,}"
+    if column in SHARES or column.startswith("conversion_"):
+        return f"{v:.1%}"
+    if "revenue" in column or "value" in column:
+        return f"{v:,.2f}"
     return f"{v:,.3f}"
 
 

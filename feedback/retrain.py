@@ -21,6 +21,7 @@ from feedback.labelled_rows import feature_frame, labelled
 from feedback.report import drift
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import UserError
+from leadscore.progress import stage
 from leadscore.store import Store
 from model import metrics, registry
 from training.fit import fit_and_evaluate
@@ -96,7 +97,8 @@ def retrain(
 ) -> RetrainDecision:
     store = store or Store.default()
     conf = conf or load_config(motion)
-    reasons, rows, facts = evidence(motion, store, conf)
+    with stage("weighing the evidence (new labels, drift, decay)"):
+        reasons, rows, facts = evidence(motion, store, conf)
     if force:
         reasons.append("forced by the operator")
     d = RetrainDecision(motion, bool(reasons), reasons, metrics=facts)
@@ -117,18 +119,21 @@ def retrain(
         train_y, train_v = np.r_[hy, train_y], np.r_[hv, train_v]
     drop = [c for c in conf.model_inputs_exclude if c in train_X.columns]
     rows = motion_rows(train_X.drop(columns=drop), train_y, train_v, conf)
-    fitted = fit_and_evaluate(rows, conf, name=motion, fs=feature_set(conf.feature_set))
-    result = log_and_register(
-        fitted, conf, {"source": "feedback-retrain", "reasons": "; ".join(reasons)[:500]}
-    )
+    with stage("fitting the challenger"):
+        fitted = fit_and_evaluate(rows, conf, name=motion, fs=feature_set(conf.feature_set))
+    with stage("logging to MLflow and registering"):
+        result = log_and_register(
+            fitted, conf, {"source": "feedback-retrain", "reasons": "; ".join(reasons)[:500]}
+        )
     d.challenger = result.version
     eval_rows = feature_frame(recent).assign(label=recent["label"].to_numpy())
     if result.alias == registry.CHAMPION:  # there was no champion: the first version serves
         d.promoted, d.gate = True, ["first version of this model"]
     else:
-        decision = registry.promote(
-            motion, result.version, data=eval_rows, why="feedback retrain: " + "; ".join(reasons)
-        )
+        with stage("the promotion gate on recent outcomes"):
+            decision = registry.promote(
+                motion, result.version, data=eval_rows, why="feedback retrain: " + "; ".join(reasons)
+            )
         d.promoted, d.gate, d.metrics["gate"] = decision.promoted, decision.reasons, decision.metrics
     _record(store, d)
     return d

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     measure what durability costs, never in production.
     ``journal_max_mb``: unshipped score-log rows the journal may hold while the store is down; past it, scoring
     answers 503 instead of acknowledging a score it cannot keep.
+    ``max_missing_inputs``, ``max_missing_weight``: batch scoring refuses a file that lacks more than this share
+    of a model's inputs, or inputs that carried more than this share of its training gain (``--allow-missing``).
     ``switch_interval``: the service worker's GIL switch interval in seconds (the event loop gets the GIL back
     from the scoring thread within it).
     """
@@ -77,6 +79,8 @@ class Settings(BaseSettings):
     journal_fsync_seconds: float = Field(1.0, ge=0)
     journal_max_mb: float = Field(1024, gt=0)
     switch_interval: float = Field(0.001, gt=0, le=1)
+    max_missing_inputs: float = Field(0.2, ge=0, le=1)
+    max_missing_weight: float = Field(0.05, ge=0, le=1)
 
     @classmethod
     def settings_customise_sources(

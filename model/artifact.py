@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from model.calibration import Calibrator
+from model.exports import ExportReader
 from model.preprocess import Preprocessor
 from model.reasons import Wording, group_columns, top_reasons
 from model.shap_table import TreeTable
@@ -23,6 +24,8 @@ from model.tiers import TierPolicy
 
 
 class LeadScoreModel(PythonModel):
+    reader: ExportReader | None = None  # a spec model: how files of its export's shape are read (and consent)
+
     def __init__(
         self,
         *,
@@ -76,6 +79,14 @@ class LeadScoreModel(PythonModel):
     def columns(self) -> list[str]:
         return self.preprocessor.features_
 
+    def coverage(self, columns: list[str]) -> Coverage:
+        """Which model inputs a frame with these columns lacks, and the share of the training gain they carried."""
+        gain = np.asarray(self.booster.feature_importance("gain"), dtype=np.float64)
+        share = gain / gain.sum() if gain.sum() > 0 else np.zeros_like(gain)
+        have = set(columns)
+        missing = [(c, float(w)) for c, w in zip(self.columns, share, strict=True) if c not in have]
+        return Coverage(len(self.columns), sorted(missing, key=lambda cw: -cw[1]), list(columns))
+
     def load_context(self, context) -> None:
         """Build the booster and the SHAP table, and run the table's compiled loop once (compiled or read from
         numba's cache here, not on the first lead)."""
@@ -124,6 +135,39 @@ class LeadScoreModel(PythonModel):
             )
             out.groups = group_columns(c, self.columns, self.words)
         return out
+
+
+@dataclass
+class Coverage:
+    """A scoring file against the model's inputs: the inputs it lacks (with their share of the training gain)."""
+
+    inputs: int
+    missing: list[tuple[str, float]]  # (input, gain share), heaviest first
+    columns: list[str]  # the file's columns
+
+    @property
+    def missing_weight(self) -> float:
+        return sum(w for _, w in self.missing)
+
+    def problem(self, max_share: float, max_weight: float, sep: Any = None) -> str | None:
+        """Why scoring this file would be garbage, naming the likely cause; None when it is fine."""
+        if not self.missing or (
+            len(self.missing) <= max_share * self.inputs and self.missing_weight <= max_weight
+        ):
+            return None
+        names = ", ".join(c for c, _ in self.missing[:8]) + (" …" if len(self.missing) > 8 else "")
+        what = (f"the file lacks {len(self.missing)} of the model's {self.inputs} inputs, which carried "
+                f"{self.missing_weight:.0%} of its weight in training ({names})")  # fmt: skip
+        if len(self.columns) == 1 and self.inputs > 1:
+            cause = (f"it was read as a single column ({self.columns[0][:60]!r}): is it separated by another "
+                     f"character? The model reads its export with sep={sep or ','!r}")  # fmt: skip
+        elif len(self.missing) > self.inputs / 2:
+            cause = "most inputs are absent: is this the export the model was trained on?"
+        else:
+            cause = "were these columns renamed or dropped from the export?"
+        return (
+            f"{what}; {cause}. Nothing was written; --allow-missing scores it anyway (those inputs unknown)."
+        )
 
 
 @dataclass

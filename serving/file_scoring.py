@@ -27,7 +27,8 @@ from leadscore.schema import load_dataset, read_table
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.times import epoch_seconds, format_utc
-from model.exports import load_spec, read_export
+from model.artifact import Coverage
+from model.exports import load_spec
 from model.registry import load, resolve
 from serving.routing import decide_many
 from serving.score_log import ScoreLog
@@ -43,10 +44,14 @@ def score_file(
     reasons: int = 3,
     store: Store | None = None,
     spec_path: str | None = None,
+    allow_missing: bool = False,
 ) -> pd.DataFrame:
+    """Score a file (spec models: an export of the training file's shape, read as the model's own reader reads
+    it; ``spec_path`` overrides) or a folder of canonical tables (motion models). The output keeps the id column
+    under its own name and the input order; ``result.attrs`` carries ``missing_inputs`` and ``routes``."""
     with steps() as step:
         step("loading the model")
-        return _score_file(step, model_ref, data, out, as_of, reasons, store, spec_path)
+        return _score_file(step, model_ref, data, out, as_of, reasons, store, spec_path, allow_missing)
 
 
 def _score_file(
@@ -58,11 +63,14 @@ def _score_file(
     reasons: int,
     store: Store | None,
     spec_path: str | None,
+    allow_missing: bool = False,
 ) -> pd.DataFrame:
     name, version = resolve(model_ref)
     model, version = load(f"{name}/{version}")
     conf = load_config(model.motion)
     data = Path(data)
+    consent: tuple[np.ndarray, np.ndarray] | None = None  # a spec model's mapped consent
+    coverage = None
     if model.feature_set:  # a motion model: canonical tables in a folder
         if not data.is_dir():
             raise UserError(f"model {name!r} scores canonical {model.motion} data: pass a folder of tables")
@@ -78,8 +86,26 @@ def _score_file(
                 f"model {name!r} is a spec model: pass the flat file it was trained on the shape of"
             )
         step("reading the export")
-        inputs = _spec_frame(spec_path, data)
-        id_col = _spec_id(spec_path)
+        reader = load_spec(spec_path).reader() if spec_path else model.reader
+        inputs = reader.read(data) if reader is not None else read_table(data)
+        id_col = reader.id if reader is not None else None
+        settings = Settings.load()
+        coverage = model.coverage(list(inputs.columns))
+        problem = coverage.problem(
+            settings.max_missing_inputs,
+            settings.max_missing_weight,
+            reader.read_options.get("sep") if reader else None,
+        )
+        if problem and not allow_missing:
+            raise UserError(f"{data}: {problem}")
+        if coverage.missing:
+            log.warning(
+                "%s lacks %d model input(s): %s",
+                data,
+                len(coverage.missing),
+                [c for c, _ in coverage.missing],
+            )
+        consent = reader.consent_of(inputs) if reader is not None else None
         ids = (
             inputs[id_col].astype(str)
             if id_col and id_col in inputs.columns
@@ -106,8 +132,18 @@ def _score_file(
             expected_value=scored.expected_value,
             groups=scored.groups,
             stages=columns.get("lifecycle_stage"),
+            consent_email=None if consent is None else consent[0].tolist(),
+            consent_sms=None if consent is None else consent[1].tolist(),
         )
     ]
+    if not model.feature_set and consent is None and motions.get(model.motion).family == "b2c":
+        log.warning(
+            "model %s maps no consent columns (consent: in its spec), so no lead has email or SMS consent and "
+            "the %s policy suppresses them: routes %s",
+            name,
+            model.motion,
+            pd.Series(routes).value_counts().to_dict(),
+        )
     result = pd.DataFrame(
         {
             (id_col or "row"): ids.to_numpy(),
@@ -130,6 +166,9 @@ def _score_file(
     else:
         raise UserError(f"--out must end in .csv or .parquet, not {out.suffix!r}")
     step("journaling and shipping the score log")
+    result.attrs["missing_inputs"] = [c for c, _ in coverage.missing] if coverage else []
+    result.attrs["routes"] = pd.Series(routes).value_counts().to_dict()
+    _track(name, version, data, result, coverage)
     _log(
         store or Store.default(),
         model,
@@ -143,16 +182,25 @@ def _score_file(
     return result
 
 
-def _spec_frame(spec_path: str | None, data: Path) -> pd.DataFrame:
-    """With the spec: read, joined and cleaned as for training. Without: as is (the model still cleans)."""
-    if spec_path:
-        spec = load_spec(spec_path)
-        return spec.cleaning().apply(read_export(spec, data))
-    return read_table(data)
+def _track(name: str, version: str, data: Path, result: pd.DataFrame, coverage: Coverage | None) -> None:
+    """The batch run in MLflow (experiment ``leadscore-scoring-NAME``): what was scored, with what, and which
+    model inputs the file lacked."""
+    import mlflow
 
+    from model.registry import setup_mlflow
 
-def _spec_id(spec_path: str | None) -> str | None:
-    return load_spec(spec_path).id if spec_path else None
+    setup_mlflow()
+    mlflow.set_experiment(f"leadscore-scoring-{name}")
+    with mlflow.start_run(run_name=f"score-{name}-v{version}"):
+        mlflow.set_tags({"kind": "batch-scoring", "model_name": name, "model_version": version})
+        mlflow.log_params(
+            {"data": str(data)[:500], "missing_inputs": ", ".join(result.attrs["missing_inputs"])[:500]}
+        )
+        mlflow.log_metrics(
+            {"rows": float(len(result)), "missing_inputs": float(len(result.attrs["missing_inputs"])),
+             "missing_weight": coverage.missing_weight if coverage else 0.0}
+            | {f"tier_{k}": float(v) for k, v in result["tier"].value_counts().items()}
+        )  # fmt: skip
 
 
 def _log(

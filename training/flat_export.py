@@ -43,6 +43,8 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
             f"no row has a positive label: {spec.label.column} in {sorted(positive)}; values seen: {seen}"
         )
     ids = df[spec.id].astype("str") if spec.id else None
-    raw = df.drop(columns=[spec.label.column])  # the export's own shape and types (the model cleans it itself)
+    raw = df.drop(
+        columns=[spec.label.column]
+    )  # the export's own shape and types (the model cleans it itself)
     X = spec.cleaning().apply(raw).drop(columns=[c for c in [spec.id, *spec.exclude] if c])
     return (X, y, ids, raw) if with_raw else (X, y, ids)

@@ -74,4 +74,6 @@ def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None,
         cleaning=spec.cleaning(),
     )
     with stage("fitting, calibrating and evaluating beside the baselines"):
-        return fit_and_evaluate(rows, conf, name=spec.name, fs=None, search=search)
+        fitted = fit_and_evaluate(rows, conf, name=spec.name, fs=None, search=search)
+    fitted.model.reader = spec.reader()  # scoring a raw export then needs no spec
+    return fitted

@@ -37,7 +37,8 @@ def test_report_numbers_read_as_people_read_them():
     assert number(0.123456, "conversion") == "12.3%" and number(0.5, "met_share") == "50.0%"
     assert number(12345, "rows") == "12,345" and number(12345.0, "n") == "12,345"
     assert number(float("nan"), "auc") == "—" and number(None) == "—" and number(True) == "yes"
-    assert number(1234.5678, "revenue") == "1,234.568"
+    assert number(1234.5678, "revenue") == "1,234.57" and number(315.0, "conversions") == "315"
+    assert number(0.321, "conversion_high") == "32.1%" and number(2.5, "lift") == "2.500"
 
 
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift():
