@@ -15,6 +15,7 @@ files of its shape; the reader both use.
       email: {column: Do Not Email, consent: ["No"]}
       sms: {column: Do Not Call, consent: ["No"]}
       unknown: no_consent      # or consent
+    value: Amount              # optional deal-value column for expected-value tiers and routes
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class DataSpec(BaseModel):
     join: list[Join] = []
     replace: dict[str, dict[str, Any]] = {}  # column → {wrong value: right value}
     consent: ConsentSpec | None = None
+    value: str | None = (
+        None  # a deal-value column: expected value = probability × this value (−cost of contact)
+    )
     base_dir: Path = Path(".")
 
     def cleaning(self) -> Cleaning:

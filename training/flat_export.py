@@ -18,7 +18,7 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
     fixes and missing tokens itself), for holdouts, the model's signature and input example, and scoring.
     """
     df = read_export(spec, override)
-    needed = [spec.label.column] + [c for c in (spec.id, spec.timestamp) if c]
+    needed = [spec.label.column] + [c for c in (spec.id, spec.timestamp, spec.value) if c]
     missing = [c for c in needed + spec.exclude + spec.keep if c not in df.columns]
     if missing:
         raise UserError(

@@ -62,6 +62,8 @@ def train_spec(spec_path: str | Path, data: str | Path | None = None, search: in
 
 
 def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search: int = 0) -> Fitted:
+    if spec.value:  # the export's own deal value replaces the motion's value feature
+        conf = conf.model_copy(update={"value": conf.value.model_copy(update={"value_feature": spec.value})})
     with stage("reading the export"):
         X, y, _, raw = read_flat(spec, data, with_raw=True)
     rows = TrainingRows(
@@ -69,7 +71,7 @@ def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None,
         y,
         time_col=spec.timestamp,
         source=raw,
-        keep=list(spec.keep),
+        keep=[*spec.keep, *([spec.value] if spec.value else [])],  # the deal value stays a model input
         segments=list(spec.segments or conf.segments),
         cleaning=spec.cleaning(),
     )

@@ -8,6 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.app import app
+from leadscore.config import load_config
 from model import registry
 
 
@@ -213,3 +214,26 @@ def test_the_logged_model_carries_the_spec_cleaning_and_accepts_gaps(tmp_path, t
     assert scored["ref"].tolist() == raw["ref"].tolist()
     assert np.allclose(scored["score"], model.predict(joined), atol=1e-12)
     assert not np.allclose(scored["score"], model.predict(joined.drop(columns=["size"])))
+
+
+def test_a_spec_value_column_gives_expected_values(tmp_path, trained):
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    n = 1500
+    x, amount = rng.normal(size=n), rng.choice([1_000.0, 50_000.0], n)
+    won = (rng.random(n) < 1 / (1 + np.exp(-2 * x))).astype(int)
+    pd.DataFrame({"x": x, "amount": amount, "won": won}).to_csv(tmp_path / "deals.csv", index=False)
+    spec = {"name": "valued", "motion": "b2b", "data": "deals.csv", "label": {"column": "won", "positive": [1]},
+            "value": "amount"}  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert run("train", "--spec", tmp_path / "spec.yaml").exit_code == 0
+    model, _ = registry.load("valued@champion")
+    assert model.value_feature == "amount"
+    X = model.preprocessor.transform(pd.DataFrame({"x": [0.5, 0.5], "amount": [1_000.0, 50_000.0]}))
+    s = model.score_matrix(X, reasons=0)
+    cost = load_config("b2b").value.cost_of_contact
+    assert s.expected_value == pytest.approx(s.score * np.array([1_000.0, 50_000.0]) - cost)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec | {"value": "amount_usd"}))
+    r = run("train", "--spec", tmp_path / "bad.yaml")
+    assert r.exit_code == 2 and "amount_usd" in r.output
