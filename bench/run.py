@@ -110,7 +110,8 @@ def main() -> None:
         t = Table(
             title=f"serving at {s['connections']} connections (wrk, 127.0.0.1), same champion, same run"
         )
-        for c in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors"):
+        knee = s["knee connections"]
+        for c in ("endpoint", "req/s", "p50 ms", "p99 ms", "errors", f"req/s at {knee}", f"p99 ms at {knee}"):
             t.add_column(c)
         for k in SERVERS:
             r = s[k]
@@ -120,6 +121,8 @@ def main() -> None:
                 f"{r['p50_ms']:.1f}",
                 f"{r['p99_ms']:.1f}",
                 str(r["errors"] + r["non2xx"]),
+                f"{r['rps_at_knee']:.0f}" if "rps_at_knee" in r else "",
+                f"{r['p99_ms_at_knee']:.1f}" if "p99_ms_at_knee" in r else "",
             )
         console.print(t)
         console.print(
@@ -130,7 +133,8 @@ def main() -> None:
             f"ratio vs mlflow models serve: {s['ratio vs mlflow models serve']:.2f}×; "
             f"vs FastAPI + LightGBM: {s['ratio vs fastapi + lightgbm']:.2f}×; with an API key vs open: "
             f"{s['ratio with an API key vs open']:.3f}×; keys and journal on vs both off: "
-            f"{s['ratio keys and journal on vs both off']:.3f}×; realtime batches average "
+            f"{s['ratio keys and journal on vs both off']:.3f}× ({s['ratio keys and journal on vs both off, at the knee']:.3f}× "
+            f"at {knee}); realtime batches average "
             f"{s['leadscore realtime batches (mean size)']:.1f} requests"
         )
         console.print(

@@ -1,4 +1,4 @@
-"""Soak: the service under the serving bench's load (wrk, 16 connections) for ``BENCH_SOAK_SECONDS`` (default
+"""Soak: the service at the serving bench's knee (wrk, 16 connections: full throughput, no queueing tail) for ``BENCH_SOAK_SECONDS`` (default
 300), every request with its own request id. Afterwards every acknowledged score must be in the score log, and
 the workers' memory must not drift: RSS is sampled every 10 seconds from the first minute on.
 
@@ -23,7 +23,7 @@ from bench.serving import ROOT, free_port, start, stop, wait
 from serving import serve_command
 
 SECONDS = int(os.environ.get("BENCH_SOAK_SECONDS", "300"))
-CONNECTIONS = int(os.environ.get("BENCH_SOAK_CONNECTIONS", "16"))  # the serving bench's load (see there)
+CONNECTIONS = int(os.environ.get("BENCH_SOAK_CONNECTIONS", "16"))  # the knee of the serving bench (see there)
 LUA = """
 local n = 0
 local template = io.open(os.getenv("BODY_FILE")):read("*a")
