@@ -1,7 +1,9 @@
 """The score log, durable before a score is acknowledged: an append-only local journal, shipped to the store.
 
 Every scored batch is one write to this process's journal segment (``LEADSCORE_HOME/journal``) before its
-responses leave, so killing the process loses nothing that was answered; the segment is fsynced every
+responses leave, so killing the process loses nothing that was answered; the segment is flushed to the disk
+(``fdatasync``: the data and the size that finds it, not the times — an fsync per second cost about a tenth of
+/score's throughput in an A/B on this machine, fdatasync was level with no journal) every
 ``journal_fsync_seconds`` (0: on every write) for power loss. A shipper thread copies new journal lines into the
 store's ``score_log`` and records how far it got beside the segment; the insert ignores request ids the store
 already has, so shipping a line twice (after a crash between the insert and the position) is harmless. When the
@@ -133,7 +135,7 @@ class ScoreLog:
             self._active.size += len(data)
             self._dirty = True
             if self.fsync_seconds <= 0:
-                os.fsync(self._active.fd)
+                os.fdatasync(self._active.fd)
                 self._dirty = False
             backlog = self.unshipped_bytes()
         if backlog >= WAKE_BYTES:  # otherwise the shipper's next round (every ``interval``) takes these rows
@@ -147,7 +149,7 @@ class ScoreLog:
             self._dirty = False
             self._last_sync = time.monotonic()
         if dirty:
-            os.fsync(fd)  # the fd stays open: only this (the shipper's) thread retires segments
+            os.fdatasync(fd)  # the fd stays open: only this (the shipper's) thread retires segments
 
     def unshipped_bytes(self) -> int:
         return sum(max(0, s.size - s.shipped) for s in self._owned)

@@ -61,7 +61,7 @@ def test_fsync_runs_outside_the_append_lock(tmp_path, monkeypatch):
     log = ScoreLog(Store(f"sqlite:///{tmp_path}/s.db"), tmp_path / "home")
     log.append(_rows("f", 2))
     held = []
-    monkeypatch.setattr(os, "fsync", lambda fd: held.append(log._lock.locked()))
+    monkeypatch.setattr(os, "fdatasync", lambda fd: held.append(log._lock.locked()))
     log.sync()
     log.sync()  # nothing written since: no second fsync
     assert held == [False]
