@@ -5,6 +5,7 @@ to a log file; a library caller sees ordinary log records, or nothing."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,9 @@ def steps() -> Iterator[Callable[[str], None]]:
 
     try:
         yield step
-    finally:
-        if current:
-            current.pop().__exit__(None, None, None)
+    except BaseException:
+        if current:  # the stage that failed ends without a "done" record
+            current.pop().__exit__(*sys.exc_info())
+        raise
+    if current:
+        current.pop().__exit__(None, None, None)

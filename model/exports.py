@@ -91,9 +91,8 @@ class DataSpec(BaseModel):
     join: list[Join] = []
     replace: dict[str, dict[str, Any]] = {}  # column → {wrong value: right value}
     consent: ConsentSpec | None = None
-    value: str | None = (
-        None  # a deal-value column: expected value = probability × this value (−cost of contact)
-    )
+    # a deal-value column: expected value = probability × this value (− cost of contact)
+    value: str | None = None
     base_dir: Path = Path(".")
 
     def cleaning(self) -> Cleaning:

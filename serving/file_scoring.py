@@ -168,7 +168,6 @@ def _score_file(
     step("journaling and shipping the score log")
     result.attrs["missing_inputs"] = [c for c, _ in coverage.missing] if coverage else []
     result.attrs["routes"] = pd.Series(routes).value_counts().to_dict()
-    _track(name, version, data, result, coverage)
     _log(
         store or Store.default(),
         model,
@@ -179,6 +178,8 @@ def _score_file(
         frame["as_of"] if model.feature_set else None,
         id_col or "row",
     )
+    step("recording the batch run in MLflow")
+    _track(name, version, data, result, coverage)
     return result
 
 

@@ -124,9 +124,12 @@ class ScoreLog:
             return
         data = b"".join(orjson.dumps(r) + b"\n" for r in batch)
         with self._lock:
-            if self.unshipped_bytes() + len(data) > self.max_bytes:
+            backlog = self.unshipped_bytes() + len(
+                data
+            )  # once per batch: the cap, then the shipper's wake-up
+            if backlog > self.max_bytes:
                 raise JournalFull(
-                    f"the score-log journal holds {self.unshipped_bytes() / 2**20:.0f} MB not yet "
+                    f"the score-log journal holds {(backlog - len(data)) / 2**20:.0f} MB not yet "
                     f"in the store (cap {self.max_bytes / 2**20:.0f} MB): is the store down?"
                 )
             view = memoryview(data)
@@ -137,7 +140,6 @@ class ScoreLog:
             if self.fsync_seconds <= 0:
                 os.fdatasync(self._active.fd)
                 self._dirty = False
-            backlog = self.unshipped_bytes()
         if backlog >= WAKE_BYTES:  # otherwise the shipper's next round (every ``interval``) takes these rows
             self._wake.set()
 

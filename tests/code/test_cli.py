@@ -93,3 +93,15 @@ def test_a_job_reads_well_in_a_log_and_as_json(tmp_path):
     stages = [line for line in r.stderr.splitlines() if line.startswith("✓")]
     assert [s.split(" (")[0] for s in stages] == ["✓ reading the canonical tables", "✓ point-in-time features",
                                                   f"✓ writing {tmp_path / 'f.parquet'}"]  # fmt: skip
+
+
+def test_a_failed_stage_is_not_reported_done(caplog):
+    from leadscore.progress import steps
+
+    caplog.set_level("INFO", logger="leadscore.progress")
+    with pytest.raises(RuntimeError), steps() as step:
+        step("reading")
+        step("scoring")
+        raise RuntimeError("boom")
+    done = [r.stage for r in caplog.records if getattr(r, "state", None) == "done"]
+    assert done == ["reading"]
