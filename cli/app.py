@@ -129,7 +129,13 @@ def train(
     motion: Annotated[MotionChoice | None, typer.Argument(help="the motion (canonical data)")] = None,
     data: Annotated[Path | None, typer.Option(help="canonical folder, or a flat file with --spec")] = None,
     spec: Annotated[Path | None, typer.Option(help="a data-set spec (bring your own data)")] = None,
-    search: Annotated[int, typer.Option(help="optuna trials (0 = sensible defaults)")] = 0,
+    search_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="model search budget in seconds (0 = the motion's settings as they are); "
+            "default: on for --spec, growing with the rows (model.search in the conf), off for a motion"
+        ),
+    ] = None,
 ):
     """Train, evaluate beside two baselines, log to MLflow and register (first version → champion)."""
     from training.pipelines import train_motion, train_spec
@@ -137,12 +143,12 @@ def train(
     if spec is None and motion is None:
         raise UserError(f"give a motion ({', '.join(motions.NAMES)}) with --data, or --spec SPEC.yaml")
     if spec is not None:
-        r = train_spec(spec, data, search)
+        r = train_spec(spec, data, search_seconds)
     else:
         assert motion is not None
         if data is None:
             raise UserError("--data DIR is required with a motion")
-        r = train_motion(motion.value, data, search)
+        r = train_motion(motion.value, data, search_seconds)
     f = r.fitted
     for flag in f.flags:
         console.print(f"[yellow]leakage guard excluded[/] {flag.column}: {flag.reason}", highlight=False)

@@ -42,6 +42,21 @@ class Snapshots(_Strict):
     count: int = 4
 
 
+class SearchConf(_Strict):
+    """The time-bounded model search (training/search.py): on by default for a spec (a flat export the motion's
+    settings were not chosen for), off for a motion's canonical data unless asked for (--search-seconds)."""
+
+    seconds_per_50k_rows: float = Field(default=90.0, ge=0)  # the budget grows with the rows, within the bounds
+    min_seconds: float = Field(default=15.0, ge=0)
+    max_seconds: float = Field(default=180.0, ge=0)
+    max_candidates: int = Field(default=8, ge=1)
+    folds: int = Field(default=3, ge=1)  # stratified folds over the fit period (one fold when rows have a time)
+    blend: bool = True  # blend with a logistic regression when it wins out of fold
+
+    def budget(self, rows: int) -> float:
+        return float(min(self.max_seconds, max(self.min_seconds, self.seconds_per_50k_rows * rows / 50_000)))
+
+
 class ModelConf(_Strict):
     params: dict[str, float | int | str] = {}
     max_rounds: int = 2000
@@ -51,7 +66,7 @@ class ModelConf(_Strict):
     )
     max_category_levels: int = 50
     seed: int = 0
-    search_trials: int = 0
+    search: SearchConf = SearchConf()
 
 
 class Value(_Strict):

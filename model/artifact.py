@@ -17,6 +17,7 @@ from mlflow.pyfunc import PythonModel
 
 from model.calibration import Calibrator
 from model.exports import ExportReader
+from model.linear import LinearPart
 from model.preprocess import Preprocessor
 from model.reasons import Wording, group_columns, top_reasons
 from model.shap_table import TreeTable
@@ -25,6 +26,8 @@ from model.tiers import TierPolicy
 
 class LeadScoreModel(PythonModel):
     reader: ExportReader | None = None  # a spec model: how files of its export's shape are read (and consent)
+    linear: LinearPart | None = None  # a blended model's linear half (log-odds weight ``blend``)
+    blend: float = 0.0
 
     def __init__(
         self,
@@ -39,12 +42,15 @@ class LeadScoreModel(PythonModel):
         words: dict[str, Wording],
         value_feature: str | None,
         reference: dict[str, Any],
+        linear: LinearPart | None = None,
+        blend: float = 0.0,
     ):
         self.name, self.motion, self.feature_set = name, motion, feature_set
         self.preprocessor = preprocessor
         self.booster_str = booster.model_to_string()
         self.calibrator, self.tiers, self.words = calibrator, tiers, words
         self.value_feature, self.reference = value_feature, reference
+        self.linear, self.blend = (linear, blend) if linear is not None and blend > 0 else (None, 0.0)
         self._booster: lgb.Booster | None = booster
         self._table: TreeTable | bool | None = None
 
@@ -69,11 +75,16 @@ class LeadScoreModel(PythonModel):
         return self._table if isinstance(self._table, TreeTable) else None
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Per-row SHAP values (log-odds) plus the expected value last; they sum to the raw log-odds."""
+        """Per-row SHAP values (log-odds) plus the expected value last; they sum to the raw log-odds. A blend's
+        are the weighted sum of the booster's and the linear half's, which sum to the blended log-odds."""
         table = self.table
         if table is not None:
-            return table.contributions(X)
-        return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1))
+            tree = table.contributions(X)
+        else:
+            tree = np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1))
+        if self.linear is None:
+            return tree
+        return (1 - self.blend) * tree + self.blend * self.linear.contributions(X)
 
     @property
     def columns(self) -> list[str]:
@@ -100,7 +111,11 @@ class LeadScoreModel(PythonModel):
         return self.predict_matrix(self.preprocessor.transform(frame))
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.predict(X, num_threads=1))
+        """The uncalibrated probability (a blend's: of the weighted log-odds)."""
+        if self.linear is None:
+            return np.asarray(self.booster.predict(X, num_threads=1))
+        z = (1 - self.blend) * np.asarray(self.booster.predict(X, raw_score=True, num_threads=1))
+        return 1.0 / (1.0 + np.exp(-(z + self.blend * self.linear.logit(X))))
 
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
         return np.clip(self.calibrator.predict(self.raw(X)), 0.0, 1.0)

@@ -19,6 +19,14 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     return float(total / max(len(y), 1))
 
 
+def ece_noise_floor(p: np.ndarray, bins: int = 10, sims: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model with these scores would show on this many rows, on average: labels
+    drawn as Bernoulli(p). A test fold's ECE near this floor is as good as the fold can tell."""
+    p = np.asarray(p, float)
+    rng = np.random.default_rng(seed)
+    return float(np.mean([ece((rng.random(len(p)) < p).astype(float), p, bins) for _ in range(sims)]))
+
+
 def base_rate_gap(y: np.ndarray, p: np.ndarray) -> float:
     """Mean predicted minus observed rate ("calibration in the large"). |gap| is a floor under ``ece``: the bins'
     gaps are averaged with the same weights, so their absolute values cannot sum to less. When the base rate

@@ -1,4 +1,4 @@
-"""Evaluation of a fitted version on the test fold, beside the two baselines trained on the same rows: metrics,
+"""Evaluation of a fitted version on the test fold, beside the three peers trained on the same rows: metrics,
 tables (deciles, tiers, segments, SHAP importance) and plots — always within the version's motion."""
 
 from __future__ import annotations
@@ -42,13 +42,16 @@ def evaluate(
     frame_fit, frame_te = pre.frame(X.iloc[fit_rows]), pre.frame(X.iloc[te])
     p_lr = baselines.logistic(frame_fit, y[fit_rows], seed)(frame_te)
     p_nb = baselines.naive_bayes(frame_fit, y[fit_rows])(frame_te)
+    cats = [pre.features_.index(c) for c in pre.categorical_]
+    p_gbm = baselines.lightgbm_default(Xm[fit_rows], y[fit_rows], cats, seed)(Xte)
     m = {
         "model": metrics.core(yte, p),
         "logistic": metrics.core(yte, p_lr),
         "naive_bayes": metrics.core(yte, p_nb),
+        "lightgbm_default": metrics.core(yte, p_gbm),
     }
     m["model"]["auc_gain_vs_best_baseline"] = m["model"]["auc"] - max(
-        m["logistic"]["auc"], m["naive_bayes"]["auc"]
+        m["logistic"]["auc"], m["naive_bayes"]["auc"], m["lightgbm_default"]["auc"]
     )
     vcol = model.columns.index(model.value_feature) if model.value_feature else None
     tiers_te = model.tiers.assign(p, Xte[:, vcol] if vcol is not None else None)
@@ -66,10 +69,11 @@ def evaluate(
         .sort_values("mean_abs_shap", ascending=False),
     }
     title = f"{model.name} ({conf.motion})"
-    curves = {"model": p, "logistic": p_lr, "naive Bayes": p_nb}
+    curves = {"model": p, "logistic": p_lr, "naive Bayes": p_nb, "LightGBM default": p_gbm}
     images = {
         "calibration.png": plots.calibration_curve(yte, curves, f"calibration — {title}"),
         "gains.png": plots.gains_chart(yte, curves, title),
         "shap_summary.png": plots.shap_summary(mean_abs, f"SHAP summary — {title}"),
     }
-    return Evaluation(m, tables, images, {"model": p, "logistic": p_lr, "naive_bayes": p_nb})
+    preds = {"model": p, "logistic": p_lr, "naive_bayes": p_nb, "lightgbm_default": p_gbm}
+    return Evaluation(m, tables, images, preds)

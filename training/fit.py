@@ -1,5 +1,6 @@
-"""Fitting a model version: leakage guard → preprocessing → LightGBM (early-stopped, optionally searched, refit
-on train + validation) → calibration on the validation fold's out-of-sample scores → tiers → the artifact."""
+"""Fitting a model version: leakage guard → preprocessing → LightGBM (the motion's settings early-stopped on the
+validation fold, or a time-bounded search cross-validated on the fit period, blended with a logistic regression
+when that wins) refit on train + validation → calibration and tiers on out-of-fold scores → the artifact."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from model.artifact import LeadScoreModel
 from model.calibration import choose_calibrator
 from model.cleaning import Cleaning
 from model.drift import reference
+from model.linear import LinearPart
 from model.preprocess import Preprocessor
 from model.reasons import wordings
 from model.tiers import fit_tiers
 from training.evaluate import Evaluation, evaluate
 from training.leakage import Flag, guard
+from training.search import candidates, choose_blend, folds_for, search
 from training.split import Split, split_rows
 
 
@@ -66,52 +69,21 @@ def _lgb_params(conf: MotionConfig, seed: int) -> dict[str, Any]:
         "num_threads": 2,
         "deterministic": True,
         "force_col_wise": True,
-    } | dict(conf.model.params)
-
-
-def _train_booster(params: dict, Xtr, ytr, Xva, yva, cat_idx: list[int], conf: MotionConfig) -> lgb.Booster:
-    dtrain = lgb.Dataset(Xtr, ytr, categorical_feature=cat_idx, free_raw_data=False)
-    dvalid = lgb.Dataset(Xva, yva, categorical_feature=cat_idx, reference=dtrain)
-    return lgb.train(
-        params,
-        dtrain,
-        num_boost_round=conf.model.max_rounds,
-        valid_sets=[dvalid],
-        callbacks=[lgb.early_stopping(conf.model.early_stopping_rounds, verbose=False)],
-    )
+    }
 
 
 def _refit(params: dict, X: np.ndarray, y: np.ndarray, cat_idx: list[int], rounds: float) -> lgb.Booster:
-    """The final booster: train + validation rows, the early-stopped rounds scaled to the larger data.
+    """The final booster: every fit row, the early-stopped rounds scaled to the larger data.
 
-    The calibrator and tier thresholds stay those fitted on the validation fold's out-of-sample predictions.
+    The calibrator and tier thresholds stay those fitted on the out-of-fold predictions.
     """
     return lgb.train(
         params, lgb.Dataset(X, y, categorical_feature=cat_idx), num_boost_round=max(1, round(rounds))
     )
 
 
-def _search(params: dict, trials: int, Xtr, ytr, Xva, yva, cat_idx, conf) -> dict:
-    try:
-        import optuna
-    except ImportError:
-        raise UserError("hyper-parameter search needs optuna: pip install 'leadscore[search]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    def objective(trial) -> float:
-        p = params | {
-            "num_leaves": trial.suggest_int("num_leaves", 7, 127, log=True),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
-            "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
-            "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10, log=True),
-        }
-        return _train_booster(p, Xtr, ytr, Xva, yva, cat_idx, conf).best_score["valid_0"]["binary_logloss"]
-
-    study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.TPESampler(seed=conf.model.seed)
-    )
-    study.optimize(objective, n_trials=trials)
-    return params | study.best_params
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def _check_positives(y: np.ndarray, conf: MotionConfig, name: str) -> int:
@@ -125,9 +97,18 @@ def _check_positives(y: np.ndarray, conf: MotionConfig, name: str) -> int:
 
 
 def fit_and_evaluate(
-    rows: TrainingRows, conf: MotionConfig, *, name: str, fs: FeatureSet | None, search: int = 0
+    rows: TrainingRows,
+    conf: MotionConfig,
+    *,
+    name: str,
+    fs: FeatureSet | None,
+    search_seconds: float = 0.0,
 ) -> Fitted:
-    """A model version fitted on the train and validation folds and evaluated on the test fold."""
+    """A model version fitted on the fit period (train and validation folds), evaluated on the test fold.
+
+    ``search_seconds`` > 0 cross-validates candidate settings within that budget (training/search.py) and
+    blends with a logistic regression when it wins; 0 uses the motion's own settings, early-stopped on the
+    validation fold. Either way the calibrator and the tiers are fitted on out-of-fold scores only."""
     seed = conf.model.seed
     y = np.asarray(rows.y, dtype=np.int8)
     positives = _check_positives(y, conf, name)
@@ -145,24 +126,34 @@ def fit_and_evaluate(
     ).fit(X.iloc[split.train])
     Xm = pre.transform(X)
     cat_idx = [pre.features_.index(c) for c in pre.categorical_]
-    params = _lgb_params(conf, seed)
-    Xtr, ytr, Xva, yva = Xm[split.train], y[split.train], Xm[split.valid], y[split.valid]
-    trials = search or conf.model.search_trials
-    if trials:
-        params = _search(params, trials, Xtr, ytr, Xva, yva, cat_idx, conf)
-    booster = _train_booster(params, Xtr, ytr, Xva, yva, cat_idx, conf)
-    raw_valid = np.asarray(booster.predict(Xva))
-    calibrator, briers = choose_calibrator(raw_valid, yva, seed)
-    p_valid = np.clip(calibrator.predict(raw_valid), 0, 1)
-    rounds = booster.best_iteration or booster.current_iteration()
+    base = _lgb_params(conf, seed)
+    sc = conf.model.search
+    searching = search_seconds > 0
+    folds = folds_for(split.train, split.valid, y, sc.folds if searching else 1, split.kind != "stratified", seed)
+    settings = (
+        candidates(base, dict(conf.model.params), sc.max_candidates, seed)
+        if searching
+        else [base | dict(conf.model.params)]
+    )
+    found = search(
+        Xm, y, folds, cat_idx, settings, max_rounds=conf.model.max_rounds,
+        patience=conf.model.early_stopping_rounds, budget_seconds=search_seconds,
+    )  # fmt: skip
+    if searching and sc.blend:
+        found = choose_blend(found, Xm, y, folds, cat_idx, seed)
+    held = found.held_rows
+    raw_held = _sigmoid(found.blended_oof())
+    calibrator, briers = choose_calibrator(raw_held, y[held], seed)
+    p_held = np.clip(calibrator.predict(raw_held), 0, 1)
     fit_rows = np.r_[split.train, split.valid]
-    if conf.model.refit:
-        booster = _refit(
-            params, Xm[fit_rows], y[fit_rows], cat_idx, rounds * len(fit_rows) / len(split.train)
-        )
+    if found.fold_booster is not None and not conf.model.refit:
+        booster = found.fold_booster
+    else:
+        booster = _refit(found.params, Xm[fit_rows], y[fit_rows], cat_idx, found.rounds)
+    linear = LinearPart(tuple(cat_idx), seed=seed).fit(Xm[fit_rows], y[fit_rows]) if found.blend else None
     value_feature = conf.value.value_feature if conf.value.value_feature in pre.features_ else None
     vcol = pre.features_.index(value_feature) if value_feature else None
-    tiers = fit_tiers(conf, p_valid, Xva[:, vcol] if vcol is not None else None)
+    tiers = fit_tiers(conf, p_held, Xm[held, vcol] if vcol is not None else None)
     model = LeadScoreModel(
         name=name,
         motion=conf.motion,
@@ -173,20 +164,24 @@ def fit_and_evaluate(
         tiers=tiers,
         words=wordings(pre.features_, fs),
         value_feature=value_feature,
-        reference=reference(
-            Xtr,
-            pre.features_,
-            pre.categorical_,
-            np.clip(calibrator.predict(np.asarray(booster.predict(Xtr))), 0, 1),
-        ),
+        reference={},
+        linear=linear,
+        blend=found.blend,
     )
+    Xtr = Xm[split.train]
+    model.reference = reference(Xtr, pre.features_, pre.categorical_, model.predict_matrix(Xtr))
     ev: Evaluation = evaluate(model, conf, X, Xm, y, split, rows.label_value, rows.segments, seed)
     source = rows.X if rows.source is None else rows.source
     holdout = source.iloc[split.test].reset_index(drop=True).assign(label=y[split.test])
     if rows.label_value is not None:
         holdout["label_value"] = rows.label_value[split.test]
-    params = params | {
-        "best_iteration": rounds,
+    tables = ev.tables | ({"search": found.trials} if searching else {})
+    params = found.params | {
+        "search_seconds": round(search_seconds, 1),
+        "search_candidates": len(found.trials),
+        "search_folds": len(folds),
+        "cv_auc": round(float(found.trials["cv_auc"].max()), 4),
+        "blend_linear_weight": found.blend,
         "final_rounds": booster.current_iteration(),
         "refit": conf.model.refit,
         "split": split.kind,
@@ -200,7 +195,7 @@ def fit_and_evaluate(
     return Fitted(
         model,
         ev.metrics,
-        ev.tables,
+        tables,
         ev.images,
         flags,
         [(d.column, d.reason) for d in pre.dropped_],

@@ -41,27 +41,36 @@ def motion_rows(X: pd.DataFrame, y: np.ndarray, v: np.ndarray, conf: MotionConfi
     return TrainingRows(X, y, time_col=TIME, label_value=v, segments=list(conf.segments))
 
 
-def train_motion(motion: str, data_dir: str | Path, search: int = 0) -> TrainResult:
+def train_motion(motion: str, data_dir: str | Path, search_seconds: float | None = None) -> TrainResult:
+    """A motion's model from its canonical data: its own settings, or a search of ``search_seconds``."""
     conf = load_config(motion)
     fs = feature_set(conf.feature_set)
     rows = motion_rows(*motion_frame(motion, data_dir, conf), conf)
     with stage("fitting, calibrating and evaluating beside the baselines"):
-        fitted = fit_and_evaluate(rows, conf, name=motion, fs=fs, search=search)
+        fitted = fit_and_evaluate(rows, conf, name=motion, fs=fs, search_seconds=search_seconds or 0.0)
     with stage("logging to MLflow and registering"):
         return log_and_register(
             fitted, conf, {"source": "motion", "feature_set": fs.name, "data": str(data_dir)}
         )
 
 
-def train_spec(spec_path: str | Path, data: str | Path | None = None, search: int = 0) -> TrainResult:
+def train_spec(
+    spec_path: str | Path, data: str | Path | None = None, search_seconds: float | None = None
+) -> TrainResult:
+    """A model from a flat export through its spec (searched by default: see ``fit_spec``)."""
     spec = load_spec(spec_path)
     conf = load_config(spec.motion)
-    fitted = fit_spec(spec, conf, data, search)
+    fitted = fit_spec(spec, conf, data, search_seconds)
     with stage("logging to MLflow and registering"):
         return log_and_register(fitted, conf, {"source": "spec", "spec": str(spec_path)})
 
 
-def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search: int = 0) -> Fitted:
+def fit_spec(
+    spec: DataSpec, conf: MotionConfig, data: str | Path | None = None, search_seconds: float | None = None
+) -> Fitted:
+    """A flat export's model. The motion's model settings were chosen for its canonical data, not for this
+    export, so the model search runs by default, its budget growing with the rows (``model.search`` in the
+    motion's conf); ``search_seconds`` = 0 uses the motion's settings as they are."""
     if spec.value:  # the export's own deal value replaces the motion's value feature
         conf = conf.model_copy(update={"value": conf.value.model_copy(update={"value_feature": spec.value})})
     with stage("reading the export"):
@@ -75,7 +84,9 @@ def fit_spec(spec: DataSpec, conf: MotionConfig, data: str | Path | None = None,
         segments=list(spec.segments or conf.segments),
         cleaning=spec.cleaning(),
     )
-    with stage("fitting, calibrating and evaluating beside the baselines"):
-        fitted = fit_and_evaluate(rows, conf, name=spec.name, fs=None, search=search)
+    budget = conf.model.search.budget(len(y)) if search_seconds is None else search_seconds
+    what = f"searching for {budget:.0f} s at most, " if budget else ""
+    with stage(f"{what}fitting, calibrating and evaluating beside the baselines"):
+        fitted = fit_and_evaluate(rows, conf, name=spec.name, fs=None, search_seconds=budget)
     fitted.model.reader = spec.reader()  # scoring a raw export then needs no spec
     return fitted

@@ -1,0 +1,108 @@
+"""The model search and the blend: budget and order, out-of-fold rows only, and a blended model whose reasons
+still add up to its score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from leadscore.config import load_config
+from model.linear import LinearPart
+from training.fit import TrainingRows, _lgb_params, fit_and_evaluate
+from training.search import candidates, choose_blend, folds_for, search
+
+
+def _data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A linear signal in x0 and a level effect in the category column 2 (codes 0..5, some missing)."""
+    rng = np.random.default_rng(seed)
+    X = np.c_[rng.normal(size=n), rng.normal(size=n), rng.integers(0, 6, n).astype(float)]
+    X[rng.random(n) < 0.1, 1] = np.nan
+    X[rng.random(n) < 0.05, 2] = np.nan
+    z = 1.5 * X[:, 0] + np.nan_to_num(X[:, 2] - 2.5) * 0.4
+    return X, (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int8)
+
+
+def test_linear_contributions_sum_to_its_log_odds_and_match_a_plain_logistic_regression():
+    X, y = _data()
+    lin = LinearPart((2,)).fit(X, y)
+    c = lin.contributions(X)
+    assert c.shape == (len(X), 4)
+    np.testing.assert_allclose(c.sum(1), lin.logit(X), atol=1e-9)
+    np.testing.assert_allclose(c[:, :-1].mean(0), 0, atol=1e-9)  # centred on the training rows
+    p = 1 / (1 + np.exp(-lin.logit(X)))
+    ref = LogisticRegression(max_iter=2000).fit(lin._design(X), y).predict_proba(lin._design(X))[:, 1]
+    np.testing.assert_allclose(p, ref, atol=1e-6)
+    assert roc_auc_score(y, p) > 0.75
+    unseen = X[:3].copy()
+    unseen[:, 2] = [99, -5, np.nan]  # codes it never saw read as missing, not as an error
+    assert np.isfinite(lin.logit(unseen)).all()
+
+
+def test_search_keeps_the_order_stops_at_the_budget_and_always_runs_one():
+    X, y = _data()
+    rows = np.arange(len(y))
+    folds = folds_for(rows[:2000], rows[2000:2500], y, 3, False, 0)
+    assert len(folds) == 3 and sorted(np.concatenate([f.held for f in folds]).tolist()) == list(range(2500))
+    base = _lgb_params(load_config("b2c"), 0)
+    settings = candidates(base, {"num_leaves": 7}, 6, seed=0)
+    assert settings == candidates(base, {"num_leaves": 7}, 6, seed=0)  # seeded
+    assert len(settings) == 6 and settings[4]["num_leaves"] == 7  # the motion's own after the curated four
+    one = search(X, y, folds, [2], settings, max_rounds=200, patience=20, budget_seconds=0)
+    assert len(one.trials) == 1 and one.trials["chosen"].all()
+    every = search(X, y, folds, [2], settings, max_rounds=200, patience=20, budget_seconds=600)
+    assert len(every.trials) == 6
+    assert every.trials.loc[every.trials["chosen"], "cv_auc"].item() == every.trials["cv_auc"].max()
+    assert set(every.held_rows) == set(range(2500))  # out of fold: never a test row (2500..2999)
+    time_ordered = folds_for(rows[:2000], rows[2000:2500], y, 3, True, 0)
+    assert len(time_ordered) == 1 and (time_ordered[0].held == rows[2000:2500]).all()
+
+
+def test_a_linear_signal_is_blended_and_the_blend_is_kept_only_when_it_wins():
+    X, y = _data(4000)
+    rows = np.arange(len(y))
+    folds = folds_for(rows[:3000], rows[3000:3500], y, 3, False, 0)
+    base = _lgb_params(load_config("b2c"), 0)
+    s = search(X, y, folds, [2], candidates(base, {}, 1, 0), max_rounds=300, patience=20, budget_seconds=60)
+    s = choose_blend(s, X, y, folds, [2], 0)
+    aucs = s.trials.attrs["blend_cv_auc"]
+    assert s.blend == 0.0 or aucs[s.blend] - aucs[0.0] >= 0.0005
+    assert s.linear_oof is not None and len(s.linear_oof) == len(s.oof)
+
+
+@pytest.fixture(scope="module")
+def blended():
+    """A fitted spec-like model on a mostly linear signal, searched briefly."""
+    X, y = _data(3000, seed=1)
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": pd.Series(X[:, 2]).map(lambda v: f"L{v:.0f}")})
+    conf = load_config("b2c")
+    return fit_and_evaluate(TrainingRows(frame, y), conf, name="t", fs=None, search_seconds=30), frame
+
+
+def test_a_searched_model_records_its_search_and_its_reasons_sum_to_its_log_odds(blended):
+    f, frame = blended
+    assert f.params["search_candidates"] >= 1 and 0 < f.params["cv_auc"] < 1
+    assert "search" in f.tables and f.tables["search"]["chosen"].sum() == 1
+    assert set(f.metrics) == {"model", "logistic", "naive_bayes", "lightgbm_default"}
+    m = f.model
+    Xm = m.preprocessor.transform(frame.head(200))
+    raw = m.raw(Xm)
+    c = m.contributions(Xm)
+    np.testing.assert_allclose(1 / (1 + np.exp(-c.sum(1))), raw, atol=1e-9)
+    s = m.score_matrix(Xm)
+    np.testing.assert_allclose(s.score, m.predict_matrix(Xm), atol=1e-9)
+    assert m.blend > 0 and f.params["blend_linear_weight"] == m.blend  # a linear signal: the blend wins
+    tree = np.asarray(m.booster.predict(Xm, pred_contrib=True))
+    np.testing.assert_allclose(c, (1 - m.blend) * tree + m.blend * m.linear.contributions(Xm), atol=1e-9)
+
+
+def test_without_a_search_the_motion_settings_are_used_as_they_are():
+    X, y = _data(3000, seed=2)
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1]})
+    conf = load_config("b2c")
+    f = fit_and_evaluate(TrainingRows(frame, y), conf, name="t", fs=None, search_seconds=0)
+    assert f.params["search_candidates"] == 1 and f.params["search_folds"] == 1
+    assert f.params["num_leaves"] == conf.model.params["num_leaves"] and f.params["blend_linear_weight"] == 0
+    assert "search" not in f.tables
