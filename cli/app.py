@@ -112,7 +112,7 @@ def features(
         "features": frame.shape[1] - 2,
         "as_of": str(frame["as_of"].iloc[0]) if len(frame) else t,
     }
-    rows |= {f"dropped: {k}": v for k, v in p.drops.counts.items()}
+    rows |= {f"dropped: {k}": v for k, v in p.drops.counts.items()} | p.notes
     if materialize:
         s = Settings.load()
         s.ensure_home()
@@ -159,8 +159,17 @@ def train(
     quality = pd.DataFrame(
         [{"model": k} | {m: v[m] for m in ("auc", "pr_auc", "brier", "ece")} for k, v in f.metrics.items()]
     )
-    facts = {"model": r.name, "version": r.version, "alias": r.alias, "run": r.run_id, "split": f.params["split"],
-             "calibration": f.params["calibration"]}  # fmt: skip
+    facts = {
+        "model": r.name,
+        "version": r.version,
+        "alias": r.alias,
+        "run": r.run_id,
+        "split": f.params["split"],
+        "calibration": f.params["calibration"],
+        "search": f"{f.params['search_candidates']} candidates, "
+        f"{f.params['search_folds']} folds, cv AUC {f.params['cv_auc']:.4f}, blend {f.params['blend_linear_weight']}",
+    }
+    facts |= {k: v for k, v in f.params.items() if "account" in k}  # fmt: skip
     summary(f"{r.name} v{r.version} → {r.alias}", facts, {"quality": quality, "tiers": f.tables["tiers"]})
 
 

@@ -32,6 +32,9 @@ class Prepared:
     drops: DropReport = field(default_factory=DropReport)
     vocab: dict[str, np.ndarray] = field(default_factory=dict)  # code → name: topic, category, session
     event_ids: pd.Series | None = None  # event_id per ev_pos
+    notes: dict[str, int | float | str] = field(
+        default_factory=dict
+    )  # e.g. how leads were matched to accounts
 
 
 def _arrow(values: pd.Series | pd.Index) -> pa.Array:
@@ -136,6 +139,7 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
         _epoch(out["occurred_at"])[ok],
         out["stage"].map(STAGE_RANK).to_numpy(dtype=np.int64)[ok],
     )
+    match = leads.attrs.get("account_match")
     return Prepared(
         motion,
         fr,
@@ -147,6 +151,7 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
         drops,
         {"topic": topics.to_numpy(dtype=object)},
         ev["event_id"].reset_index(drop=True),
+        match.summary() if match is not None else {},
     )
 
 

@@ -46,11 +46,15 @@ class SearchConf(_Strict):
     """The time-bounded model search (training/search.py): on by default for a spec (a flat export the motion's
     settings were not chosen for), off for a motion's canonical data unless asked for (--search-seconds)."""
 
-    seconds_per_50k_rows: float = Field(default=90.0, ge=0)  # the budget grows with the rows, within the bounds
+    seconds_per_50k_rows: float = Field(
+        default=90.0, ge=0
+    )  # the budget grows with the rows, within the bounds
     min_seconds: float = Field(default=15.0, ge=0)
     max_seconds: float = Field(default=180.0, ge=0)
     max_candidates: int = Field(default=8, ge=1)
-    folds: int = Field(default=3, ge=1)  # stratified folds over the fit period (one fold when rows have a time)
+    folds: int = Field(
+        default=3, ge=1
+    )  # stratified folds over the fit period (one fold when rows have a time)
     blend: bool = True  # blend with a logistic regression when it wins out of fold
 
     def budget(self, rows: int) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leadscore.accounts import match_accounts
 from leadscore.errors import UserError
 from leadscore.motions import (
     B2B_EVENT_TYPES,
@@ -76,7 +77,7 @@ TABLES: dict[str, dict[str, Table]] = {
             "leads",
             (
                 _c("lead_id", "str", unique=True),
-                _c("account_id", "str"),
+                _c("account_id", "str", nullable=True),  # empty: matched by email or company (accounts.py)
                 _c("created_at", "datetime"),
                 _c("source", "str", nullable=True),
                 _c("title", "str", nullable=True),
@@ -313,12 +314,17 @@ def find_table_file(data_dir: Path, name: str) -> Path:
 def load_dataset(
     data_dir: str | Path, motion: str, now: pd.Timestamp | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Read and validate every canonical table of a motion from a folder, plus referential checks."""
+    """Read and validate every canonical table of a motion from a folder, plus referential checks. B2B leads
+    without an account are matched to one first (``leadscore.accounts``; the report is ``leads.attrs``)."""
     get_motion(motion)
     d = Path(data_dir)
     tables = {
         name: coerce(spec, read_table(find_table_file(d, name)), now) for name, spec in TABLES[motion].items()
     }
+    if get_motion(motion).family == "b2b":
+        leads, accounts, match = match_accounts(tables["leads"], tables["accounts"])
+        leads.attrs["account_match"] = match
+        tables["leads"], tables["accounts"] = leads, accounts
     check_references(motion, tables)
     return tables
 

@@ -68,7 +68,9 @@ class LinearPart(BaseEstimator):
         blocks = [sparse.csr_matrix(z), sparse.csr_matrix(missing)]
         for i, size in enumerate(self.sizes_):
             slot = self._slots(X, i)
-            blocks.append(sparse.csr_matrix((np.ones(len(X)), (np.arange(len(X)), slot)), shape=(len(X), size)))
+            blocks.append(
+                sparse.csr_matrix((np.ones(len(X)), (np.arange(len(X)), slot)), shape=(len(X), size))
+            )
         return sparse.hstack(blocks, format="csr")
 
     def _terms(self, X: np.ndarray) -> np.ndarray:

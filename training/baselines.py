@@ -95,4 +95,4 @@ def naive_bayes(frame: pd.DataFrame, y: np.ndarray, bins: int = 10):
 def lightgbm_default(X: np.ndarray, y: np.ndarray, cats: list[int], seed: int = 0):
     """LightGBM's classifier with its default settings on the model matrix (the same categories)."""
     model = lgb.LGBMClassifier(verbose=-1, random_state=seed, n_jobs=2).fit(X, y, categorical_feature=cats)
-    return lambda M: model.predict_proba(M)[:, 1]
+    return lambda M: np.asarray(model.predict_proba(M))[:, 1]

@@ -129,7 +129,9 @@ def fit_and_evaluate(
     base = _lgb_params(conf, seed)
     sc = conf.model.search
     searching = search_seconds > 0
-    folds = folds_for(split.train, split.valid, y, sc.folds if searching else 1, split.kind != "stratified", seed)
+    folds = folds_for(
+        split.train, split.valid, y, sc.folds if searching else 1, split.kind != "stratified", seed
+    )
     settings = (
         candidates(base, dict(conf.model.params), sc.max_candidates, seed)
         if searching

@@ -27,13 +27,16 @@ def motion_frame(
     motion: str, data_dir: str | Path, conf: MotionConfig, settings: Settings | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The point-in-time training set as (features with as_of, label, realised value); on the Dask cluster of
-    ``settings.dask_scheduler`` when one is set."""
+    ``settings.dask_scheduler`` when one is set. What reading found (e.g. leads matched to accounts) is in the
+    frame's ``attrs["notes"]``."""
     with stage("reading the canonical tables"):
         p = prepare(motion, load_dataset(data_dir, motion))
     with stage("point-in-time features for every snapshot"):
         ts = training_set(p, conf, scheduler=(settings or Settings.load()).dask_scheduler)
     drop = [c for c in (*ID_COLUMNS, "label", "label_value", *conf.model_inputs_exclude) if c in ts.columns]
-    return ts.drop(columns=drop), ts["label"].to_numpy(), ts["label_value"].to_numpy()
+    X = ts.drop(columns=drop)
+    X.attrs["notes"] = p.notes
+    return X, ts["label"].to_numpy(), ts["label_value"].to_numpy()
 
 
 def motion_rows(X: pd.DataFrame, y: np.ndarray, v: np.ndarray, conf: MotionConfig) -> TrainingRows:
@@ -48,6 +51,7 @@ def train_motion(motion: str, data_dir: str | Path, search_seconds: float | None
     rows = motion_rows(*motion_frame(motion, data_dir, conf), conf)
     with stage("fitting, calibrating and evaluating beside the baselines"):
         fitted = fit_and_evaluate(rows, conf, name=motion, fs=fs, search_seconds=search_seconds or 0.0)
+    fitted.params |= rows.X.attrs.get("notes", {})
     with stage("logging to MLflow and registering"):
         return log_and_register(
             fitted, conf, {"source": "motion", "feature_set": fs.name, "data": str(data_dir)}

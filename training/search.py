@@ -139,7 +139,7 @@ def search(
     (log loss breaks ties)."""
     held = np.concatenate([f.held for f in folds])
     yh = y[held]
-    t0, trials = time.perf_counter(), []
+    t0, trials = time.perf_counter(), list[Trial]()
     for i, params in enumerate(settings):
         spent = time.perf_counter() - t0
         if i and spent + trials[-1].seconds > budget_seconds:
@@ -162,7 +162,7 @@ def search(
     scale = every_row / np.mean([len(f.fit) for f in folds])
     return Searched(
         best.params,
-        float(np.mean(best.rounds)) * scale,
+        float(np.mean(best.rounds) * scale),
         held,
         best.oof,
         best.boosters[0] if len(folds) == 1 else None,
