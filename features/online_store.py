@@ -13,6 +13,7 @@ from leadscore.store import Store
 class OnlineStore(Protocol):
     def put_many(self, items: Iterable[tuple[str, str]]) -> int: ...
     def get_many(self, keys: list[str]) -> list[str | None]: ...
+    def compare_and_set(self, key: str, old: str | None, new: str) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -45,6 +46,15 @@ class SQLStore:
             found.update((r["key"], r["value"]) for r in rows)
         return [found.get(k) for k in keys]
 
+    def compare_and_set(self, key: str, old: str | None, new: str) -> bool:
+        """Write ``new`` only if the stored value is still ``old`` (None: nothing stored): events applied by two
+        processes to one context never lose each other's update (the loser reads again)."""
+        if old is None:
+            sql = "INSERT INTO leadscore_online (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+            return self._db.execute(sql, (key, new)) == 1
+        sql = "UPDATE leadscore_online SET value = ? WHERE key = ? AND value = ?"
+        return self._db.execute(sql, (new, key, old)) == 1
+
     def close(self) -> None:
         self._db.close()
 
@@ -68,6 +78,22 @@ class RedisStore:
 
     def get_many(self, keys: list[str]) -> list[str | None]:
         return [v.decode() if isinstance(v, bytes) else v for v in self._r.mget(keys)] if keys else []
+
+    def compare_and_set(self, key: str, old: str | None, new: str) -> bool:
+        import redis
+
+        with self._r.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                now = pipe.get(key)
+                if (now.decode() if isinstance(now, bytes) else now) != old:
+                    return False
+                pipe.multi()
+                pipe.set(key, new)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
 
     def close(self) -> None:
         self._r.close()

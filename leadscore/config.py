@@ -131,6 +131,36 @@ class Gate(_Strict):
     missing: str
 
 
+class Trigger(_Strict):
+    """A change worth pushing to the CRM at once, checked whenever an entity is re-scored (an event, decay).
+
+    ``tier_up``: into one of ``tiers`` from a lower tier (or from no score); ``route_into``: into one of
+    ``routes`` from another; ``feature_at_least``: ``feature`` reaches ``bound`` from below (with every feature
+    of ``require`` at least its value, e.g. ``cart_abandoned: 1``); ``score_drop``: the score falls by at least
+    ``bound``. One notification per (entity, trigger, ``window_hours``) at most; ``url`` overrides
+    LEADSCORE_WEBHOOK_URL."""
+
+    name: str
+    kind: Literal["tier_up", "route_into", "feature_at_least", "score_drop"]
+    tiers: list[str] = []
+    routes: list[str] = []
+    feature: str | None = None
+    bound: float | None = None
+    require: dict[str, float] = {}
+    window_hours: float = Field(default=24.0, gt=0)
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Trigger:
+        need = {"tier_up": self.tiers, "route_into": self.routes, "score_drop": self.bound is not None,
+                "feature_at_least": self.feature and self.bound is not None}  # fmt: skip
+        if not need[self.kind]:
+            what = {"tier_up": "tiers", "route_into": "routes", "score_drop": "bound",
+                    "feature_at_least": "feature and bound"}[self.kind]  # fmt: skip
+            raise ValueError(f"trigger {self.name!r} ({self.kind}) needs {what}")
+        return self
+
+
 class Grade(_Strict):
     fit_cutoffs: list[float] = [75, 50, 25]
     engagement_cutoffs: list[float] = [75, 50, 25]
@@ -170,6 +200,7 @@ class MotionConfig(_Strict):
     tiers: Tiers
     routes: list[Route]
     gates: list[Gate] = []
+    triggers: list[Trigger] = []
     grade: Grade = Grade()
     promotion: Promotion = Promotion()
     leakage: Leakage = Leakage()

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     answers 503 instead of acknowledging a score it cannot keep.
     ``max_missing_inputs``, ``max_missing_weight``: batch scoring refuses a file that lacks more than this share
     of a model's inputs, or inputs that carried more than this share of its training gain (``--allow-missing``).
+    ``webhook_url``, ``webhook_secret``: where trigger notifications go (a trigger may name its own URL) and the
+    key they are signed with (``X-Leadscore-Signature``); ``webhook_max_attempts``: tries before a notification
+    is dead-lettered (backoff doubles from 1 s); ``webhook_timeout``: seconds a receiver has to answer.
     ``switch_interval``: the service worker's GIL switch interval in seconds (the event loop gets the GIL back
     from the scoring thread within it).
     """
@@ -81,6 +84,10 @@ class Settings(BaseSettings):
     switch_interval: float = Field(0.001, gt=0, le=1)
     max_missing_inputs: float = Field(0.2, ge=0, le=1)
     max_missing_weight: float = Field(0.05, ge=0, le=1)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_max_attempts: int = Field(8, ge=1)
+    webhook_timeout: float = Field(5.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

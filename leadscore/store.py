@@ -32,6 +32,22 @@ SCHEMA = {
         outcome_key TEXT PRIMARY KEY, motion TEXT NOT NULL, entity_id TEXT NOT NULL, account_id TEXT,
         stage TEXT, purchased INTEGER, value DOUBLE PRECISION, occurred_at TEXT NOT NULL,
         contacted_at TEXT, ingested_at TEXT NOT NULL, source TEXT)""",
+    # events taken in as they happen (POST /events, the stream consumer): one row per (motion, event_id), so a
+    # retried event counts once; ``state`` is applied, or pending while its entity is unknown
+    "events_in": """CREATE TABLE IF NOT EXISTS events_in (
+        motion TEXT NOT NULL, event_id TEXT NOT NULL, entity_id TEXT NOT NULL, ts BIGINT NOT NULL,
+        received_at TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (motion, event_id))""",
+    # each entity's latest score, what a trigger compares a new score with (and what decay re-scores)
+    "last_scores": """CREATE TABLE IF NOT EXISTS last_scores (
+        motion TEXT NOT NULL, entity_id TEXT NOT NULL, account_id TEXT, scored_at BIGINT NOT NULL,
+        score DOUBLE PRECISION NOT NULL, tier TEXT NOT NULL, route TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (motion, entity_id))""",
+    # webhook notifications, written before the answer that caused them and delivered at least once;
+    # ``dedupe_key`` (motion, entity, trigger, window) makes a second one for the same change impossible
+    "outbox": """CREATE TABLE IF NOT EXISTS outbox (
+        id {serial}, dedupe_key TEXT NOT NULL UNIQUE, url TEXT NOT NULL, body TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, attempts INTEGER NOT NULL, next_at DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL, last_error TEXT, sent_at DOUBLE PRECISION)""",
     "retrain_decisions": """CREATE TABLE IF NOT EXISTS retrain_decisions (
         id {serial}, at TEXT NOT NULL, motion TEXT NOT NULL, decision TEXT NOT NULL, reasons TEXT NOT NULL,
         challenger TEXT, promoted INTEGER NOT NULL, metrics TEXT)""",
@@ -53,6 +69,9 @@ SCORE_LOG_COLUMNS = (
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS score_log_entity ON score_log (motion, entity_id, as_of)",
     "CREATE INDEX IF NOT EXISTS outcomes_entity ON outcomes (motion, entity_id, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS events_in_entity ON events_in (motion, entity_id, state)",
+    "CREATE INDEX IF NOT EXISTS last_scores_age ON last_scores (motion, scored_at)",
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at)",
 ]
 
 
@@ -184,6 +203,23 @@ class Store:
                 cur.executemany(self._sql(sql), rows)
                 return cur.rowcount
 
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """Several statements that land together or not at all (SQLite: one writer at a time)."""
+        self._ensure_schema()
+        with self._connection() as con:
+            if self.kind == "sqlite":
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(con, self._sql)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                return
+            with con.transaction(), con.cursor() as cur:
+                yield Tx(cur, self._sql)
+
     def append_scores(self, rows: Iterable[Sequence[Any]], ignore_existing: bool = False) -> int:
         """Score-log rows (``SCORE_LOG_COLUMNS`` in order), all in one transaction; with ``ignore_existing`` a
         row whose request id the log already has is skipped (shipping the journal twice is harmless)."""
@@ -212,6 +248,28 @@ class Store:
         else:
             with self._lock:
                 self._con.close()
+
+
+class Tx:
+    """Statements inside ``Store.transaction`` (``?`` placeholders, as everywhere in the store)."""
+
+    def __init__(self, cur: Any, sql: Callable[[str], str]):
+        self._cur, self._sql = cur, sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._cur.execute(self._sql(sql), tuple(params)).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        rows = [tuple(r) for r in rows]
+        if not rows:
+            return 0
+        self._cur.executemany(self._sql(sql), rows)
+        return self._cur.rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self._cur.execute(self._sql(sql), tuple(params))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def _unique_request_ids(con: Any, sql: Callable[[str], str]) -> None:

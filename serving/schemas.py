@@ -91,6 +91,38 @@ class Event(TypedDict):
 
 
 @with_config(IN)
+class StreamEvent(TypedDict):
+    """A canonical events row as it happens (``POST /events``): B2B and hybrid name the ``account_id`` (and the
+    ``lead_id``, or none for account-level intent), B2C the ``customer_id`` and ``session_id``."""
+
+    event_id: Annotated[str, Field(min_length=1)]
+    ts: Time
+    type: Literal[tuple(sorted(set(B2B_EVENT_TYPES) | set(B2C_EVENT_TYPES)))]  # type: ignore[valid-type]
+    account_id: NotRequired[str | None]
+    lead_id: NotRequired[str | None]
+    topic: NotRequired[str | None]
+    customer_id: NotRequired[str | None]
+    session_id: NotRequired[str | None]
+    product_id: NotRequired[str | None]
+    category: NotRequired[str | None]
+    price: NotRequired[NonNegative | None]
+    quantity: NotRequired[NonNegative | None]
+
+
+class EventsResult(BaseModel):
+    motion: MotionName
+    received: int
+    new: int = Field(description="events not seen before (by event_id)")
+    duplicates: int = Field(description="events already taken in: counted once")
+    pending: int = Field(
+        description="events whose lead, account or customer is not known yet: kept, applied when it appears"
+    )
+    entities_changed: int
+    rescored: int = Field(description="leads or customers re-scored (source 'event' in the score log)")
+    notifications: int = Field(description="trigger notifications written to the outbox")
+
+
+@with_config(IN)
 class Order(TypedDict):
     ts: Time
     amount: NonNegative

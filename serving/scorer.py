@@ -197,6 +197,7 @@ class Scorer:
                     "unknown_categories": u,
                     "_features": f,
                     "_as_of": as_of,
+                    "_account_id": req.lead.account_id if req.lead is not None else None,
                     "_latency": share,
                 }
         return out  # type: ignore[return-value]

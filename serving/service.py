@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import logging
 import sys
 import threading
 import time
@@ -31,14 +32,17 @@ from leadscore.store import Store, StoreUnavailable
 from leadscore.times import epoch_seconds, format_utc
 from serving.auth import KeyAuth
 from serving.errors import body as error_body
+from serving.events import EventIngest
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
-from serving.schemas import OutcomeRow, ScoreRequest, ScoreResponse
+from serving.schemas import EventsResult, OutcomeRow, ScoreRequest, ScoreResponse, StreamEvent
 from serving.score_log import JournalFull, open_score_log, rows
 from serving.scorer import Scorer
+from serving.webhooks import Dispatcher
 
+log_warning = logging.getLogger("leadscore.serving").warning
 HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
 
 
@@ -148,8 +152,17 @@ class LeadScore:
                 UserError,
             ),  # a bad request fails alone; a full journal fails the batch, not N retries
         )
+        self.dispatcher = Dispatcher(
+            self.store,
+            settings.webhook_secret,
+            settings.webhook_max_attempts,
+            settings.webhook_timeout,
+            poll_seconds=0.2,
+        ).start()
+        self.events = EventIngest(self.scorer, self.store, self.log, settings.webhook_url, self.dispatcher)
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
+        threading.Thread(target=self._watch_pending, name="pending-events", daemon=True).start()
         _freeze_heap()
         _worker["service"] = self
 
@@ -157,6 +170,25 @@ class LeadScore:
         while not self._stop.wait(self.settings.reload_seconds):
             if self.scorer.reload():
                 _freeze_heap()
+
+    def _watch_pending(self) -> None:
+        """Entities with pending events, as other workers and processes record them."""
+        while not self._stop.wait(2.0):
+            try:
+                self.events.refresh_pending()
+            except Exception as exc:  # the store is down: the set is refreshed when it returns
+                log_warning("pending events not refreshed: %s", exc)
+
+    def _adopt(self, reqs: list[ScoreRequest]) -> None:
+        """Requests that carry the fields of an entity with pending events: it joins the online state and its
+        events are applied (then re-scored, source 'event'). On the scoring thread, after the answers."""
+        for r in reqs:
+            entity = r.customer.customer_id if r.customer else (r.lead.account_id if r.lead else None)
+            if entity is not None and self.events.waiting(r.motion, entity):
+                try:
+                    self.events.adopt(r)
+                except Exception as exc:  # the score stands; the events stay pending
+                    log_warning("pending events of %s not applied: %s", entity, exc)
 
     def __is_ready__(self) -> bool:
         """Ready to score: a model is loaded and the journal can take rows (store down is fine: rows wait)."""
@@ -187,7 +219,10 @@ class LeadScore:
         results = self.scorer.score_many(reqs)
         self.log.append(rows(results, source))
         self._observe(results)
-        return [_json(r) for r in results]
+        bodies = [_json(r) for r in results]
+        if self.events._pending:
+            self.executor.submit(self._adopt, reqs)  # after this batch's answers, on the same thread
+        return bodies
 
     # The declared return types are the OpenAPI contract; the bodies are serialised on the scoring thread and
     # handed to BentoML as finished responses.
@@ -249,6 +284,27 @@ class LeadScore:
             return _unavailable(str(exc), 5)  # type: ignore[return-value]
         return {"motion": r.motion, "rows": r.rows, "inserted": r.inserted, "duplicates": r.duplicates}
 
+    @bentoml.api(route="/events")
+    async def events_in(
+        self,
+        motion: MotionName,
+        events: list[StreamEvent] = Field(min_length=1, max_length=10_000),
+    ) -> EventsResult:
+        """Take in behaviour as it happens (canonical events rows of one motion): idempotent by event_id, applied
+        to the online state, the leads or customers it changes re-scored (source 'event'), triggers pushed as
+        webhooks. Answered once the events, the scores and the notifications are durable."""
+        try:
+            r = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.events.ingest, motion, [dict(e) for e in events]
+            )
+        except UserError as exc:
+            raise InvalidArgument(str(exc)) from None
+        except JournalFull as exc:
+            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+        except StoreUnavailable as exc:
+            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+        return _respond(orjson.dumps(r))  # type: ignore[return-value]
+
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:
         """Reload champions whose alias moved (this worker); the poller does the same periodically."""
@@ -270,6 +326,7 @@ class LeadScore:
     @bentoml.on_shutdown
     def flush(self) -> None:
         self._stop.set()
+        self.dispatcher.stop()
         self.executor.shutdown(wait=True)
         self.log.close()
 

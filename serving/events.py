@@ -1,0 +1,313 @@
+"""Behaviour taken in as it happens: events applied to the online state, what they change re-scored, triggers
+pushed. One pipeline for ``POST /events``, the Redis stream consumer and ``leadscore rescore``.
+
+``ingest``: the events are validated as the events table is, recorded in the store's ``events_in`` (one row per
+event id: a retried event counts once), applied to their entity's stored context (``features.online_events``,
+compare-and-set so two processes never lose each other's update), and every entity whose context changed is
+re-scored — for B2B every lead of the account, since account intent and the buying group are features of each.
+New scores go to the score-log journal with source ``event`` (durable before the answer), each entity's latest
+score is kept in ``last_scores``, and the triggers that the change makes are written to the outbox in the same
+transaction. An event whose entity is unknown (no context; a lead its account's context does not list) is kept
+``pending`` and applied when the entity appears: a materialization (``apply_pending``), or a ``/score`` that
+carries its fields (``adopt``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from features.frames import ROLE_CODE, STAGE_RANK
+from features.online_events import apply_events, entity_of
+from features.online_store import key
+from features.prepare import SENIORITY_RANK
+from leadscore import motions
+from leadscore.errors import UserError
+from leadscore.schema import TABLES, SchemaError, coerce
+from leadscore.store import Store
+from leadscore.times import epoch_seconds
+from serving.schemas import ScoreRequest
+from serving.score_log import rows as log_rows
+from serving.scorer import Scorer
+from serving.triggers import fired
+from serving.webhooks import Dispatcher, enqueue
+
+log = logging.getLogger("leadscore.events")
+CAS_TRIES = 20
+ROLES = {v: k for k, v in ROLE_CODE.items()}
+SENIORITY = {v: k for k, v in SENIORITY_RANK.items()}
+
+
+class EventIngest:
+    def __init__(self, scorer: Scorer, store: Store, journal: Any, webhook_url: str | None,
+                 dispatcher: Dispatcher | None = None):  # fmt: skip
+        self.scorer, self.store, self.journal = scorer, store, journal
+        self.online = scorer.store
+        self.webhook_url, self.dispatcher = webhook_url, dispatcher
+        self._pending: dict[str, set[str]] = defaultdict(set)  # motion → entities with pending events
+        self._lock = threading.Lock()
+        self.refresh_pending()
+
+    # -- validation
+    @staticmethod
+    def validate(motion: str, events: list[dict[str, Any]]) -> pd.DataFrame:
+        """The events as the canonical events table reads them; a broken rule is a UserError naming it."""
+        table = TABLES[motion]["events"]
+        frame = pd.DataFrame(events)
+        for c in table.names:
+            if c not in frame:
+                frame[c] = None
+        try:
+            return coerce(table, frame[table.names])
+        except SchemaError as exc:
+            raise UserError(f"events: {exc}") from None
+
+    # -- the pipeline
+    def ingest(self, motion: str, events: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
+        if motion not in motions.NAMES:
+            raise UserError(f"motion: unknown motion {motion!r}")
+        frame = self.validate(motion, events)
+        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        for r in rows:
+            r["ts"] = epoch_seconds(r["ts"])
+        first: dict[str, dict] = {}
+        for r in rows:
+            first.setdefault(r["event_id"], r)
+        unique = list(first.values())
+        new_ids = self._record(motion, unique)
+        by_entity: dict[str, list[dict]] = defaultdict(list)
+        for r in unique:
+            by_entity[entity_of(motion, r)].append(r)
+        changed, pending = self._apply(motion, by_entity)
+        rescored, notes = self.rescore(motion, changed, source) if changed else ([], 0)
+        return {
+            "motion": motion,
+            "received": len(rows),
+            "new": len(new_ids),
+            "duplicates": len(rows) - len(new_ids),
+            "pending": pending,
+            "entities_changed": len(changed),
+            "rescored": len(rescored),
+            "notifications": notes,
+        }
+
+    def _record(self, motion: str, rows: list[dict]) -> set[str]:
+        """Insert the events the store does not have yet; returns their ids (a retried event is not new)."""
+        ids = [r["event_id"] for r in rows]
+        have: set[str] = set()
+        for s in range(0, len(ids), 500):
+            part = ids[s : s + 500]
+            have |= {r["event_id"] for r in self.store.query(
+                f"SELECT event_id FROM events_in WHERE motion = ? AND event_id IN ({','.join('?' * len(part))})",
+                (motion, *part))}  # fmt: skip
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        fresh = [r for r in rows if r["event_id"] not in have]
+        self.store.executemany(
+            f"{self.store.insert_ignore()} events_in (motion, event_id, entity_id, ts, received_at, body, state) "
+            f"VALUES (?, ?, ?, ?, ?, ?, 'received'){self.store.on_conflict_ignore()}",
+            [(motion, r["event_id"], entity_of(motion, r), r["ts"], now,
+              orjson.dumps(r, default=str).decode()) for r in fresh],
+        )  # fmt: skip
+        return {r["event_id"] for r in fresh}
+
+    def _apply(self, motion: str, by_entity: dict[str, list[dict]]) -> tuple[list[str], int]:
+        """Each entity's events into its stored context; returns the entities whose context changed and the
+        number of events left pending."""
+        changed, pending, applied_ids, pending_ids = [], 0, [], []
+        now = int(time.time())
+        for entity, evs in by_entity.items():
+            k = key(motion, entity)
+            for _ in range(CAS_TRIES):
+                raw = self.online.get_many([k])[0]
+                out = apply_events(motion, orjson.loads(raw) if raw else None, evs, now)
+                if not out.added:
+                    break
+                new = orjson.dumps(out.context).decode()
+                if self.online.compare_and_set(k, raw, new):
+                    break
+            else:
+                raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
+            if out.added:
+                changed.append(entity)
+            late = {e["event_id"] for e in out.pending}
+            pending += len(late)
+            pending_ids += [(motion, i) for i in late]
+            applied_ids += [(motion, e["event_id"]) for e in evs if e["event_id"] not in late]
+            if late:
+                with self._lock:
+                    self._pending[motion].add(entity)
+        self.store.executemany(
+            "UPDATE events_in SET state = 'applied' WHERE motion = ? AND event_id = ?", applied_ids
+        )
+        self.store.executemany(
+            "UPDATE events_in SET state = 'pending' WHERE motion = ? AND event_id = ?", pending_ids
+        )
+        return changed, pending
+
+    # -- re-scoring
+    def requests_for(self, motion: str, entities: list[str], as_of: int | None = None) -> list[ScoreRequest]:
+        """Score requests rebuilt from the stored contexts (B2B: one per lead of each account)."""
+        raws = self.online.get_many([key(motion, e) for e in entities])
+        out = []
+        for raw in raws:
+            if not raw:
+                continue
+            ctx = orjson.loads(raw)
+            for payload in _payloads(motion, ctx):
+                out.append(ScoreRequest.model_validate(payload | {"as_of": as_of}))
+        return out
+
+    def rescore(
+        self, motion: str, entities: list[str], source: str, as_of: int | None = None
+    ) -> tuple[list[dict], int]:
+        """Re-score every lead (or customer) of ``entities``; journal the scores, keep each one as the entity's
+        latest, and write the triggers it makes to the outbox. Returns (results, notifications)."""
+        reqs = self.requests_for(motion, entities, as_of)
+        if not reqs:
+            return [], 0
+        results: list[dict] = []
+        for s in range(0, len(reqs), 1000):
+            results += self.scorer.score_many(reqs[s : s + 1000])
+        self.journal.append(log_rows(results, source))  # durable before anything says "re-scored"
+        notes = self._remember(motion, results)
+        if notes and self.dispatcher is not None:
+            self.dispatcher.wake()
+        return results, notes
+
+    def _remember(self, motion: str, results: list[dict]) -> int:
+        conf = self.scorer.models[motion].conf
+        ids = [r["lead_id"] for r in results]
+        old: dict[str, dict] = {}
+        for s in range(0, len(ids), 500):
+            part = ids[s : s + 500]
+            for r in self.store.query(
+                f"SELECT entity_id, score, tier, route, body FROM last_scores WHERE motion = ? AND entity_id IN "
+                f"({','.join('?' * len(part))})", (motion, *part)):  # fmt: skip
+                old[r["entity_id"]] = orjson.loads(r["body"])
+        now = time.time()
+        latest, notices = [], []
+        for r in results:
+            state = {"entity_id": r["lead_id"], "account_id": r.get("_account_id"), "score": r["score"],
+                     "tier": r["tier"], "route": r["route"], "owner": r["owner"], "sla_minutes": r["sla_minutes"],
+                     "features": r["_features"], "reasons": r["reasons"]}  # fmt: skip
+            for f in fired(conf, old.get(r["lead_id"]), state, now):
+                url = f.trigger.url or self.webhook_url
+                if url:
+                    notices.append((f.dedupe_key, url, f.body))
+            latest.append((motion, r["lead_id"], r.get("_account_id"), int(now), r["score"], r["tier"], r["route"],
+                           orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()))  # fmt: skip
+        upsert = (
+            "INSERT INTO last_scores (motion, entity_id, account_id, scored_at, score, tier, route, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (motion, entity_id) DO UPDATE SET "
+            "account_id = excluded.account_id, scored_at = excluded.scored_at, score = excluded.score, "
+            "tier = excluded.tier, route = excluded.route, body = excluded.body"
+        )
+        with self.store.transaction() as tx:
+            tx.executemany(upsert, latest)
+            n = enqueue(tx, notices, (self.store.insert_ignore(), self.store.on_conflict_ignore()))
+        return n
+
+    # -- entities that appear later
+    def refresh_pending(self) -> None:
+        rows = self.store.query("SELECT DISTINCT motion, entity_id FROM events_in WHERE state = 'pending'")
+        fresh: dict[str, set[str]] = defaultdict(set)
+        for r in rows:
+            fresh[r["motion"]].add(r["entity_id"])
+        with self._lock:
+            self._pending = fresh
+
+    def waiting(self, motion: str, entity: str) -> bool:
+        return entity in self._pending.get(motion, ())
+
+    def apply_pending(
+        self, motion: str, entities: list[str] | None = None, source: str = "event"
+    ) -> dict[str, int]:
+        """Apply the pending events of ``entities`` (default: all) whose entity the online state now knows."""
+        sql = "SELECT body FROM events_in WHERE motion = ? AND state IN ('pending', 'received')"
+        rows = self.store.query(sql, (motion,))
+        by_entity: dict[str, list[dict]] = defaultdict(list)
+        for r in rows:
+            e = orjson.loads(r["body"])
+            if entities is None or entity_of(motion, e) in entities:
+                by_entity[entity_of(motion, e)].append(e)
+        changed, pending = self._apply(motion, by_entity)
+        rescored, notes = self.rescore(motion, changed, source) if changed else ([], 0)
+        self.refresh_pending()
+        return {"entities_changed": len(changed), "still_pending": pending, "rescored": len(rescored),
+                "notifications": notes}  # fmt: skip
+
+    def adopt(self, req: ScoreRequest) -> dict[str, int] | None:
+        """A /score request for an entity with pending events: its fields join the stored context (a new
+        context, or a lead its account's context lacks), then its pending events are applied."""
+        motion = req.motion
+        m = motions.get(motion)
+        entity = req.customer.customer_id if m.family == "b2c" else req.lead.account_id  # type: ignore[union-attr]
+        if not self.waiting(motion, entity):
+            return None
+        k = key(motion, entity)
+        for _ in range(CAS_TRIES):
+            raw = self.online.get_many([k])[0]
+            ctx = with_entity(motion, orjson.loads(raw) if raw else None, req)
+            if ctx is None or self.online.compare_and_set(k, raw, orjson.dumps(ctx).decode()):
+                break
+        return self.apply_pending(motion, [entity])
+
+
+def with_entity(motion: str, ctx: dict | None, req: ScoreRequest) -> dict | None:
+    """The stored context with the request's entity in it (None: nothing to add)."""
+    if motions.get(motion).family == "b2c":
+        if ctx is not None or req.customer is None:
+            return None
+        c = req.customer
+        return {"customer": {"customer_id": c.customer_id, "created": epoch_seconds(c.created_at),
+                             "channel": c.channel, "device": c.device, "consent_email": c.consent_email,
+                             "consent_sms": c.consent_sms}, "events": None, "orders": None}  # fmt: skip
+    lead = req.lead
+    assert lead is not None
+    ctx = dict(ctx or {"account": {"account_id": lead.account_id}})
+    if req.account is not None and not raw_has_account(ctx):
+        a = req.account
+        ctx["account"] = {"account_id": lead.account_id, "industry": a.industry,
+                          "employee_count": a.employee_count, "annual_revenue": a.annual_revenue, "region": a.region}  # fmt: skip
+    leads = {k: list(v) for k, v in (ctx.get("leads") or {"lead_id": [], "created": [], "role": [], "seniority": [],
+                                                           "business": [], "stage": []}).items()}  # fmt: skip
+    if lead.lead_id in leads["lead_id"]:
+        return None
+    leads["lead_id"].append(lead.lead_id)
+    leads["created"].append(epoch_seconds(lead.created_at))
+    leads["role"].append(ROLE_CODE.get(lead.buying_role, ROLE_CODE["unknown"]))
+    leads["seniority"].append(SENIORITY_RANK.get(lead.seniority or "", None))
+    leads["business"].append(float(lead.email_domain_type == "business"))
+    leads["stage"].append(STAGE_RANK[lead.stage] if lead.stage else 0)
+    ctx["leads"] = leads
+    return ctx
+
+
+def raw_has_account(ctx: dict) -> bool:
+    return any(v is not None for k, v in (ctx.get("account") or {}).items() if k != "account_id")
+
+
+def _payloads(motion: str, ctx: dict) -> list[dict[str, Any]]:
+    """What a /score request for each entity of a stored context would carry (no events: they are stored)."""
+    if motions.get(motion).family == "b2c":
+        c = ctx.get("customer") or {}
+        return [{"motion": motion, "customer": {"customer_id": c["customer_id"], "created_at": c["created"],
+                 "channel": c.get("channel"), "device": c.get("device"),
+                 "consent_email": bool(c.get("consent_email")), "consent_sms": bool(c.get("consent_sms"))}}]  # fmt: skip
+    a, leads = ctx.get("account") or {}, ctx.get("leads") or {}
+    account = {k: a.get(k) for k in ("account_id", "industry", "employee_count", "annual_revenue", "region")}
+    out = []
+    for j, lead_id in enumerate(leads.get("lead_id", [])):
+        s = leads["seniority"][j]
+        out.append({"motion": motion, "account": account, "lead": {
+            "lead_id": lead_id, "account_id": a.get("account_id"), "created_at": leads["created"][j],
+            "buying_role": ROLES.get(leads["role"][j], "unknown"),
+            "seniority": SENIORITY.get(s) if s is not None else None,
+            "email_domain_type": "business" if leads["business"][j] else "free"}})  # fmt: skip
+    return out
