@@ -263,8 +263,8 @@ class Tx:
         rows = [tuple(r) for r in rows]
         if not rows:
             return 0
-        self._cur.executemany(self._sql(sql), rows)
-        return self._cur.rowcount
+        done = self._cur.executemany(self._sql(sql), rows)  # SQLite: a cursor; psycopg: None
+        return (done if done is not None else self._cur).rowcount
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         cur = self._cur.execute(self._sql(sql), tuple(params))

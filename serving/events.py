@@ -31,7 +31,7 @@ from leadscore import motions
 from leadscore.errors import UserError
 from leadscore.schema import TABLES, SchemaError, coerce
 from leadscore.store import Store
-from leadscore.times import epoch_seconds
+from leadscore.times import epoch_seconds, format_utc
 from serving.schemas import ScoreRequest
 from serving.score_log import rows as log_rows
 from serving.scorer import Scorer
@@ -59,7 +59,7 @@ class EventIngest:
     def validate(motion: str, events: list[dict[str, Any]]) -> pd.DataFrame:
         """The events as the canonical events table reads them; a broken rule is a UserError naming it."""
         table = TABLES[motion]["events"]
-        frame = pd.DataFrame(events)
+        frame = pd.DataFrame([e | {"ts": _iso(e.get("ts"))} for e in events])
         for c in table.names:
             if c not in frame:
                 frame[c] = None
@@ -257,6 +257,11 @@ class EventIngest:
             if ctx is None or self.online.compare_and_set(k, raw, orjson.dumps(ctx).decode()):
                 break
         return self.apply_pending(motion, [entity])
+
+
+def _iso(t: Any) -> Any:
+    """A validated time (epoch seconds or a datetime) as the ISO-8601 text the canonical tables read."""
+    return t if t is None or isinstance(t, str) else format_utc(epoch_seconds(t))
 
 
 def with_entity(motion: str, ctx: dict | None, req: ScoreRequest) -> dict | None:
