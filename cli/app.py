@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli.common import DEBUG, MODE, Motion, MotionChoice, console, friendly, progress_bar, summary
+from cli.events import events_app, rescore
 from cli.feedback import feedback_app
 from cli.keys import keys_app
 from cli.models import models_app
@@ -56,6 +58,8 @@ def main(
 app.add_typer(models_app, name="models")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(keys_app, name="keys")
+app.add_typer(events_app, name="events")
+app.command("rescore")(rescore)
 
 
 @app.command()
@@ -119,6 +123,15 @@ def features(
         store = open_store(s.online_store_url)
         with stage("materializing the online store"):
             rows["online store entities"] = write_online(p, t, conf, store)
+        with stage("events taken in live, applied again"):
+            from features.online_events import replay
+            from leadscore.store import Store
+
+            again = replay(name, Store(s.store_url), store, int(time.time()))
+        rows |= {
+            "live events re-applied": len(again.applied),
+            "live events still pending": len(again.pending),
+        }
         store.close()
     summary(f"{name} features → {out}", rows)
 

@@ -10,11 +10,18 @@ pending, to be applied once the entity appears.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from features.online_store import OnlineStore, key
 from features.point_in_time import MAX_WINDOW
 from leadscore import motions
+from leadscore.store import Store
+
+CAS_TRIES = 20
 
 
 def entity_of(motion: str, event: dict[str, Any]) -> str:
@@ -65,6 +72,59 @@ def apply_events(
         keep = sorted((i for i, t in enumerate(ev["ts"]) if t > now - MAX_WINDOW), key=ev["ts"].__getitem__)
         ctx["events"] = {k: [v[i] for i in keep] for k, v in ev.items()}
     return out
+
+
+@dataclass
+class StoreApplied:
+    changed: list[str]  # entities whose context changed
+    applied: list[str]  # event ids now in a context (or that were already)
+    pending: list[str]  # event ids whose entity is unknown
+
+
+def apply_to_store(
+    motion: str, online: OnlineStore, by_entity: dict[str, list[dict]], now: int
+) -> StoreApplied:
+    """Each entity's events into its stored context, read and written back with compare-and-set (two processes
+    applying events to one context never lose each other's update: the loser reads again)."""
+    out = StoreApplied([], [], [])
+    for entity, evs in by_entity.items():
+        k = key(motion, entity)
+        for _ in range(CAS_TRIES):
+            raw = online.get_many([k])[0]
+            done = apply_events(motion, orjson.loads(raw) if raw else None, evs, now)
+            if not done.added or online.compare_and_set(k, raw, orjson.dumps(done.context).decode()):
+                break
+        else:
+            raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
+        late = {e["event_id"] for e in done.pending}
+        if done.added:
+            out.changed.append(entity)
+        out.pending += sorted(late)
+        out.applied += [e["event_id"] for e in evs if e["event_id"] not in late]
+    return out
+
+
+def mark(store: Store, motion: str, result: StoreApplied) -> None:
+    """Record in ``events_in`` which events are applied and which wait for their entity."""
+    for state, ids in (("applied", result.applied), ("pending", result.pending)):
+        store.executemany(
+            f"UPDATE events_in SET state = '{state}' WHERE motion = ? AND event_id = ?",
+            [(motion, i) for i in ids],
+        )
+
+
+def replay(motion: str, store: Store, online: OnlineStore, now: int) -> StoreApplied:
+    """After a materialization rewrote the contexts from the tables: the events taken in live (``events_in``,
+    within the longest window) applied again, so none is lost, and those that were pending applied if their
+    entity is known now."""
+    rows = store.query("SELECT body FROM events_in WHERE motion = ? AND ts > ?", (motion, now - MAX_WINDOW))
+    by_entity: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        e = orjson.loads(r["body"])
+        by_entity[entity_of(motion, e)].append(e)
+    result = apply_to_store(motion, online, by_entity, now)
+    mark(store, motion, result)
+    return result
 
 
 def _num(v: Any) -> float | None:

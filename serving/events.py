@@ -24,7 +24,7 @@ import orjson
 import pandas as pd
 
 from features.frames import ROLE_CODE, STAGE_RANK
-from features.online_events import apply_events, entity_of
+from features.online_events import CAS_TRIES, apply_to_store, entity_of, mark
 from features.online_store import key
 from features.prepare import SENIORITY_RANK
 from leadscore import motions
@@ -39,7 +39,6 @@ from serving.triggers import fired
 from serving.webhooks import Dispatcher, enqueue
 
 log = logging.getLogger("leadscore.events")
-CAS_TRIES = 20
 ROLES = {v: k for k, v in ROLE_CODE.items()}
 SENIORITY = {v: k for k, v in SENIORITY_RANK.items()}
 
@@ -119,36 +118,14 @@ class EventIngest:
     def _apply(self, motion: str, by_entity: dict[str, list[dict]]) -> tuple[list[str], int]:
         """Each entity's events into its stored context; returns the entities whose context changed and the
         number of events left pending."""
-        changed, pending, applied_ids, pending_ids = [], 0, [], []
-        now = int(time.time())
-        for entity, evs in by_entity.items():
-            k = key(motion, entity)
-            for _ in range(CAS_TRIES):
-                raw = self.online.get_many([k])[0]
-                out = apply_events(motion, orjson.loads(raw) if raw else None, evs, now)
-                if not out.added:
-                    break
-                new = orjson.dumps(out.context).decode()
-                if self.online.compare_and_set(k, raw, new):
-                    break
-            else:
-                raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
-            if out.added:
-                changed.append(entity)
-            late = {e["event_id"] for e in out.pending}
-            pending += len(late)
-            pending_ids += [(motion, i) for i in late]
-            applied_ids += [(motion, e["event_id"]) for e in evs if e["event_id"] not in late]
-            if late:
-                with self._lock:
-                    self._pending[motion].add(entity)
-        self.store.executemany(
-            "UPDATE events_in SET state = 'applied' WHERE motion = ? AND event_id = ?", applied_ids
-        )
-        self.store.executemany(
-            "UPDATE events_in SET state = 'pending' WHERE motion = ? AND event_id = ?", pending_ids
-        )
-        return changed, pending
+        result = apply_to_store(motion, self.online, by_entity, int(time.time()))
+        mark(self.store, motion, result)
+        if result.pending:
+            waiting = {entity_of(motion, e) for evs in by_entity.values() for e in evs
+                       if e["event_id"] in set(result.pending)}  # fmt: skip
+            with self._lock:
+                self._pending[motion] |= waiting
+        return result.changed, len(result.pending)
 
     # -- re-scoring
     def requests_for(self, motion: str, entities: list[str], as_of: int | None = None) -> list[ScoreRequest]:

@@ -127,3 +127,40 @@ def test_an_event_of_an_entity_the_context_does_not_know_waits():
     assert out.context["events"]["lead"] == [0, -1] and out.context["events"]["event_id"] == ["e2", "e3"]
     old = {"event_id": "e0", "ts": 200 - 91 * DAY, "type": "page_view", "account_id": "A", "lead_id": None}
     assert apply_events("b2b", ctx, [old], 200).context["events"]["event_id"] == []  # beyond every window
+
+
+def test_a_materialization_loses_no_event_taken_in_live(data_of, tmp_path):
+    """Materialization rewrites contexts from the tables; the events taken in live are applied again, and one
+    that waited for its customer is applied once the customer is known."""
+    from features.online_events import replay
+    from leadscore.store import Store
+
+    tables = load_dataset(data_of("b2c"), "b2c")
+    p = prepare("b2c", tables)
+    t = int(tables["events"]["ts"].max().timestamp())
+    conf, online, store = load_config("b2c"), DictStore(), Store(f"sqlite:///{tmp_path}/s.db")
+    known = tables["customers"]["customer_id"].iloc[0]
+    live = [
+        {"event_id": "live-1", "ts": t - 60, "type": "add_to_cart", "customer_id": known, "session_id": "s",
+         "category": "x", "price": 123.0, "quantity": 1.0},
+        {"event_id": "live-2", "ts": t - 30, "type": "page_view", "customer_id": "nobody-yet", "session_id": "s"},
+    ]  # fmt: skip
+    store.executemany(
+        "INSERT INTO events_in (motion, event_id, entity_id, ts, received_at, body, state) VALUES (?, ?, ?, ?, '', ?, ?)",
+        [
+            ("b2c", e["event_id"], e["customer_id"], e["ts"], orjson.dumps(e).decode(), "applied")
+            for e in live
+        ],
+    )
+    materialize(p, t, conf, online)
+    first = replay("b2c", store, online, t)
+    assert first.changed == [known] and first.applied == ["live-1"] and first.pending == ["live-2"]
+    ctx = orjson.loads(online.d[key("b2c", known)])
+    assert "live-1" in ctx["events"]["event_id"]
+    assert replay("b2c", store, online, t).changed == []  # applied once
+    online.d[key("b2c", "nobody-yet")] = orjson.dumps(
+        {"customer": {"customer_id": "nobody-yet", "created": t - 99}}
+    ).decode()
+    assert replay("b2c", store, online, t).changed == ["nobody-yet"]
+    states = dict((r["event_id"], r["state"]) for r in store.query("SELECT event_id, state FROM events_in"))
+    assert states == {"live-1": "applied", "live-2": "applied"}
