@@ -121,13 +121,13 @@ class StreamConsumer:
                 return out
 
     def _read(self, block_ms: int) -> list[tuple[bytes, dict]]:
-        mine = self.r.xreadgroup(
+        mine: Any = self.r.xreadgroup(
             self.group, self.consumer, {self.stream: "0"}, count=self.batch
         )  # ours, unacked
         entries = mine[0][1] if mine else []
         if entries:
             return entries
-        new = self.r.xreadgroup(
+        new: Any = self.r.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=block_ms
         )
         return new[0][1] if new else []
