@@ -87,13 +87,16 @@ def apply_to_store(
     """Each entity's events into its stored context, read and written back with compare-and-set (two processes
     applying events to one context never lose each other's update: the loser reads again)."""
     out = StoreApplied([], [], [])
+    entities = list(by_entity)
+    first = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
     for entity, evs in by_entity.items():
         k = key(motion, entity)
+        raw = first[entity]
         for _ in range(CAS_TRIES):
-            raw = online.get_many([k])[0]
             done = apply_events(motion, orjson.loads(raw) if raw else None, evs, now)
             if not done.added or online.compare_and_set(k, raw, orjson.dumps(done.context).decode()):
                 break
+            raw = online.get_many([k])[0]  # another process wrote it first: read again
         else:
             raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
         late = {e["event_id"] for e in done.pending}

@@ -236,6 +236,15 @@ class EventIngest:
         return self.apply_pending(motion, [entity])
 
 
+def entity_chunks(motion: str, events: list[dict[str, Any]], per: int) -> list[list[dict[str, Any]]]:
+    """The events in parts of at most ``per`` entities each (an entity's events stay together, in order)."""
+    by: dict[str, list[dict]] = {}
+    for e in events:
+        by.setdefault(entity_of(motion, e), []).append(e)
+    groups = list(by.values())
+    return [[e for g in groups[s : s + per] for e in g] for s in range(0, len(groups), per)]
+
+
 def _iso(t: Any) -> Any:
     """A validated time (epoch seconds or a datetime) as the ISO-8601 text the canonical tables read."""
     return t if t is None or isinstance(t, str) else format_utc(epoch_seconds(t))

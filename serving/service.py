@@ -32,7 +32,7 @@ from leadscore.store import Store, StoreUnavailable
 from leadscore.times import epoch_seconds, format_utc
 from serving.auth import KeyAuth
 from serving.errors import body as error_body
-from serving.events import EventIngest
+from serving.events import EventIngest, entity_chunks
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
 from serving.micro_batcher import MicroBatcher, Overloaded
@@ -43,7 +43,8 @@ from serving.scorer import Scorer
 from serving.webhooks import Dispatcher
 
 log_warning = logging.getLogger("leadscore.serving").warning
-HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
+HARD_MAX_BATCH = 100_000
+EVENT_CHUNK_ENTITIES = 32  # entities taken in (applied, re-scored) between two turns of /score on the scoring thread  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
 
 
 SCORE = bentoml.metrics.Histogram(
@@ -293,10 +294,16 @@ class LeadScore:
         """Take in behaviour as it happens (canonical events rows of one motion): idempotent by event_id, applied
         to the online state, the leads or customers it changes re-scored (source 'event'), triggers pushed as
         webhooks. Answered once the events, the scores and the notifications are durable."""
+        loop = asyncio.get_running_loop()
+        rows = [dict(e) for e in events]
         try:
-            r = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.events.ingest, motion, [dict(e) for e in events]
-            )
+            # validated whole first, then taken in a few entities at a time: /score batches queued on the same
+            # scoring thread run between the parts instead of waiting for every re-score of a large body
+            await loop.run_in_executor(self.executor, self.events.validate, motion, rows)
+            r: dict[str, Any] = {}
+            for part in entity_chunks(motion, rows, EVENT_CHUNK_ENTITIES):
+                done = await loop.run_in_executor(self.executor, self.events.ingest, motion, part)
+                r = {k: (r.get(k, 0) + v if isinstance(v, int) else v) for k, v in done.items()}
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
         except JournalFull as exc:

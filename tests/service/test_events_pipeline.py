@@ -1,0 +1,54 @@
+"""The event pipeline in-process on B2B and hybrid: an account's event re-scores every lead of the account, a lead
+the account's context does not list waits, and account intent triggers are evaluated."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pandas as pd
+import pytest
+
+from features.online_store import key
+from leadscore.errors import UserError
+from leadscore.settings import Settings
+from serving.stream import parse_duration, pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("motion", ["b2b", "hybrid"])
+def test_an_account_event_rescores_every_lead_of_the_account(trained, b2b_dir, motion):
+    leads = pd.read_parquet(b2b_dir / "leads.parquet")
+    account = leads["account_id"].value_counts().index[0]
+    with pipeline(Settings.load()) as ingest:
+        ctx = orjson.loads(ingest.online.get_many([key(motion, account)])[0])
+        n_leads = len(ctx["leads"]["lead_id"])
+        lead = ctx["leads"]["lead_id"][0]
+        now = time.time()
+        events = [
+            {"event_id": f"{motion}-{account}-{i}", "ts": now - 60 * i, "type": t, "account_id": account,
+             "lead_id": lead if t != "third_party_intent" else None, "topic": "pricing"}
+            for i, t in enumerate(["pricing_page", "demo_request", "third_party_intent", "pricing_page"])
+        ] + [{"event_id": f"{motion}-{account}-x", "ts": now, "type": "pricing_page", "account_id": account,
+              "lead_id": "L-not-yet"}]  # fmt: skip
+        r = ingest.ingest(motion, events)
+        assert (r["new"], r["pending"], r["entities_changed"], r["rescored"]) == (5, 1, 1, n_leads)
+        after = orjson.loads(ingest.online.get_many([key(motion, account)])[0])
+        assert set(after["events"]["event_id"]) >= {e["event_id"] for e in events[:4]}
+        rows = ingest.store.query("SELECT entity_id, account_id FROM last_scores WHERE motion = ? AND account_id = ?",
+                                  (motion, account))  # fmt: skip
+        assert {x["entity_id"] for x in rows} == set(ctx["leads"]["lead_id"])
+        again = ingest.ingest(motion, events[:4])
+        assert (again["new"], again["duplicates"], again["rescored"]) == (0, 4, 0)
+        with pytest.raises(UserError, match="account_id"):
+            ingest.ingest(motion, [{"event_id": "z", "ts": now, "type": "pricing_page", "lead_id": lead}])
+
+
+def test_durations_read_as_a_person_writes_them():
+    assert (
+        parse_duration("7d") == 7 * 86_400 and parse_duration("90s") == 90 and parse_duration("12h") == 43_200
+    )
+    assert parse_duration("1.5m") == 90 and parse_duration("3600") == 3600
+    with pytest.raises(UserError, match="older-than"):
+        parse_duration("a week")
