@@ -19,7 +19,7 @@ from model.calibration import Calibrator
 from model.exports import ExportReader
 from model.linear import LinearPart
 from model.preprocess import Preprocessor
-from model.reasons import Wording, group_columns, top_reasons
+from model.reasons import Wording, group_columns, reason_texts, top_reasons
 from model.shap_table import TreeTable
 from model.tiers import TierPolicy
 
@@ -125,10 +125,11 @@ class LeadScoreModel(PythonModel):
             return X[:, self.columns.index(self.value_feature)]
         return None
 
-    def score_matrix(self, X: np.ndarray, reasons: int = 3) -> Scores:
+    def score_matrix(self, X: np.ndarray, reasons: int = 3, worded: str = "dicts") -> Scores:
         """Score, tier, expected value, reasons and per-group contributions for each row of ``X``.
 
-        With reasons, one contributions call: SHAP contributions sum exactly to the raw log-odds.
+        With reasons, one contributions call: SHAP contributions sum exactly to the raw log-odds. ``worded``:
+        ``dicts`` (a dict per reason, the API's) or ``text`` (one line per row in ``texts``, batch scoring's).
         """
         contrib = self.contributions(X) if reasons else None
         if contrib is not None:
@@ -145,6 +146,11 @@ class LeadScoreModel(PythonModel):
         out = Scores(p, np.asarray(self.tiers.assign(p, rv)), np.asarray(ev, dtype=np.float64))
         if contrib is not None:
             c = contrib[:, :-1]
+            if worded == "text":
+                out.texts = reason_texts(
+                    c, X, self.columns, self.words, self.preprocessor.display_value, reasons
+                )
+                return out
             out.reasons = top_reasons(
                 c, X, self.columns, self.words, self.preprocessor.display_value, reasons
             )
@@ -194,6 +200,7 @@ class Scores:
     expected_value: np.ndarray
     reasons: list[list[dict]] | None = None  # top positive then negative contributors, worded
     groups: dict[str, np.ndarray] | None = None  # contributions summed per feature group (log-odds)
+    texts: list[str] | None = None  # the reasons as one line per row (batch scoring)
 
     @property
     def score_100(self) -> np.ndarray:

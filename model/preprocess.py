@@ -221,6 +221,19 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             )
         return df
 
+    def display_columns(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The matrix's columns as readable values (a category's level, None where missing), whole columns at a
+        time: what ``display_value`` gives value by value."""
+        out: dict[str, np.ndarray] = {}
+        for j, col in enumerate(self.features_):
+            if self.kinds_.get(col) == "category":
+                levels = np.asarray([*self.levels_[col], None], dtype=object)
+                codes = np.where(np.isnan(X[:, j]), -1, X[:, j]).astype(np.int64)
+                out[col] = levels[codes]
+            else:
+                out[col] = X[:, j]
+        return out
+
     def display_value(self, col: str, code: float) -> object:
         if code != code:
             return None

@@ -52,6 +52,29 @@ def _fill(label: str, value: object) -> str:
         )
 
 
+def reason_texts(
+    contrib: np.ndarray, X: np.ndarray, columns: list[str], words: dict[str, Wording], display, k: int = 3
+) -> list[str]:
+    """Per row, the same reasons as ``top_reasons`` as one line of text ("+ strong intent: …; - …"), without a
+    dict per reason (batch scoring's output); the picks are made for the whole batch at once."""
+    if contrib.shape[1] == 0 or len(contrib) == 0:
+        return [""] * len(contrib)
+    k = min(k, contrib.shape[1])
+    order = np.argsort(contrib, axis=1, kind="stable")
+    picks = np.concatenate([order[:, ::-1][:, :k], order[:, :k]], axis=1)
+    chosen = np.take_along_axis(contrib, picks, axis=1)
+    values = np.take_along_axis(X, picks, axis=1)
+    shown = np.concatenate([chosen[:, :k] > 1e-9, chosen[:, k:] < -1e-9], axis=1)
+    ws = [words[c] for c in columns]
+    out = []
+    for js, cs, vs, ok in zip(picks.tolist(), chosen.tolist(), values.tolist(), shown.tolist(), strict=True):
+        out.append("; ".join(
+            f"{'+' if c > 0 else '-'} {ws[j].text(display(columns[j], v), c)}"
+            for j, c, v, keep in zip(js, cs, vs, ok, strict=True) if keep
+        ))  # fmt: skip
+    return out
+
+
 def wordings(columns: list[str], fs: FeatureSet | None) -> dict[str, Wording]:
     known = {f.name: f for f in fs.features} if fs else {}
     out = {}

@@ -68,13 +68,21 @@ class EventIngest:
             raise UserError(f"events: {exc}") from None
 
     # -- the pipeline
-    def ingest(self, motion: str, events: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
+    def rows(self, motion: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Validated canonical rows (``ts`` in epoch seconds), ready for ``ingest_rows``."""
         if motion not in motions.NAMES:
             raise UserError(f"motion: unknown motion {motion!r}")
         frame = self.validate(motion, events)
         rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
         for r in rows:
             r["ts"] = epoch_seconds(r["ts"])
+        return rows
+
+    def ingest(self, motion: str, events: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
+        return self.ingest_rows(motion, self.rows(motion, events), source)
+
+    def ingest_rows(self, motion: str, rows: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
+        """Record, apply, re-score and trigger (``rows``: from ``rows``)."""
         first: dict[str, dict] = {}
         for r in rows:
             first.setdefault(r["event_id"], r)

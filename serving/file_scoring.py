@@ -6,13 +6,13 @@ appended to the score log, like real-time scores.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,10 +30,11 @@ from leadscore.times import epoch_seconds, format_utc
 from model.artifact import Coverage
 from model.exports import load_spec
 from model.registry import load, resolve
-from serving.routing import decide_many
+from serving.routing import route_names
 from serving.score_log import ScoreLog
 
 log = logging.getLogger("leadscore.scoring")
+CHUNK = 100_000  # rows scored, written and journaled at a time: memory stays flat whatever the file's length
 
 
 def score_file(
@@ -111,76 +112,132 @@ def _score_file(
             if id_col and id_col in inputs.columns
             else pd.Series(np.arange(len(inputs)).astype(str), index=inputs.index)
         )
-    step("scoring and explaining")
-    X = model.preprocessor.transform(inputs)
-    scored = model.score_matrix(X, reasons)
-    # The score log keeps what the model saw, in readable values (levels, not codes), for the feedback loop.
-    feats = [
-        {c: model.preprocessor.display_value(c, v) for c, v in zip(model.columns, row, strict=True)}
-        for row in X.tolist()
-    ]
-    columns: dict = {c: [f[c] for f in feats] for c in model.columns}
-    if model.feature_set:  # the rules may read features the model does not score on (B2C consent)
-        columns |= {c: frame[c].to_numpy() for c in frame.columns if c not in columns}
-    step("routing")
-    routes = [
-        d.route
-        for d in decide_many(
-            conf,
-            tiers=scored.tier,
-            features=columns,
-            expected_value=scored.expected_value,
-            groups=scored.groups,
-            stages=columns.get("lifecycle_stage"),
-            consent_email=None if consent is None else consent[0].tolist(),
-            consent_sms=None if consent is None else consent[1].tolist(),
-        )
-    ]
+    step("scoring, explaining and routing, in chunks")
+    out = Path(out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise UserError(f"--out must end in .csv or .parquet, not {out.suffix!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     if not model.feature_set and consent is None and motions.get(model.motion).family == "b2c":
+        no_consent_warning = True
+    else:
+        no_consent_warning = False
+    journal = ScoreLog(store or Store.default(), Settings.load().home)
+    batch = f"batch-{uuid.uuid4().hex[:12]}"
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    as_of_text = (
+        frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
+        if model.feature_set
+        else np.full(len(inputs), format_utc(int(time.time())), dtype=object)
+    )
+    id_name = id_col or "row"
+    parts: list[pd.DataFrame] = []
+    writer = _Writer(out)
+    try:
+        for s in range(0, len(inputs), CHUNK):
+            part = inputs.iloc[s : s + CHUNK]
+            X = model.preprocessor.transform(part)
+            scored = model.score_matrix(X, reasons, worded="text")
+            shown = model.preprocessor.display_columns(X)  # what the model saw, readable (levels, not codes)
+            rules = shown | (
+                {c: part[c].to_numpy() for c in part.columns if c not in shown} if model.feature_set else {}
+            )
+            routes = route_names(
+                conf, tiers=scored.tier, features=rules, expected_value=scored.expected_value,
+                stages=rules.get("lifecycle_stage"),
+                consent_email=None if consent is None else consent[0][s : s + CHUNK].tolist(),
+                consent_sms=None if consent is None else consent[1][s : s + CHUNK].tolist(),
+            )  # fmt: skip
+            result = pd.DataFrame({
+                id_name: ids.to_numpy()[s : s + CHUNK], "score": scored.score, "score_100": scored.score_100,
+                "tier": scored.tier, "route": routes,
+                "reasons": scored.texts if scored.texts is not None else [""] * len(X),
+            })  # fmt: skip
+            writer.write(result)
+            journal.append(_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,
+                                     id_name, shown))  # fmt: skip
+            parts.append(result)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        journal.close(timeout=5)
+        raise
+    result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[id_name, "score"])
+    routes_count = result["route"].value_counts().to_dict() if len(result) else {}
+    if no_consent_warning:
         log.warning(
             "model %s maps no consent columns (consent: in its spec), so no lead has email or SMS consent and "
-            "the %s policy suppresses them: routes %s",
-            name,
-            model.motion,
-            pd.Series(routes).value_counts().to_dict(),
-        )
-    result = pd.DataFrame(
-        {
-            (id_col or "row"): ids.to_numpy(),
-            "score": scored.score,
-            "score_100": scored.score_100,
-            "tier": scored.tier,
-            "route": routes,
-            "reasons": ["; ".join(f"{r['direction']} {r['text']}" for r in why) for why in scored.reasons]
-            if scored.reasons is not None
-            else [""] * len(X),
-        }
-    )
-    step("writing the output")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        result.to_parquet(out, index=False)
-    elif out.suffix == ".csv":
-        result.to_csv(out, index=False)
-    else:
-        raise UserError(f"--out must end in .csv or .parquet, not {out.suffix!r}")
-    step("journaling and shipping the score log")
+            "the %s policy suppresses them: routes %s", name, model.motion, routes_count,
+        )  # fmt: skip
+    step("shipping the score log")
     result.attrs["missing_inputs"] = [c for c, _ in coverage.missing] if coverage else []
-    result.attrs["routes"] = pd.Series(routes).value_counts().to_dict()
-    _log(
-        store or Store.default(),
-        model,
-        name,
-        version,
-        result,
-        feats,
-        frame["as_of"] if model.feature_set else None,
-        id_col or "row",
-    )
+    result.attrs["routes"] = routes_count
+    journal.close(timeout=60)  # fsync, then ship; what the store does not take now waits in the journal
+    if journal.unshipped_bytes():
+        log.warning(
+            "the store took %d of %d score-log rows; the rest wait in the journal under %s and are shipped "
+            "by the next scoring run or service start", journal.written, len(result), journal.dir,
+        )  # fmt: skip
     step("recording the batch run in MLflow")
     _track(name, version, data, result, coverage)
     return result
+
+
+class _Writer:
+    """The output file written chunk by chunk (Parquet row groups, or CSV), in place only once complete."""
+
+    def __init__(self, out: Path):
+        self.out, self.tmp = out, out.with_name(f".{out.name}.partial")
+        self._pq: Any = None
+
+    def write(self, part: pd.DataFrame) -> None:
+        if self.out.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if self._pq is None:
+                self._pq = pq.ParquetWriter(self.tmp, table.schema)
+            self._pq.write_table(table)
+        else:
+            part.to_csv(self.tmp, index=False, mode="a" if self.tmp.exists() else "w",
+                        header=not self.tmp.exists())  # fmt: skip
+
+    def close(self) -> None:
+        if self._pq is not None:
+            self._pq.close()
+        if not self.tmp.exists():  # nothing to score: an empty file with the columns
+            self.write(pd.DataFrame(columns=["score"]))
+            if self._pq is not None:
+                self._pq.close()
+        self.tmp.replace(self.out)
+
+    def abort(self) -> None:
+        if self._pq is not None:
+            self._pq.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _log_rows(batch: str, start: int, now: str, as_of: np.ndarray, motion: str, name: str, version: str,
+              result: pd.DataFrame, id_name: str, shown: dict[str, np.ndarray]) -> list[tuple]:  # fmt: skip
+    """Score-log rows for a chunk: the features as JSON text encoded for the whole chunk at once."""
+    import polars as pl
+
+    feats = pl.DataFrame(
+        {
+            c: pl.Series(c, v, nan_to_null=True)
+            if v.dtype.kind == "f"
+            else pl.Series(c, v.tolist(), dtype=pl.String)
+            for c, v in shown.items()
+        }  # fmt: skip
+    )
+    text = (feats.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list() if feats.width
+            else ["{}"] * len(result))  # fmt: skip
+    n = len(result)
+    return list(zip(
+        [f"{batch}-{i}" for i in range(start, start + n)], [now] * n, as_of.tolist(), [motion] * n,
+        result[id_name].astype(str).tolist(), [name] * n, [version] * n, result["score"].astype(float).tolist(),
+        result["tier"].tolist(), result["route"].tolist(), ["batch"] * n, text, strict=True,
+    ))  # fmt: skip
 
 
 def _track(name: str, version: str, data: Path, result: pd.DataFrame, coverage: Coverage | None) -> None:
@@ -202,54 +259,3 @@ def _track(name: str, version: str, data: Path, result: pd.DataFrame, coverage: 
              "missing_weight": coverage.missing_weight if coverage else 0.0}
             | {f"tier_{k}": float(v) for k, v in result["tier"].value_counts().items()}
         )  # fmt: skip
-
-
-def _log(
-    store: Store,
-    model,
-    name: str,
-    version: str,
-    result: pd.DataFrame,
-    feats: list[dict],
-    as_of: pd.Series | None,
-    id_col: str,
-) -> None:
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    batch = f"batch-{uuid.uuid4().hex[:12]}"
-    when = (
-        as_of.dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
-        if as_of is not None
-        else [format_utc(int(time.time()))] * len(result)
-    )
-    rows = [
-        (
-            f"{batch}-{i}",
-            now,
-            when[i],
-            model.motion,
-            str(r[id_col]),
-            name,
-            version,
-            float(r["score"]),
-            r["tier"],
-            r["route"],
-            "batch",
-            json.dumps(_clean(feats[i])),
-        )
-        for i, r in enumerate(result.to_dict("records"))
-    ]
-    journal = ScoreLog(store, Settings.load().home)
-    journal.append(rows)
-    journal.close(timeout=60)  # fsync, then ship; what the store does not take now waits in the journal
-    if journal.unshipped_bytes():
-        log.warning(
-            "the store took %d of %d score-log rows; the rest wait in the journal under %s and are shipped "
-            "by the next scoring run or service start",
-            journal.written,
-            len(rows),
-            journal.dir,
-        )
-
-
-def _clean(d: dict) -> dict:
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in d.items()}

@@ -192,6 +192,28 @@ def _consent(given: Sequence[bool | None] | None, feature: Column | None, n: int
     )
 
 
+def route_names(
+    conf: MotionConfig,
+    *,
+    tiers: Column,
+    features: Mapping[str, Column],
+    expected_value: Column,
+    stages: Sequence[str | None] | None = None,
+    consent_email: Sequence[bool | None] | None = None,
+    consent_sms: Sequence[bool | None] | None = None,
+) -> np.ndarray:
+    """Each row's route name, as a column (batch scoring writes only the route: no decision per row)."""
+    n = len(tiers)
+    ranks = (np.zeros(n, dtype=np.int64) if stages is None else
+             np.fromiter((STAGE_RANK.get(s or "none", 0) for s in stages), dtype=np.int64, count=n))  # fmt: skip
+    b = Batch(
+        n, features, tiers, np.asarray(expected_value, dtype=np.float64), ranks,
+        _consent(consent_email, features.get("lifecycle_consent_email"), n),
+        _consent(consent_sms, features.get("lifecycle_consent_sms"), n),
+    )  # fmt: skip
+    return np.asarray([r.name for r in conf.routes], dtype=object)[pick_routes(conf.routes, b)]
+
+
 def decide_many(
     conf: MotionConfig,
     *,

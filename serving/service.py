@@ -43,8 +43,10 @@ from serving.scorer import Scorer
 from serving.webhooks import Dispatcher
 
 log_warning = logging.getLogger("leadscore.serving").warning
-HARD_MAX_BATCH = 100_000
-EVENT_CHUNK_ENTITIES = 32  # entities taken in (applied, re-scored) between two turns of /score on the scoring thread  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
+HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
+EVENT_CHUNK_ENTITIES = (
+    64  # entities taken in (applied, re-scored) between two turns of /score on the scoring thread
+)
 
 
 SCORE = bentoml.metrics.Histogram(
@@ -295,14 +297,15 @@ class LeadScore:
         to the online state, the leads or customers it changes re-scored (source 'event'), triggers pushed as
         webhooks. Answered once the events, the scores and the notifications are durable."""
         loop = asyncio.get_running_loop()
-        rows = [dict(e) for e in events]
         try:
             # validated whole first, then taken in a few entities at a time: /score batches queued on the same
             # scoring thread run between the parts instead of waiting for every re-score of a large body
-            await loop.run_in_executor(self.executor, self.events.validate, motion, rows)
+            rows = await loop.run_in_executor(
+                self.executor, self.events.rows, motion, [dict(e) for e in events]
+            )
             r: dict[str, Any] = {}
             for part in entity_chunks(motion, rows, EVENT_CHUNK_ENTITIES):
-                done = await loop.run_in_executor(self.executor, self.events.ingest, motion, part)
+                done = await loop.run_in_executor(self.executor, self.events.ingest_rows, motion, part)
                 r = {k: (r.get(k, 0) + v if isinstance(v, int) else v) for k, v in done.items()}
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
