@@ -41,7 +41,7 @@ SERVERS = (
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    only = set(sys.argv[1:]) or {"features", "schema", "quality", "serving", "events", "soak"}
+    only = set(sys.argv[1:]) or {"features", "schema", "quality", "serving", "batch", "events", "soak"}
     results: dict = {}
     if "features" in only:
         results["features"] = [part("bench.features", m) for m in ("b2c", "b2b")]
@@ -138,6 +138,13 @@ def main() -> None:
             + f"; total {st['us_per_lead_total']} → at most {st['ceiling leads_per_s on 2 cores']:,} leads/s "
             f"on 2 cores before any HTTP work; LightGBM's own pred_contrib would take "
             f"{st['lightgbm pred_contrib us_per_lead']} µs per lead ({st['trees']} trees)"
+        )
+    if "batch" in only:
+        r = results["batch"] = part("bench.batch")
+        console.print(
+            f"batch scoring, {r['leads']:,} B2B leads: leadscore score {r['leadscore score leads/s']:,} leads/s, the floor "
+            f"(same features + bare booster predict) {r['floor leads/s']:,} leads/s: {r['ratio vs floor']}× the floor; "
+            f"peak RSS {r['leadscore score peak RSS GB']} GB (floor {r['floor peak RSS GB']} GB)"
         )
     if "events" in only:
         r = results["events"] = part("bench.events")
