@@ -149,6 +149,13 @@ def train(
             "default: on for --spec, growing with the rows (model.search in the conf), off for a motion"
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="a Dask scheduler address: the training set computed partitioned by entity "
+            "(default: LEADSCORE_DASK_SCHEDULER)"
+        ),
+    ] = None,
 ):
     """Train, evaluate beside two baselines, log to MLflow and register (first version → champion)."""
     from training.pipelines import train_motion, train_spec
@@ -161,7 +168,7 @@ def train(
         assert motion is not None
         if data is None:
             raise UserError("--data DIR is required with a motion")
-        r = train_motion(motion.value, data, search_seconds)
+        r = train_motion(motion.value, data, search_seconds, scheduler)
     f = r.fitted
     for flag in f.flags:
         console.print(f"[yellow]leakage guard excluded[/] {flag.column}: {flag.reason}", highlight=False)
@@ -203,24 +210,27 @@ def score(
     allow_missing: Annotated[
         bool, typer.Option(help="score a file that lacks model inputs anyway (they count as unknown)")
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="a Dask scheduler address: score canonical data partitioned by entity, --out a folder "
+            "(default: LEADSCORE_DASK_SCHEDULER)"
+        ),
+    ] = None,
 ):
     """Batch-score; keeps input order and ids; adds score, score_100, tier, route and reasons."""
     from serving.file_scoring import score_file
 
     res = score_file(model, data, out, as_of, reasons, spec_path=str(spec) if spec else None,
-                     allow_missing=allow_missing)  # fmt: skip
+                     allow_missing=allow_missing, scheduler=scheduler)  # fmt: skip
     facts = {
-        "rows": len(res),
+        "rows": res.attrs["rows"],
         "out": str(out),
         "missing inputs": ", ".join(res.attrs["missing_inputs"]) or "none",
-    }
+    } | ({"partitions": res.attrs["partitions"]} if "partitions" in res.attrs else {})
     summary(
-        f"scored {len(res):,} rows with {model} → {out}",
-        facts
-        | {
-            "tiers": res["tier"].value_counts().sort_index().to_dict(),
-            "routes": res["route"].value_counts().to_dict(),
-        },
+        f"scored {res.attrs['rows']:,} rows with {model} → {out}",
+        facts | {"tiers": res.attrs["tiers"], "routes": res.attrs["routes"]},
     )
 
 

@@ -76,26 +76,8 @@ def _snapshot(p: Prepared, t: int, conf: MotionConfig, fs: FeatureSet | None) ->
     return rows.assign(label=y, label_value=v)
 
 
-def training_set(
-    p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None, scheduler: str | None = None
-) -> pd.DataFrame:
-    """Stacked snapshots of (entity, as_of, features, label, label_value), oldest first.
-
-    Snapshots are independent: with a Dask ``scheduler`` address each one is a task on the cluster, the prepared
-    arrays broadcast once; otherwise they run in-process.
-    """
+def training_set(p: Prepared, conf: MotionConfig, fs: FeatureSet | None = None) -> pd.DataFrame:
+    """Stacked snapshots of (entity, as_of, features, label, label_value), oldest first (in-process; a Dask
+    cluster computes the same per partition of entities: ``features.partitioned``)."""
     times = sorted(snapshot_times(p, conf))
-    if scheduler:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise UserError(
-                "LEADSCORE_DASK_SCHEDULER is set but dask is not installed: pip install 'leadscore[dask]'"
-            ) from None
-        with Client(scheduler) as client:
-            shared = client.scatter(p, broadcast=True)
-            futures = [client.submit(_snapshot, shared, t, conf, fs, pure=False) for t in times]
-            frames = client.gather(futures)
-    else:
-        frames = [_snapshot(p, t, conf, fs) for t in times]
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([_snapshot(p, t, conf, fs) for t in times], ignore_index=True)

@@ -318,9 +318,17 @@ def load_dataset(
     without an account are matched to one first (``leadscore.accounts``; the report is ``leads.attrs``)."""
     get_motion(motion)
     d = Path(data_dir)
-    tables = {
-        name: coerce(spec, read_table(find_table_file(d, name)), now) for name, spec in TABLES[motion].items()
-    }
+    return validate_tables(
+        motion, {name: read_table(find_table_file(d, name)) for name in TABLES[motion]}, now
+    )
+
+
+def validate_tables(
+    motion: str, raw: dict[str, pd.DataFrame], now: pd.Timestamp | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every table of a motion coerced and checked, leads matched to accounts, references checked: what
+    ``load_dataset`` does to a folder, for tables read another way (one partition of each, on a cluster)."""
+    tables = {name: coerce(spec, raw[name], now) for name, spec in TABLES[motion].items()}
     if get_motion(motion).family == "b2b":
         leads, accounts, match = match_accounts(tables["leads"], tables["accounts"])
         leads.attrs["account_match"] = match

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     ``tracking_uri``: MLflow tracking and registry (``MLFLOW_TRACKING_URI``; default ``sqlite:///mlflow.db``).
     ``conf_dir``: the per-motion YAML policies.
     ``dask_scheduler``: a Dask scheduler address for batch feature computation (unset: in-process).
+    ``dask_workdir``: where the tables are written partitioned by entity for the cluster (default: under
+    ``home``); on a real cluster, storage every worker reads (a shared volume).
+    ``max_training_rows``: a distributed training set larger than this is fitted on a stratified sample of it
+    (the sample's size is logged with the run).
     ``context_memo_mb``: memory for decoded online contexts, per motion and serving worker (0: none).
     ``reload_seconds``: how often the service polls the registry for a moved champion alias.
     ``realtime_batch``: most concurrent ``/score`` requests scored together.
@@ -72,6 +76,8 @@ class Settings(BaseSettings):
     tracking_uri: str = Field("sqlite:///mlflow.db", validation_alias=AliasChoices("MLFLOW_TRACKING_URI"))
     conf_dir: Path = CONF_DIR
     dask_scheduler: str | None = None
+    dask_workdir: Path | None = None
+    max_training_rows: int = Field(2_000_000, ge=1000)
     context_memo_mb: float = Field(64, ge=0)
     reload_seconds: float = Field(30, gt=0)
     realtime_batch: int = Field(64, ge=1)

@@ -6,6 +6,8 @@ appended to the score log, like real-time scores.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 import uuid
@@ -46,13 +48,15 @@ def score_file(
     store: Store | None = None,
     spec_path: str | None = None,
     allow_missing: bool = False,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     """Score a file (spec models: an export of the training file's shape, read as the model's own reader reads
     it; ``spec_path`` overrides) or a folder of canonical tables (motion models). The output keeps the id column
     under its own name and the input order; ``result.attrs`` carries ``missing_inputs`` and ``routes``."""
     with steps() as step:
         step("loading the model")
-        return _score_file(step, model_ref, data, out, as_of, reasons, store, spec_path, allow_missing)
+        return _score_file(step, model_ref, data, out, as_of, reasons, store, spec_path, allow_missing,
+                           scheduler if scheduler is not None else Settings.load().dask_scheduler)  # fmt: skip
 
 
 def _score_file(
@@ -65,6 +69,7 @@ def _score_file(
     store: Store | None,
     spec_path: str | None,
     allow_missing: bool = False,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     name, version = resolve(model_ref)
     model, version = load(f"{name}/{version}")
@@ -75,6 +80,10 @@ def _score_file(
     if model.feature_set:  # a motion model: canonical tables in a folder
         if not data.is_dir():
             raise UserError(f"model {name!r} scores canonical {model.motion} data: pass a folder of tables")
+        if scheduler:
+            return _score_partitioned(
+                step, model, name, version, conf, data, Path(out), as_of, reasons, scheduler
+            )
         step("reading the canonical tables and computing features")
         p = prepare(model.motion, load_dataset(data, model.motion))
         t = epoch_seconds(as_of) if as_of else latest_time(p)
@@ -135,23 +144,10 @@ def _score_file(
     try:
         for s in range(0, len(inputs), CHUNK):
             part = inputs.iloc[s : s + CHUNK]
-            X = model.preprocessor.transform(part)
-            scored = model.score_matrix(X, reasons, worded="text")
-            shown = model.preprocessor.display_columns(X)  # what the model saw, readable (levels, not codes)
-            rules = shown | (
-                {c: part[c].to_numpy() for c in part.columns if c not in shown} if model.feature_set else {}
+            span = None if consent is None else (consent[0][s : s + CHUNK], consent[1][s : s + CHUNK])
+            result, shown = score_chunk(
+                model, conf, part, ids.to_numpy()[s : s + CHUNK], id_name, span, reasons
             )
-            routes = route_names(
-                conf, tiers=scored.tier, features=rules, expected_value=scored.expected_value,
-                stages=rules.get("lifecycle_stage"),
-                consent_email=None if consent is None else consent[0][s : s + CHUNK].tolist(),
-                consent_sms=None if consent is None else consent[1][s : s + CHUNK].tolist(),
-            )  # fmt: skip
-            result = pd.DataFrame({
-                id_name: ids.to_numpy()[s : s + CHUNK], "score": scored.score, "score_100": scored.score_100,
-                "tier": scored.tier, "route": routes,
-                "reasons": scored.texts if scored.texts is not None else [""] * len(X),
-            })  # fmt: skip
             writer.write(result)
             journal.append(_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,
                                      id_name, shown))  # fmt: skip
@@ -171,6 +167,8 @@ def _score_file(
     step("shipping the score log")
     result.attrs["missing_inputs"] = [c for c, _ in coverage.missing] if coverage else []
     result.attrs["routes"] = routes_count
+    result.attrs["rows"] = len(result)
+    result.attrs["tiers"] = result["tier"].value_counts().sort_index().to_dict() if len(result) else {}
     journal.close(timeout=60)  # fsync, then ship; what the store does not take now waits in the journal
     if journal.unshipped_bytes():
         log.warning(
@@ -180,6 +178,88 @@ def _score_file(
     step("recording the batch run in MLflow")
     _track(name, version, data, result, coverage)
     return result
+
+
+def _score_partitioned(step: Callable[[str], None], model: Any, name: str, version: str, conf: Any, data: Path,
+                       out: Path, as_of: str | None, reasons: int, scheduler: str) -> pd.DataFrame:  # fmt: skip
+    """A motion model's batch scoring on a Dask cluster: the tables partitioned by entity, each partition's
+    features, scores, reasons and routes computed by one task (``map`` over partitions) and written as
+    ``out/part-NNNNN.parquet``, its score-log rows journaled by the worker. Returns the partitions' counts (the
+    scores stay in ``out``)."""
+    from distributed import Client
+
+    from features.partitioned import features_at, partition, per_partition
+
+    settings = Settings.load()
+    work = settings.dask_workdir or settings.home / "partitions"
+    out.mkdir(parents=True, exist_ok=True)
+    with Client(scheduler) as client:
+        n = max(2, 2 * len(client.scheduler_info()["workers"]))
+        step(f"partitioning the tables by entity ({n} partitions)")
+        layout = partition(data, model.motion, Path(work) / f"{model.motion}-{uuid.uuid4().hex[:8]}", n)
+        t = epoch_seconds(as_of) if as_of else layout.ts_max
+        step("features, scores, reasons and routes per partition")
+        batch = f"batch-{uuid.uuid4().hex[:12]}"
+        task = functools.partial(_one_partition, layout, features_at, model, name, version, conf, t, out, reasons,
+                                 batch)  # fmt: skip
+        counts = per_partition(layout, task).compute()
+    result = counts.reset_index(drop=True)
+    result.attrs |= {"missing_inputs": [], "rows": int(result["rows"].sum()), "partitions": n,
+                     "tiers": _sum_counts(result["tiers"]), "routes": _sum_counts(result["routes"])}  # fmt: skip
+    step("recording the batch run in MLflow")
+    _track(name, version, data, result, None)
+    return result
+
+
+def _one_partition(layout: Any, features_at: Callable, model: Any, name: str, version: str, conf: Any, t: int,
+                   out: Path, reasons: int, batch: str, k: int) -> pd.DataFrame:  # fmt: skip
+    """On a worker: one partition scored, written and journaled; its counts."""
+    frame = features_at(layout, k, t, conf)
+    id_name = motions.get(model.motion).id_column
+    result, shown = score_chunk(
+        model, conf, frame, frame[id_name].astype(str).to_numpy(), id_name, None, reasons
+    )
+    result.to_parquet(out / f"part-{k:05d}.parquet", index=False)
+    settings = Settings.load()
+    journal = ScoreLog(Store(settings.store_url), settings.home)
+    as_of = frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
+    journal.append(_log_rows(f"{batch}-{k}", 0, datetime.now(UTC).isoformat(timespec="seconds"), as_of, model.motion,
+                             name, version, result, id_name, shown))  # fmt: skip
+    journal.close(timeout=60)
+    return pd.DataFrame({"partition": [k], "rows": [len(result)],
+                         "tiers": [json.dumps(result["tier"].value_counts().to_dict())],
+                         "routes": [json.dumps(result["route"].value_counts().to_dict())]})  # fmt: skip
+
+
+def _sum_counts(column: pd.Series) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for text in column:
+        for k, v in json.loads(text).items():
+            total[k] = total.get(k, 0) + int(v)
+    return dict(sorted(total.items()))
+
+
+def score_chunk(model: Any, conf: Any, part: pd.DataFrame, ids: np.ndarray, id_name: str,
+                consent: tuple[np.ndarray, np.ndarray] | None, reasons: int) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """One chunk scored, explained (a line of reasons per row) and routed, all on columns; and the readable
+    model inputs the score log keeps."""
+    X = model.preprocessor.transform(part)
+    scored = model.score_matrix(X, reasons, worded="text")
+    shown = model.preprocessor.display_columns(X)  # what the model saw, readable (levels, not codes)
+    rules = shown | (
+        {c: part[c].to_numpy() for c in part.columns if c not in shown} if model.feature_set else {}
+    )
+    routes = route_names(
+        conf, tiers=scored.tier, features=rules, expected_value=scored.expected_value,
+        stages=rules.get("lifecycle_stage"),
+        consent_email=None if consent is None else consent[0].tolist(),
+        consent_sms=None if consent is None else consent[1].tolist(),
+    )  # fmt: skip
+    result = pd.DataFrame({
+        id_name: ids, "score": scored.score, "score_100": scored.score_100, "tier": scored.tier, "route": routes,
+        "reasons": scored.texts if scored.texts is not None else [""] * len(X),
+    })  # fmt: skip
+    return result, shown
 
 
 class _Writer:
@@ -255,7 +335,7 @@ def _track(name: str, version: str, data: Path, result: pd.DataFrame, coverage: 
             {"data": str(data)[:500], "missing_inputs": ", ".join(result.attrs["missing_inputs"])[:500]}
         )
         mlflow.log_metrics(
-            {"rows": float(len(result)), "missing_inputs": float(len(result.attrs["missing_inputs"])),
+            {"rows": float(result.attrs["rows"]), "missing_inputs": float(len(result.attrs["missing_inputs"])),
              "missing_weight": coverage.missing_weight if coverage else 0.0}
-            | {f"tier_{k}": float(v) for k, v in result["tier"].value_counts().items()}
+            | {f"tier_{k}": float(v) for k, v in result.attrs["tiers"].items()}
         )  # fmt: skip

@@ -11,6 +11,7 @@ import pandas as pd
 from features.definitions import feature_set
 from features.historical import training_set
 from features.prepare import prepare
+from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.motions import ID_COLUMNS
 from leadscore.progress import stage
@@ -24,19 +25,67 @@ from training.track import TrainResult, log_and_register
 
 
 def motion_frame(
-    motion: str, data_dir: str | Path, conf: MotionConfig, settings: Settings | None = None
+    motion: str,
+    data_dir: str | Path,
+    conf: MotionConfig,
+    settings: Settings | None = None,
+    scheduler: str | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The point-in-time training set as (features with as_of, label, realised value); on the Dask cluster of
     ``settings.dask_scheduler`` when one is set. What reading found (e.g. leads matched to accounts) is in the
     frame's ``attrs["notes"]``."""
-    with stage("reading the canonical tables"):
-        p = prepare(motion, load_dataset(data_dir, motion))
-    with stage("point-in-time features for every snapshot"):
-        ts = training_set(p, conf, scheduler=(settings or Settings.load()).dask_scheduler)
+    settings = settings or Settings.load()
+    scheduler = scheduler or settings.dask_scheduler
+    if scheduler:
+        ts, notes = distributed_training_set(motion, data_dir, conf, settings, scheduler)
+    else:
+        with stage("reading the canonical tables"):
+            p = prepare(motion, load_dataset(data_dir, motion))
+        with stage("point-in-time features for every snapshot"):
+            ts = training_set(p, conf)
+        notes = dict(p.notes)
     drop = [c for c in (*ID_COLUMNS, "label", "label_value", *conf.model_inputs_exclude) if c in ts.columns]
     X = ts.drop(columns=drop)
-    X.attrs["notes"] = p.notes
+    X.attrs["notes"] = notes
     return X, ts["label"].to_numpy(), ts["label_value"].to_numpy()
+
+
+def distributed_training_set(
+    motion: str, data_dir: str | Path, conf: MotionConfig, settings: Settings, scheduler: str
+) -> tuple[pd.DataFrame, dict]:
+    """The training set on a Dask cluster: the tables partitioned by entity, each partition's snapshots one task,
+    written as partitioned Parquet (``<workdir>/<run>/training``); read back in the in-process order (as-of, then
+    id), or as a stratified sample of ``max_training_rows`` when larger (the sample's size is in the notes)."""
+    import functools
+    import uuid
+
+    from distributed import Client
+
+    from features.partitioned import partition, per_partition, snapshot_times
+
+    work = Path(settings.dask_workdir or settings.home / "partitions") / f"{motion}-{uuid.uuid4().hex[:8]}"
+    with Client(scheduler) as client:
+        n = max(2, 2 * len(client.scheduler_info()["workers"]))
+        with stage(f"partitioning the tables by entity ({n} partitions)"):
+            layout = partition(data_dir, motion, work / "tables", n)
+        with stage("point-in-time features for every snapshot, per partition on the cluster"):
+            times = snapshot_times(layout, conf)
+            task = functools.partial(_partition_rows, layout, conf, times)
+            per_partition(layout, task).to_parquet(str(work / "training"), write_index=False)
+    ts = pd.read_parquet(work / "training")
+    id_col = motions.get(motion).id_column
+    notes: dict = {"dask_partitions": n, "training_rows": len(ts)}
+    if len(ts) > settings.max_training_rows:
+        share = settings.max_training_rows / len(ts)
+        ts = ts.groupby("label", group_keys=False).sample(frac=share, random_state=conf.model.seed)
+        notes["training_rows_sampled"] = len(ts)
+    return ts.sort_values(["as_of", id_col], kind="stable").reset_index(drop=True), notes
+
+
+def _partition_rows(layout, conf: MotionConfig, times: list[int], k: int) -> pd.DataFrame:
+    from features.partitioned import training_rows
+
+    return training_rows(layout, k, conf, times)
 
 
 def motion_rows(X: pd.DataFrame, y: np.ndarray, v: np.ndarray, conf: MotionConfig) -> TrainingRows:
@@ -44,11 +93,14 @@ def motion_rows(X: pd.DataFrame, y: np.ndarray, v: np.ndarray, conf: MotionConfi
     return TrainingRows(X, y, time_col=TIME, label_value=v, segments=list(conf.segments))
 
 
-def train_motion(motion: str, data_dir: str | Path, search_seconds: float | None = None) -> TrainResult:
-    """A motion's model from its canonical data: its own settings, or a search of ``search_seconds``."""
+def train_motion(
+    motion: str, data_dir: str | Path, search_seconds: float | None = None, scheduler: str | None = None
+) -> TrainResult:
+    """A motion's model from its canonical data: its own settings, or a search of ``search_seconds``; on the
+    Dask cluster at ``scheduler`` (or LEADSCORE_DASK_SCHEDULER) the training set is computed partitioned."""
     conf = load_config(motion)
     fs = feature_set(conf.feature_set)
-    rows = motion_rows(*motion_frame(motion, data_dir, conf), conf)
+    rows = motion_rows(*motion_frame(motion, data_dir, conf, scheduler=scheduler), conf)
     with stage("fitting, calibrating and evaluating beside the baselines"):
         fitted = fit_and_evaluate(rows, conf, name=motion, fs=fs, search_seconds=search_seconds or 0.0)
     fitted.params |= rows.X.attrs.get("notes", {})

@@ -165,18 +165,3 @@ def test_duplicate_and_orphan_events_are_handled_and_counted():
     assert p.drops.counts == {"duplicate event_id (kept the first)": 2, "events for an unknown lead_id": 1}
     rows = features_as_of(p, AS_OF, load_config("b2b")).set_index("lead_id")
     assert rows.loc["L1"].intent_lead_pricing_7d == 3
-
-
-def test_training_set_on_a_dask_scheduler_equals_in_process(b2b_dir, monkeypatch):
-    from distributed import LocalCluster
-
-    from features.historical import training_set
-    from leadscore.schema import load_dataset
-
-    conf = load_config("b2b")
-    p = prepare("b2b", load_dataset(b2b_dir, "b2b"))
-    local = training_set(p, conf)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        monkeypatch.setenv("LEADSCORE_DASK_SCHEDULER", cluster.scheduler_address)
-        remote = training_set(p, conf)
-    pd.testing.assert_frame_equal(local, remote)
