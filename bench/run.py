@@ -41,7 +41,16 @@ SERVERS = (
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    only = set(sys.argv[1:]) or {"features", "schema", "quality", "serving", "batch", "events", "soak"}
+    only = set(sys.argv[1:]) or {
+        "features",
+        "schema",
+        "quality",
+        "serving",
+        "batch",
+        "events",
+        "scale",
+        "soak",
+    }
     results: dict = {}
     if "features" in only:
         results["features"] = [part("bench.features", m) for m in ("b2c", "b2b")]
@@ -59,6 +68,13 @@ def main() -> None:
                 f"{r['peak_rss_gb']}",
             )
         console.print(t)
+        for r in results["features"]:
+            if "duckdb_s" in r:
+                console.print(
+                    f"{r['motion']} features vs DuckDB SQL (the lead intent features, every lead, values checked equal on "
+                    f"{r['duckdb_leads_checked']:,} leads): ours {r['features_s']} s for all {r['features']} features, "
+                    f"DuckDB {r['duckdb_s']} s for {r['duckdb_features']}: {r['ratio_vs_duckdb']}× DuckDB"
+                )
         console.print(f"online features, CPU per lead (µs): {results['online']['online_cpu_us_per_lead']}")
     if "schema" in only:
         r = results["schema"] = part("bench.schema")
@@ -146,6 +162,25 @@ def main() -> None:
             f"(same features + bare booster predict) {r['floor leads/s']:,} leads/s: {r['ratio vs floor']}× the floor; "
             f"peak RSS {r['leadscore score peak RSS GB']} GB (floor {r['floor peak RSS GB']} GB)"
         )
+    if "scale" in only:
+        r = results["scale"] = part("bench.scale")
+        t = Table(title="Dask LocalCluster on this machine: B2B features partitioned by account")
+        for c in (
+            "workers",
+            "leads",
+            "events",
+            "partition s",
+            "features s",
+            "total s",
+            "events/s",
+            "peak GB/worker",
+        ):
+            t.add_column(c)
+        for x in r["runs"]:
+            t.add_row(str(x["workers"]), f"{x['leads']:,}", f"{x['events']:,}", str(x["partition_s"]),
+                      str(x["features_s"]), str(x["total_s"]), f"{x['events_per_s']:,}", str(x["peak_rss_gb_per_worker"]))  # fmt: skip
+        console.print(t)
+        console.print({k: v for k, v in r.items() if k != "runs"})
     if "events" in only:
         r = results["events"] = part("bench.events")
         t = Table(title="real-time events (2 workers, 127.0.0.1, same run)")
