@@ -59,12 +59,7 @@ def reason_texts(
     dict per reason (batch scoring's output); the picks are made for the whole batch at once."""
     if contrib.shape[1] == 0 or len(contrib) == 0:
         return [""] * len(contrib)
-    k = min(k, contrib.shape[1])
-    order = np.argsort(contrib, axis=1, kind="stable")
-    picks = np.concatenate([order[:, ::-1][:, :k], order[:, :k]], axis=1)
-    chosen = np.take_along_axis(contrib, picks, axis=1)
-    values = np.take_along_axis(X, picks, axis=1)
-    shown = np.concatenate([chosen[:, :k] > 1e-9, chosen[:, k:] < -1e-9], axis=1)
+    picks, chosen, values, shown, k = _picks(contrib, X, k)
     ws = [words[c] for c in columns]
     out = []
     for js, cs, vs, ok in zip(picks.tolist(), chosen.tolist(), values.tolist(), shown.tolist(), strict=True):
@@ -86,6 +81,18 @@ def wordings(columns: list[str], fs: FeatureSet | None) -> dict[str, Wording]:
     return out
 
 
+def _picks(contrib: np.ndarray, X: np.ndarray, k: int):
+    """Per row, the k most positive then the k most negative columns: their indices, contributions, values, and
+    whether each slot points its way (some rows have fewer than k of either sign)."""
+    k = min(k, contrib.shape[1])
+    order = np.argsort(contrib, axis=1, kind="stable")
+    picks = np.concatenate([order[:, ::-1][:, :k], order[:, :k]], axis=1)
+    chosen = np.take_along_axis(contrib, picks, axis=1)
+    values = np.take_along_axis(X, picks, axis=1)
+    shown = np.concatenate([chosen[:, :k] > 1e-9, chosen[:, k:] < -1e-9], axis=1)
+    return picks, chosen, values, shown, k
+
+
 def top_reasons(
     contrib: np.ndarray, X: np.ndarray, columns: list[str], words: dict[str, Wording], display, k: int = 3
 ) -> list[list[dict]]:
@@ -95,13 +102,7 @@ def top_reasons(
     """
     if contrib.shape[1] == 0:
         return [[] for _ in range(len(contrib))]
-    k = min(k, contrib.shape[1])
-    order = np.argsort(contrib, axis=1, kind="stable")
-    picks = np.concatenate([order[:, ::-1][:, :k], order[:, :k]], axis=1)
-    chosen = np.take_along_axis(contrib, picks, axis=1)
-    values = np.take_along_axis(X, picks, axis=1)
-    # A top-k slot only counts if it points the slot's way (some rows have fewer than k of either sign).
-    shown_ = np.concatenate([chosen[:, :k] > 1e-9, chosen[:, k:] < -1e-9], axis=1)
+    picks, chosen, values, shown_, k = _picks(contrib, X, k)
     ws = [words[c] for c in columns]
     out = []
     rounded = np.round(chosen, 4).tolist()

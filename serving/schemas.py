@@ -91,22 +91,12 @@ class Event(TypedDict):
 
 
 @with_config(IN)
-class StreamEvent(TypedDict):
+class StreamEvent(Event):
     """A canonical events row as it happens (``POST /events``): B2B and hybrid name the ``account_id`` (and the
     ``lead_id``, or none for account-level intent), B2C the ``customer_id`` and ``session_id``."""
 
-    event_id: Annotated[str, Field(min_length=1)]
-    ts: Time
-    type: Literal[tuple(sorted(set(B2B_EVENT_TYPES) | set(B2C_EVENT_TYPES)))]  # type: ignore[valid-type]
     account_id: NotRequired[str | None]
-    lead_id: NotRequired[str | None]
-    topic: NotRequired[str | None]
     customer_id: NotRequired[str | None]
-    session_id: NotRequired[str | None]
-    product_id: NotRequired[str | None]
-    category: NotRequired[str | None]
-    price: NotRequired[NonNegative | None]
-    quantity: NotRequired[NonNegative | None]
 
 
 class EventsResult(BaseModel):

@@ -44,9 +44,8 @@ from serving.webhooks import Dispatcher
 
 log_warning = logging.getLogger("leadscore.serving").warning
 HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
-EVENT_CHUNK_ENTITIES = (
-    64  # entities taken in (applied, re-scored) between two turns of /score on the scoring thread
-)
+# entities taken in (recorded, applied, re-scored) at a time: bounds the memory and the transaction of one part
+EVENT_CHUNK_ENTITIES = 256
 
 
 SCORE = bentoml.metrics.Histogram(
@@ -162,7 +161,15 @@ class LeadScore:
             settings.webhook_timeout,
             poll_seconds=0.2,
         ).start()
-        self.events = EventIngest(self.scorer, self.store, self.log, settings.webhook_url, self.dispatcher)
+        # Events are taken in on a thread of their own with a scorer of their own (the models loaded again, the
+        # contexts memoised apart): a large /events body then never holds /score batches back behind it; the two
+        # threads share the cores through the GIL's switch interval instead.
+        self.events_scorer = Scorer(settings)
+        self.events_scorer.reload()
+        self.events_executor = ThreadPoolExecutor(1, thread_name_prefix="events")
+        self.events = EventIngest(
+            self.events_scorer, self.store, self.log, settings.webhook_url, self.dispatcher
+        )
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
         threading.Thread(target=self._watch_pending, name="pending-events", daemon=True).start()
@@ -171,7 +178,7 @@ class LeadScore:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.settings.reload_seconds):
-            if self.scorer.reload():
+            if self.scorer.reload() | self.events_scorer.reload():
                 _freeze_heap()
 
     def _watch_pending(self) -> None:
@@ -224,7 +231,7 @@ class LeadScore:
         self._observe(results)
         bodies = [_json(r) for r in results]
         if self.events._pending:
-            self.executor.submit(self._adopt, reqs)  # after this batch's answers, on the same thread
+            self.events_executor.submit(self._adopt, reqs)  # after this batch's answers, on the events thread
         return bodies
 
     # The declared return types are the OpenAPI contract; the bodies are serialised on the scoring thread and
@@ -298,14 +305,13 @@ class LeadScore:
         webhooks. Answered once the events, the scores and the notifications are durable."""
         loop = asyncio.get_running_loop()
         try:
-            # validated whole first, then taken in a few entities at a time: /score batches queued on the same
-            # scoring thread run between the parts instead of waiting for every re-score of a large body
+            # validated whole first (a bad row refuses the body before anything is applied), then in parts
             rows = await loop.run_in_executor(
-                self.executor, self.events.rows, motion, [dict(e) for e in events]
+                self.events_executor, self.events.rows, motion, [dict(e) for e in events]
             )
             r: dict[str, Any] = {}
             for part in entity_chunks(motion, rows, EVENT_CHUNK_ENTITIES):
-                done = await loop.run_in_executor(self.executor, self.events.ingest_rows, motion, part)
+                done = await loop.run_in_executor(self.events_executor, self.events.ingest_rows, motion, part)
                 r = {k: (r.get(k, 0) + v if isinstance(v, int) else v) for k, v in done.items()}
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
@@ -318,7 +324,7 @@ class LeadScore:
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:
         """Reload champions whose alias moved (this worker); the poller does the same periodically."""
-        changed = self.scorer.reload()
+        changed = self.scorer.reload() | self.events_scorer.reload()
         return {"reloaded": changed} | self.scorer.status()
 
     @bentoml.api(route="/admin/status")
@@ -338,6 +344,7 @@ class LeadScore:
         self._stop.set()
         self.dispatcher.stop()
         self.executor.shutdown(wait=True)
+        self.events_executor.shutdown(wait=True)
         self.log.close()
 
 
