@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leadscore.config import load_config
-from serving.routing import RouteDecision, decide_many, grades
+from serving.routing import RouteDecision, decide_many, grades, route_names
 
 
 def decide(
@@ -194,6 +194,9 @@ def test_a_batch_decides_each_row_as_it_would_alone():
             == many
         )
         assert len({d.route for d in many}) >= 3, motion  # the batch exercises several routes
+        names_only = route_names(conf, tiers=tiers, features=features, expected_value=ev, stages=stages,
+                                 consent_sms=sms)  # fmt: skip
+        assert names_only.tolist() == [d.route for d in many]  # batch scoring's column of routes
 
 
 def test_missing_or_nan_consent_is_no_consent():
