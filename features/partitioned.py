@@ -27,6 +27,7 @@ from leadscore.schema import TABLES, find_table_file, validate_tables
 
 PART = "_part"
 DAY = 86_400
+EVENTS_PER_PARTITION = 1_000_000  # a task's share: about 1.5 GB of worker memory at its peak (bench/scale.py)
 
 
 def entity_key(motion: str) -> str:
@@ -60,6 +61,16 @@ class Layout:
         return validate_tables(
             self.motion, {k2: v.drop(columns=[PART], errors="ignore") for k2, v in raw.items()}
         )
+
+
+def partitions_for(data_dir: str | Path, motion: str, workers: int) -> int:
+    """Enough partitions to keep every worker busy (two each) and each one near ``EVENTS_PER_PARTITION`` events,
+    so a worker's memory depends on the partition, not on the data set (the row count is Parquet metadata)."""
+    import dask.dataframe as dd
+
+    path = find_table_file(Path(data_dir), "events")
+    events = len(dd.read_parquet(str(path))) if path.suffix == ".parquet" else 0
+    return max(2, 2 * workers, -(-events // EVENTS_PER_PARTITION))
 
 
 def partition(data_dir: str | Path, motion: str, out: str | Path, n: int) -> Layout:

@@ -188,13 +188,13 @@ def _score_partitioned(step: Callable[[str], None], model: Any, name: str, versi
     scores stay in ``out``)."""
     from distributed import Client
 
-    from features.partitioned import features_at, partition, per_partition
+    from features.partitioned import features_at, partition, partitions_for, per_partition
 
     settings = Settings.load()
     work = settings.dask_workdir or settings.home / "partitions"
     out.mkdir(parents=True, exist_ok=True)
     with Client(scheduler) as client:
-        n = max(2, 2 * len(client.scheduler_info()["workers"]))
+        n = partitions_for(data, model.motion, len(client.scheduler_info()["workers"]))
         step(f"partitioning the tables by entity ({n} partitions)")
         layout = partition(data, model.motion, Path(work) / f"{model.motion}-{uuid.uuid4().hex[:8]}", n)
         t = epoch_seconds(as_of) if as_of else layout.ts_max

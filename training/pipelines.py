@@ -61,11 +61,11 @@ def distributed_training_set(
 
     from distributed import Client
 
-    from features.partitioned import partition, per_partition, snapshot_times
+    from features.partitioned import partition, partitions_for, per_partition, snapshot_times
 
     work = Path(settings.dask_workdir or settings.home / "partitions") / f"{motion}-{uuid.uuid4().hex[:8]}"
     with Client(scheduler) as client:
-        n = max(2, 2 * len(client.scheduler_info()["workers"]))
+        n = partitions_for(data_dir, motion, len(client.scheduler_info()["workers"]))
         with stage(f"partitioning the tables by entity ({n} partitions)"):
             layout = partition(data_dir, motion, work / "tables", n)
         with stage("point-in-time features for every snapshot, per partition on the cluster"):
