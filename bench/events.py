@@ -1,5 +1,5 @@
 """Real-time events on 2 workers, 127.0.0.1: events taken in per second through ``POST /events`` (batches of
-1,000: one event per customer, and five per customer, as a session's burst), event → webhook latency (an event
+1,000: one event per customer, five, and twenty per customer, as a session's burst), event → webhook latency (an event
 that makes a trigger, sent while the load runs, to its signed webhook at a local receiver), and ``/score`` p99 at
 the knee alone and while events flow, in the same run.
 
@@ -144,7 +144,7 @@ def main() -> dict:
                                                                "consent_email": True}}}  # fmt: skip
         alone = wrk(f"{base}/score", json.dumps(example), tmp, int(SECONDS), conns=KNEE)
         results["score alone"] = {k: round(alone[k], 1) for k in ("rps", "p50_ms", "p99_ms")}
-        for per in (1, 5):
+        for per in (1, 5, 20):
             results[f"intake, {per} per customer"] = intake(f"{base}/events", load_set, per, SECONDS)
         # events and /score at once, and the probes while both run
         with ThreadPoolExecutor(2) as pool:
