@@ -30,7 +30,7 @@ from features.prepare import SENIORITY_RANK
 from leadscore import motions
 from leadscore.errors import UserError
 from leadscore.schema import TABLES, SchemaError, coerce
-from leadscore.store import Store
+from leadscore.store import Store, StoreUnavailable
 from leadscore.times import epoch_seconds, format_utc
 from serving.schemas import ScoreRequest
 from serving.score_log import rows as log_rows
@@ -51,7 +51,10 @@ class EventIngest:
         self.webhook_url, self.dispatcher = webhook_url, dispatcher
         self._pending: dict[str, set[str]] = defaultdict(set)  # motion → entities with pending events
         self._lock = threading.Lock()
-        self.refresh_pending()
+        try:
+            self.refresh_pending()
+        except StoreUnavailable as exc:  # a service starts with the store down; the watcher refreshes later
+            log.warning("entities with pending events not read yet: %s", exc)
 
     # -- validation
     @staticmethod
