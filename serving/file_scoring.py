@@ -130,7 +130,8 @@ def _score_file(
         no_consent_warning = True
     else:
         no_consent_warning = False
-    journal = ScoreLog(store or Store.default(), Settings.load().home)
+    settings = Settings.load()
+    journal = ScoreLog(store or Store.default(), settings.home, max_mb=settings.journal_max_mb)
     batch = f"batch-{uuid.uuid4().hex[:12]}"
     now = datetime.now(UTC).isoformat(timespec="seconds")
     as_of_text = (
@@ -151,6 +152,7 @@ def _score_file(
             writer.write(result)
             journal.append(_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,
                                      id_name, shown))  # fmt: skip
+            journal.ship()  # each chunk into the store as it goes: a large run never fills the journal's cap
             parts.append(result)
         writer.close()
     except BaseException:

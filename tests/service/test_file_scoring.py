@@ -46,3 +46,14 @@ def test_a_failed_run_leaves_no_partial_output(trained, b2c_dir, tmp_path, monke
             "b2c@champion", b2c_dir, tmp_path / "out.parquet", store=Store(Settings.load().store_url)
         )
     assert not (tmp_path / "out.parquet").exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_a_run_larger_than_the_journal_cap_ships_as_it_goes(trained, b2c_dir, tmp_path, monkeypatch):
+    """The score log of a long run is shipped chunk by chunk, so it never fills the journal's cap (a nightly
+    run of 1M leads writes about 1 GB of rows)."""
+    monkeypatch.setenv("LEADSCORE_JOURNAL_MAX_MB", "2")
+    monkeypatch.setattr(fs, "CHUNK", 500)
+    store = Store(f"sqlite:///{tmp_path / 'log.db'}")
+    r = fs.score_file("b2c@champion", b2c_dir, tmp_path / "out.parquet", store=store)
+    size = sum(len(x["features"]) for x in store.query("SELECT features FROM score_log"))
+    assert size > 3 * 2**20 and store.query("SELECT COUNT(*) AS n FROM score_log")[0]["n"] == len(r)
