@@ -131,7 +131,8 @@ def _score_file(
     else:
         no_consent_warning = False
     settings = Settings.load()
-    journal = ScoreLog(store or Store.default(), settings.home, max_mb=settings.journal_max_mb)
+    # its shipper thread copies rows into the store while the next chunks are scored (the other core)
+    journal = ScoreLog(store or Store.default(), settings.home, max_mb=settings.journal_max_mb).start()
     batch = f"batch-{uuid.uuid4().hex[:12]}"
     now = datetime.now(UTC).isoformat(timespec="seconds")
     as_of_text = (
@@ -152,7 +153,9 @@ def _score_file(
             writer.write(result)
             journal.append(_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,
                                      id_name, shown))  # fmt: skip
-            journal.ship()  # each chunk into the store as it goes: a large run never fills the journal's cap
+            journal.wait_below(
+                journal.max_bytes // 4
+            )  # the shipper fell behind: a long run never fills the cap
             parts.append(result)
         writer.close()
     except BaseException:

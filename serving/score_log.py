@@ -178,6 +178,15 @@ class ScoreLog:
                 last_claim = time.monotonic()
             backoff = self.interval if self.ship() else min(max(backoff * 2, 0.1), 5.0)
 
+    def wait_below(self, most: int, timeout: float = 60.0) -> bool:
+        """Backpressure for a writer faster than the store: wake the shipper and wait (at most ``timeout``) until
+        fewer than ``most`` bytes are unshipped. False if they are not (the store is down or slow)."""
+        deadline = time.monotonic() + timeout
+        while self.unshipped_bytes() >= most and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.02)
+        return self.unshipped_bytes() < most
+
     def ship(self, deadline: float | None = None) -> bool:
         """Copy every owned segment's new lines to the store; False if the store refused (rows stay)."""
         for seg in list(self._owned):
