@@ -132,8 +132,8 @@ class EventIngest:
         result = apply_to_store(motion, self.online, by_entity, int(time.time()))
         mark(self.store, motion, result)
         if result.pending:
-            waiting = {entity_of(motion, e) for evs in by_entity.values() for e in evs
-                       if e["event_id"] in set(result.pending)}  # fmt: skip
+            late = set(result.pending)
+            waiting = {entity for entity, evs in by_entity.items() if any(e["event_id"] in late for e in evs)}
             with self._lock:
                 self._pending[motion] |= waiting
         return result.changed, len(result.pending)
