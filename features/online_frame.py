@@ -10,6 +10,7 @@ assembled with whole-batch array operations.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,11 +70,15 @@ class OnlineFeatures:
         else:
             whole = self._b2b_frame(payloads, degraded)
             n = whole.n_leads
-        # Request i is row i of the frame (its lead, or its customer).
+        return self._rows(whole, n, len(payloads), as_of)
+
+    def _rows(self, whole: B2BFrame | B2CFrame, n: int, requests: int, as_of: int) -> dict[str, np.ndarray]:
+        """The features of the frame's first ``requests`` entities (request i is row i: its lead, or its
+        customer) as of ``as_of``."""
         fr, keep = restrict(whole, as_of)
         position = np.full(n, -1, dtype=np.int64)
         position[keep] = np.arange(len(keep))
-        row = position[: len(payloads)]
+        row = position[:requests]
         if (row < 0).any():
             i = int(np.flatnonzero(row < 0)[0])
             raise ItemError(i, f"the entity was created after as_of ({as_of}); nothing to score yet")
@@ -88,48 +93,21 @@ class OnlineFeatures:
     def _b2b_frame(self, payloads: list[dict], degraded: list[str] | None) -> B2BFrame:
         """Rows 0..n-1: the request leads; then each account's other stored contacts. Events: the stored ones,
         then the request's new ones."""
-        n = len(payloads)
-        req: dict[str, list[Any]] = {k: [] for k in ("created", "role", "seniority", "business", "stage")}
-        acc: dict[str, list[Any]] = {k: [] for k in ("industry", "employees", "revenue", "region")}
-        ev: dict[str, list[Any]] = {k: [] for k in ("ts", "type", "lead", "account", "topic")}
-        old = np.full(n, -1, dtype=np.int64)
-        topics: dict[str, int] = {}
         ctxs: list[B2BContext] = self._contexts([str(p["lead"]["account_id"]) for p in payloads], degraded)
-        _add_each(payloads, ctxs, lambda i, p, c: _b2b_request(i, p, c, req, acc, ev, old, topics))
-        # The stored contacts, all accounts at once; a stored copy of a request lead becomes the request's row.
-        start, owner = _spans([len(c.created) for c in ctxs])
-        kept = np.ones(len(owner), dtype=bool)
-        kept[(start + old)[old >= 0]] = False
-        lead_row = _join(np.where(kept, n + np.cumsum(kept) - 1, owner), NO_ROW)
-        _, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
-        local = _cat(ctxs, "ev_lead")
-        ev_lead = lead_row[np.where(local >= 0, start[ev_owner] + local, len(lead_row) - 1)]
-        t_start, _ = _spans([len(c.topics) for c in ctxs])
-        codes = np.array([topics.setdefault(t, len(topics)) for c in ctxs for t in c.topics] + [-1], np.int64)
-        local = _cat(ctxs, "ev_topic")
-        ev_topic = codes[np.where(local >= 0, t_start[ev_owner] + local, len(codes) - 1)]
+        return _b2b_assemble(_b2b_from_payloads(payloads, ctxs), ctxs)
 
-        def stored(name: str, dtype) -> np.ndarray:
-            return _join(np.array(req[name], dtype), _cat(ctxs, name)[kept])
-
-        return B2BFrame(
-            lead_account=_join(np.arange(n), owner[kept]),
-            lead_created=stored("created", np.int64),
-            lead_role=stored("role", np.int64),
-            lead_seniority=stored("seniority", np.float64),
-            lead_business=stored("business", np.float64),
-            lead_stage=stored("stage", np.int64),
-            acc_industry=_objects(acc["industry"]),
-            acc_employees=np.array(acc["employees"], np.float64),
-            acc_revenue=np.array(acc["revenue"], np.float64),
-            acc_region=_objects(acc["region"]),
-            ev_ts=_join(_cat(ctxs, "ev_ts"), np.array(ev["ts"], np.int64)),
-            ev_type=_join(_cat(ctxs, "ev_type"), np.array(ev["type"], np.int8)),
-            ev_lead=_join(ev_lead, np.array(ev["lead"], np.int64)),
-            ev_account=_join(ev_owner, np.array(ev["account"], np.int64)),
-            ev_topic=_join(ev_topic, np.array(ev["topic"], np.int64)),
-            ev_pos=np.full(len(ev_owner) + len(ev["ts"]), -1, dtype=np.int64),
-        )
+    def compute_table(
+        self, table: RequestTable, as_of: int, degraded: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """``compute_columns`` for requests given as columns (``POST /score_columns``): B2B and hybrid leads
+        become the frame with whole-column operations (row i: lead i, the same frame the payload path builds);
+        B2C customers go through their payloads. A bad row raises ItemError."""
+        if motions.get(self.conf.motion).family == "b2c":
+            return self.compute_columns(table.payloads(), as_of, degraded)
+        lead = table.entity
+        ctxs: list[B2BContext] = self._contexts([str(a) for a in lead["account_id"]], degraded)
+        whole = _b2b_assemble(_b2b_from_columns(table, ctxs), ctxs)
+        return self._rows(whole, whole.n_leads, table.n, as_of)
 
     def _b2c_frame(self, payloads: list[dict], degraded: list[str] | None) -> B2CFrame:
         """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
@@ -210,6 +188,201 @@ def _cat(parts: list, name: str) -> np.ndarray:
     if len(parts) == 1:
         return getattr(parts[0], name)
     return np.concatenate([getattr(p, name) for p in parts])
+
+
+@dataclass
+class RequestTable:
+    """Requests of one motion given as columns (``POST /score_columns``): value i of every column of ``entity``
+    (the leads, or the customers) and of ``account`` belongs to request i; events and orders name their request
+    by their ``row`` column. Times are epoch seconds (int64 arrays); absent optional columns are absent keys, a
+    missing value is None."""
+
+    motion: str
+    entity: dict[str, list]
+    account: dict[str, list] | None = None
+    events: dict[str, list] | None = None
+    orders: dict[str, list] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.entity.values())))
+
+    def payloads(self) -> list[dict]:
+        """The requests as the payload dicts the item-by-item path reads (events and orders in row order)."""
+        n, m = self.n, motions.get(self.motion)
+        accounts = records(self.account, n) if self.account else [None] * n
+        events, orders = _grouped(self.events, n), _grouped(self.orders, n)
+        return [
+            {
+                "motion": self.motion,
+                "lead": None,
+                "customer": None,
+                m.request_field: e,
+                "account": a,
+                "events": ev,
+                "orders": o,
+            }  # fmt: skip
+            for e, a, ev, o in zip(records(self.entity, n), accounts, events, orders, strict=True)
+        ]
+
+
+def records(columns: dict[str, list], n: int) -> list[dict]:
+    """Columns of ``n`` values as one dict per row."""
+    names = list(columns)
+    return (
+        [dict(zip(names, r, strict=True)) for r in zip(*columns.values(), strict=True)] if names else [{}] * n
+    )
+
+
+def _grouped(columns: dict[str, list] | None, n: int) -> list[list[dict]]:
+    """Rows of a child table (events, orders) grouped by their ``row``, None values left out (as absent keys)."""
+    out: list[list[dict]] = [[] for _ in range(n)]
+    if not columns:
+        return out
+    names = [c for c in columns if c != "row"]
+    for i, values in zip(columns["row"], zip(*(columns[c] for c in names), strict=True), strict=True):
+        out[i].append({k: v for k, v in zip(names, values, strict=True) if v is not None})
+    return out
+
+
+@dataclass
+class _B2BRequests:
+    """The request part of a B2B frame: row i is request i's lead (and account); its new events after."""
+
+    created: np.ndarray
+    role: np.ndarray
+    seniority: np.ndarray
+    business: np.ndarray
+    stage: np.ndarray
+    old: np.ndarray  # the lead's row in its account's stored context, -1 if none
+    industry: np.ndarray
+    employees: np.ndarray
+    revenue: np.ndarray
+    region: np.ndarray
+    ev_ts: np.ndarray
+    ev_type: np.ndarray
+    ev_lead: np.ndarray
+    ev_account: np.ndarray
+    ev_topic: np.ndarray
+    topics: dict[str, int]
+
+
+def _b2b_assemble(r: _B2BRequests, ctxs: list[B2BContext]) -> B2BFrame:
+    """The frame: rows 0..n-1 the request leads; then each account's other stored contacts. Events: the
+    stored ones, then the requests' new ones."""
+    n, old, topics = len(r.created), r.old, r.topics
+    # The stored contacts, all accounts at once; a stored copy of a request lead becomes the request's row.
+    start, owner = _spans([len(c.created) for c in ctxs])
+    kept = np.ones(len(owner), dtype=bool)
+    kept[(start + old)[old >= 0]] = False
+    lead_row = _join(np.where(kept, n + np.cumsum(kept) - 1, owner), NO_ROW)
+    _, ev_owner = _spans([len(c.ev_ts) for c in ctxs])
+    local = _cat(ctxs, "ev_lead")
+    ev_lead = lead_row[np.where(local >= 0, start[ev_owner] + local, len(lead_row) - 1)]
+    t_start, _ = _spans([len(c.topics) for c in ctxs])
+    codes = np.array([topics.setdefault(t, len(topics)) for c in ctxs for t in c.topics] + [-1], np.int64)
+    local = _cat(ctxs, "ev_topic")
+    ev_topic = codes[np.where(local >= 0, t_start[ev_owner] + local, len(codes) - 1)]
+
+    def stored(name: str, own: np.ndarray) -> np.ndarray:
+        return _join(own, _cat(ctxs, name)[kept])
+
+    return B2BFrame(
+        lead_account=_join(np.arange(n), owner[kept]),
+        lead_created=stored("created", r.created),
+        lead_role=stored("role", r.role),
+        lead_seniority=stored("seniority", r.seniority),
+        lead_business=stored("business", r.business),
+        lead_stage=stored("stage", r.stage),
+        acc_industry=r.industry,
+        acc_employees=r.employees,
+        acc_revenue=r.revenue,
+        acc_region=r.region,
+        ev_ts=_join(_cat(ctxs, "ev_ts"), r.ev_ts),
+        ev_type=_join(_cat(ctxs, "ev_type"), r.ev_type),
+        ev_lead=_join(ev_lead, r.ev_lead),
+        ev_account=_join(ev_owner, r.ev_account),
+        ev_topic=_join(ev_topic, r.ev_topic),
+        ev_pos=np.full(len(ev_owner) + len(r.ev_ts), -1, dtype=np.int64),
+    )
+
+
+def _b2b_from_payloads(payloads: list[dict], ctxs: list[B2BContext]) -> _B2BRequests:
+    """The request part, request by request (``POST /score``, ``/score_batch``)."""
+    n = len(payloads)
+    req: dict[str, list[Any]] = {k: [] for k in ("created", "role", "seniority", "business", "stage")}
+    acc: dict[str, list[Any]] = {k: [] for k in ("industry", "employees", "revenue", "region")}
+    ev: dict[str, list[Any]] = {k: [] for k in ("ts", "type", "lead", "account", "topic")}
+    old = np.full(n, -1, dtype=np.int64)
+    topics: dict[str, int] = {}
+    _add_each(payloads, ctxs, lambda i, p, c: _b2b_request(i, p, c, req, acc, ev, old, topics))
+    return _B2BRequests(
+        np.array(req["created"], np.int64), np.array(req["role"], np.int64),
+        np.array(req["seniority"], np.float64), np.array(req["business"], np.float64),
+        np.array(req["stage"], np.int64), old, _objects(acc["industry"]),
+        np.array(acc["employees"], np.float64), np.array(acc["revenue"], np.float64), _objects(acc["region"]),
+        np.array(ev["ts"], np.int64), np.array(ev["type"], np.int8), np.array(ev["lead"], np.int64),
+        np.array(ev["account"], np.int64), np.array(ev["topic"], np.int64), topics,
+    )  # fmt: skip
+
+
+def _b2b_from_columns(t: RequestTable, ctxs: list[B2BContext]) -> _B2BRequests:
+    """The request part from columns, a column at a time: the same values ``_b2b_from_payloads`` gives for the
+    same requests (absent values take the request model's defaults: buying role unknown, business email)."""
+    lead, n = t.entity, t.n
+    ids = lead["lead_id"]
+    nothing = [None] * n
+
+    def col(table: dict[str, list] | None, name: str) -> list:
+        return (table or {}).get(name) or nothing
+
+    old = np.fromiter((c.lead_row.get(me, -1) for c, me in zip(ctxs, ids, strict=True)), np.int64, n)
+    unknown = ROLE_CODE["unknown"]
+    stage = [
+        STAGE_RANK[s] if s else (int(c.stage[j]) if j >= 0 else 0)
+        for s, c, j in zip(col(lead, "stage"), ctxs, old.tolist(), strict=True)
+    ]
+    account = {
+        k: [v if v is not None else c.account.get(k) for v, c in zip(col(t.account, k), ctxs, strict=True)]
+        for k in ("industry", "employee_count", "annual_revenue", "region")
+    }
+    ev = t.events or {}
+    rows = np.asarray(ev.get("row", []), dtype=np.int64)
+    order = np.argsort(rows, kind="stable")  # request by request, each in its own order (as the payloads)
+    seen: set[tuple[int, str]] = set()
+    keep = [
+        k
+        for k, i, e in zip(order.tolist(), rows[order].tolist(), [ev["event_id"][k] for k in order], strict=True)
+        if e not in ctxs[i].event_ids and (i, e) not in seen and not seen.add((i, e))  # type: ignore[func-returns-value]
+    ] if len(rows) else []  # fmt: skip
+    at = rows[keep]
+    types = [ev["type"][k] for k in keep]
+    owner_ids = [ev["lead_id"][k] for k in keep] if ev.get("lead_id") else [None] * len(keep)
+    topics: dict[str, int] = {}
+    topic = [ev["topic"][k] for k in keep] if ev.get("topic") else [None] * len(keep)
+    return _B2BRequests(
+        created=np.asarray(lead["created_at"], dtype=np.int64),
+        role=np.fromiter((ROLE_CODE.get(x or "unknown", unknown) for x in col(lead, "buying_role")), np.int64, n),
+        seniority=np.fromiter((SENIORITY_RANK.get(x or "", np.nan) for x in col(lead, "seniority")), np.float64, n),
+        business=np.fromiter((x in (None, "business") for x in col(lead, "email_domain_type")), np.float64, n),
+        stage=np.array(stage, np.int64),
+        old=old,
+        industry=_objects(account["industry"]),
+        employees=np.array([_num(v) for v in account["employee_count"]], np.float64),
+        revenue=np.array([_num(v) for v in account["annual_revenue"]], np.float64),
+        region=_objects(account["region"]),
+        ev_ts=np.asarray(ev.get("ts", []), dtype=np.int64)[keep],
+        ev_type=np.fromiter((B2B_CODE[x] for x in types), np.int8, len(keep)),
+        ev_lead=np.fromiter(
+            (i if (w is None or w == ids[i]) and x != "third_party_intent" else -1
+             for i, w, x in zip(at.tolist(), owner_ids, types, strict=True)), np.int64, len(keep),
+        ),
+        ev_account=at,
+        ev_topic=np.fromiter(
+            (topics.setdefault(x, len(topics)) if x is not None else -1 for x in topic), np.int64, len(keep)
+        ),
+        topics=topics,
+    )  # fmt: skip
 
 
 def _b2b_request(

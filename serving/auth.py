@@ -25,7 +25,13 @@ from serving.errors import body as error_body
 log = logging.getLogger("leadscore.auth")
 OPEN = ("/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/")
 OPEN_PREFIXES = ("/static_content/",)
-SCOPED = {"/score": "score", "/score_batch": "score", "/outcomes": "outcomes", "/events": "events"}
+SCOPED = {
+    "/score": "score",
+    "/score_batch": "score",
+    "/score_columns": "score",
+    "/outcomes": "outcomes",
+    "/events": "events",
+}
 REQUESTS = bentoml.metrics.Counter(
     name="leadscore_requests_by_key_total",
     documentation="authenticated requests by API key name and scope",

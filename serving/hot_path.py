@@ -46,7 +46,8 @@ def answer(raw: bytes, model: type[BaseModel]) -> tuple[BaseModel | None, int, b
 
 class HotPath:
     """``HotPath(app, path=..., body=lambda: InputModel, field="request", handler=lambda: coroutine_fn_or_None)``:
-    ``body`` and ``handler`` are looked up when a request comes (the service exists by then)."""
+    ``body`` and ``handler`` are looked up when a request comes (the service exists by then); the handler gets
+    the body's ``field``, or the whole validated body when ``field`` is None."""
 
     def __init__(
         self,
@@ -54,7 +55,7 @@ class HotPath:
         *,
         path: str,
         body: Callable[[], type[BaseModel]],
-        field: str,
+        field: str | None,
         handler: Callable[[], Handler | None],
     ):
         self.app, self.path, self.body, self.field, self.handler = app, path, body, field, handler
@@ -82,7 +83,7 @@ class HotPath:
         headers: list[tuple[bytes, bytes]] = []
         if parsed is not None:
             try:
-                out = await handle(getattr(parsed, self.field))
+                out = await handle(getattr(parsed, self.field) if self.field else parsed)
             except UserError as exc:
                 status, out = 400, error_body(str(exc))
             except (Overloaded, JournalFull) as exc:

@@ -135,6 +135,90 @@ class OutcomeRow(TypedDict):
     outcome_id: NotRequired[Annotated[str, Field(min_length=1)]]
 
 
+# The columnar form (``POST /score_columns``): one motion per body, each table a dict of equally long columns.
+# Times stay text (or epoch numbers) here and are parsed a whole column at a time by the scorer.
+TimeText = Annotated[
+    Annotated[float, Field(ge=MIN_EPOCH, le=MAX_EPOCH)] | str, Field(union_mode="left_to_right")
+]
+Id = Annotated[str, Field(min_length=1)]
+
+
+class LeadColumns(_In):
+    """Leads as columns: value i of each column is lead i. Absent columns, and null values, take the ``Lead``
+    defaults (buying role unknown, business email, no stage)."""
+
+    lead_id: list[Id]
+    account_id: list[Id]
+    created_at: list[TimeText]
+    source: list[str | None] | None = None
+    title: list[str | None] | None = None
+    seniority: list[Literal[SENIORITIES] | None] | None = None  # type: ignore[valid-type]
+    buying_role: list[Literal[BUYING_ROLES] | None] | None = None  # type: ignore[valid-type]
+    email_domain_type: list[Literal[EMAIL_TYPES] | None] | None = None  # type: ignore[valid-type]
+    stage: list[Literal[B2B_STAGES] | None] | None = None  # type: ignore[valid-type]
+
+
+class AccountColumns(_In):
+    """Each lead's account fields as columns (value i: lead i's account); null: the stored value."""
+
+    account_id: list[str | None] | None = None
+    name: list[str | None] | None = None
+    industry: list[str | None] | None = None
+    employee_count: list[NonNegative | None] | None = None
+    annual_revenue: list[NonNegative | None] | None = None
+    country: list[str | None] | None = None
+    region: list[str | None] | None = None
+    owner_id: list[str | None] | None = None
+    territory: list[str | None] | None = None
+
+
+class CustomerColumns(_In):
+    """Customers as columns (value i: customer i); null consent is no consent, as in ``Customer``."""
+
+    customer_id: list[Id]
+    created_at: list[TimeText]
+    channel: list[str | None] | None = None
+    country: list[str | None] | None = None
+    device: list[str | None] | None = None
+    consent_email: list[bool | None] | None = None
+    consent_sms: list[bool | None] | None = None
+
+
+class EventColumns(_In):
+    """Events as columns; ``row`` is the index of the lead or customer each belongs to."""
+
+    row: list[Annotated[int, Field(ge=0)]]
+    event_id: list[Id]
+    ts: list[TimeText]
+    type: list[Literal[tuple(sorted(set(B2B_EVENT_TYPES) | set(B2C_EVENT_TYPES)))]]  # type: ignore[valid-type]
+    lead_id: list[str | None] | None = None
+    topic: list[str | None] | None = None
+    session_id: list[str | None] | None = None
+    product_id: list[str | None] | None = None
+    category: list[str | None] | None = None
+    price: list[NonNegative | None] | None = None
+    quantity: list[NonNegative | None] | None = None
+
+
+class OrderColumns(_In):
+    row: list[Annotated[int, Field(ge=0)]]
+    ts: list[TimeText]
+    amount: list[NonNegative]
+
+
+class ColumnsRequest(_In):
+    """Many leads (B2B, hybrid) or customers (B2C) of one motion as columns: the bulk form of /score_batch."""
+
+    motion: MotionName
+    lead: LeadColumns | None = None
+    account: AccountColumns | None = None
+    customer: CustomerColumns | None = None
+    events: EventColumns | None = None
+    orders: OrderColumns | None = None
+    as_of: TimeText | None = Field(None, description="score as of this time (default: now)")
+    request_id: list[str] | None = Field(None, description="one per row (default: generated)")
+
+
 class ScoreRequest(_In):
     motion: MotionName
     lead: Lead | None = None
@@ -193,3 +277,57 @@ class ScoreResponse(BaseModel):
         [],
         description='what this score had to do without, e.g. ["online_store"]: scored from the request alone',
     )
+
+
+class ColumnsResponse(BaseModel):
+    """The answers of ``POST /score_columns`` as columns (value i: row i of the request), with the fields of
+    ``ScoreResponse``; what is the same for every row is given once."""
+
+    motion: MotionName
+    model: str
+    version: str
+    as_of: str
+    rows: int
+    degraded: list[str]
+    request_id: list[str]
+    lead_id: list[str] = Field(description="the lead ids (B2B, hybrid) or customer ids (B2C)")
+    score: list[float]
+    score_100: list[int]
+    tier: list[str]
+    route: list[str]
+    owner: list[str | None]
+    sla_minutes: list[int | None]
+    next_actions: list[list[str]]
+    expected_value: list[float]
+    reasons: list[list[Reason]]
+    fit_score: list[int | None]
+    engagement_score: list[int | None]
+    grade: list[str | None]
+    gates: list[list[Gate]]
+    unknown_categories: list[dict[str, int]]
+
+
+def columns_of(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The /score_columns body of list-form requests (``ScoreRequest`` bodies as JSON values, one motion): the
+    same leads, accounts, events and orders as columns. Absent fields become null; ``as_of`` is the first's."""
+    if not requests:
+        raise ValueError("columns_of needs at least one request")
+    motion = requests[0]["motion"]
+    if any(r["motion"] != motion for r in requests):
+        raise ValueError("a columnar body holds one motion")
+    body: dict[str, Any] = {"motion": motion}
+    if requests[0].get("as_of") is not None:
+        body["as_of"] = requests[0]["as_of"]
+    if all(r.get("request_id") for r in requests):
+        body["request_id"] = [r["request_id"] for r in requests]
+    for table in ("lead", "customer", "account"):
+        rows = [r.get(table) or {} for r in requests]
+        names = list(dict.fromkeys(k for row in rows for k in row))
+        if names:
+            body[table] = {k: [row.get(k) for row in rows] for k in names}
+    for child in ("events", "orders"):
+        items = [(i, x) for i, r in enumerate(requests) for x in r.get(child) or []]
+        names = list(dict.fromkeys(k for _, x in items for k in x))
+        if items:
+            body[child] = {"row": [i for i, _ in items]} | {k: [x.get(k) for _, x in items] for k in names}
+    return body

@@ -57,6 +57,22 @@ def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
     ]  # fmt: skip
 
 
+def column_rows(result: dict[str, Any], source: str) -> list[tuple]:
+    """Score-log rows for a columnar result (``Scorer.score_columns``): the same rows ``rows`` gives."""
+    from features.online_frame import rows_of
+
+    at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    as_of, motion, model, version = result["as_of"], result["motion"], result["model"], result["version"]
+    option = orjson.OPT_SERIALIZE_NUMPY
+    return [
+        (rid, at, as_of, motion, lead, model, version, score, tier, route, source, orjson.dumps(f, option=option).decode())
+        for rid, lead, score, tier, route, f in zip(
+            result["request_id"], result["lead_id"], result["score"].tolist(), result["tier"],
+            result["route"], rows_of(result["_features"]), strict=True,
+        )
+    ]  # fmt: skip
+
+
 @dataclass
 class _Segment:
     path: Path

@@ -13,17 +13,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from features.online_frame import OnlineFeatures, rows_of
+from features.online_frame import OnlineFeatures, RequestTable, records, rows_of
 from features.online_store import open_store
 from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import ItemError, UserError
 from leadscore.settings import Settings
-from leadscore.times import epoch_seconds
+from leadscore.times import epoch_array, epoch_seconds, format_utc
 from model import registry
 from model.artifact import Scores
 from serving.routing import RouteDecision, decide_many
-from serving.schemas import ScoreRequest
+from serving.schemas import ColumnsRequest, ScoreRequest
 
 log = logging.getLogger("leadscore.serving")
 
@@ -201,6 +201,122 @@ class Scorer:
                     "_latency": share,
                 }
         return out  # type: ignore[return-value]
+
+    def score_columns(self, req: ColumnsRequest) -> dict[str, Any]:
+        """Score a columnar body (one motion): the answers as columns, with one feature pass, one model call and
+        one routing pass for all its rows, no object per row on the way. Errors name the column and the row."""
+        if req.motion not in self.models:
+            raise UserError(
+                f"motion: no {req.motion} champion is loaded (train one: leadscore train {req.motion})"
+            )
+        table = table_of(req)
+        n, loaded = table.n, self.models[req.motion]
+        m = motions.get(req.motion)
+        ids = [str(x) for x in table.entity[m.id_column]]
+        request_ids = req.request_id
+        if request_ids is not None and len(request_ids) != n:
+            raise UserError(f"request_id: {len(request_ids)} values for {n} rows")
+        as_of = epoch_seconds(req.as_of) if req.as_of is not None else int(time.time())
+        t0 = time.perf_counter()
+        degraded: list[str] = []
+        try:
+            columns = loaded.online.compute_table(table, as_of, degraded)
+        except ItemError as exc:
+            raise UserError(f"{m.request_field}.{exc.index}: {exc}") from None
+        model = loaded.model
+        encoded = model.preprocessor.encode(columns, n)
+        scored = model.score_matrix(encoded.matrix, reasons=3)
+        stage = table.entity.get("stage") or [None] * n
+        life = columns.get("lifecycle_stage") if req.motion == "hybrid" else None
+        customer = table.entity if m.family == "b2c" else {}
+        decisions = decide_many(
+            loaded.conf,
+            tiers=scored.tier,
+            features=columns,
+            expected_value=scored.expected_value,
+            groups=scored.groups,
+            stages=[s or (life[i] if life is not None else None) for i, s in enumerate(stage)],
+            accounts=records(table.account, n) if table.account else None,
+            consent_email=customer.get("consent_email"),
+            consent_sms=customer.get("consent_sms"),
+        )
+        batch = uuid.uuid4().hex
+        return {
+            "motion": req.motion,
+            "model": req.motion,
+            "version": loaded.version,
+            "as_of": format_utc(as_of),
+            "rows": n,
+            "degraded": degraded,
+            "request_id": request_ids or [f"{batch}-{i}" for i in range(n)],
+            "lead_id": ids,
+            "score": scored.score,
+            "score_100": scored.score_100,
+            "tier": scored.tier.tolist(),
+            "route": [d.route for d in decisions],
+            "owner": [d.owner for d in decisions],
+            "sla_minutes": [d.sla_minutes for d in decisions],
+            "next_actions": [d.actions for d in decisions],
+            "expected_value": scored.expected_value,
+            "reasons": scored.reasons,
+            "fit_score": [d.fit_score for d in decisions],
+            "engagement_score": [d.engagement_score for d in decisions],
+            "grade": [d.grade for d in decisions],
+            "gates": [d.gates for d in decisions],
+            "unknown_categories": encoded.unseen_per_row(),
+            "_features": columns,
+            "_as_of": as_of,
+            "_latency": (time.perf_counter() - t0) / max(n, 1),
+        }
+
+
+def table_of(req: ColumnsRequest) -> RequestTable:
+    """The columnar body checked (equal lengths, rows in range, event types of the motion) with its times as
+    epoch seconds; absent B2C consent is no consent (as in ``Customer``). Errors name the column and row."""
+    m = motions.get(req.motion)
+    body = getattr(req, m.request_field)
+    if body is None:
+        raise UserError(f"{m.request_field}: required for motion {m.name}")
+    entity = _present(body, m.request_field, None)
+    n = len(entity[m.id_column])
+    account = _present(req.account, "account", n) if req.account is not None else None
+    events = _present(req.events, "events", None) if req.events is not None else None
+    orders = _present(req.orders, "orders", None) if req.orders is not None else None
+    entity["created_at"] = _times(entity["created_at"], f"{m.request_field}.created_at")
+    if m.family == "b2c":
+        for k in ("consent_email", "consent_sms"):
+            entity[k] = [bool(v) for v in entity.get(k) or [False] * n]
+    types = EVENT_TYPES[m.name]
+    for name, child in (("events", events), ("orders", orders)):
+        if child is None:
+            continue
+        bad = next((k for k, r in enumerate(child["row"]) if r >= n), None)
+        if bad is not None:
+            raise UserError(f"{name}.row.{bad}: {child['row'][bad]} is not a row (the body has {n})")
+        child["ts"] = _times(child["ts"], f"{name}.ts")
+        if name == "events":
+            bad = next((k for k, t in enumerate(child["type"]) if t not in types), None)
+            if bad is not None:
+                raise UserError(f"events.type.{bad}: {child['type'][bad]!r} is not a {m.name} event type")
+    return RequestTable(req.motion, entity, account, events, orders)
+
+
+def _present(model: Any, name: str, n: int | None) -> dict[str, list]:
+    """A column table's given columns, all of one length (``n`` when given)."""
+    columns = {k: v for k, v in model.__dict__.items() if v is not None}
+    for k, v in columns.items():
+        n = len(v) if n is None else n
+        if len(v) != n:
+            raise UserError(f"{name}.{k}: {len(v)} values for {n} rows")
+    return columns
+
+
+def _times(values: list, name: str) -> Any:
+    try:
+        return epoch_array(values)
+    except UserError as exc:
+        i, _, message = str(exc).partition(": ")
+        raise UserError(f"{name}.{i}: {message}") from None
 
 
 def decide_batch(

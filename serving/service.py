@@ -20,11 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bentoml
+import numpy as np
 import orjson
 from bentoml.exceptions import InvalidArgument
 from pydantic import Field
 from starlette.responses import Response
 
+from leadscore import motions
 from leadscore.errors import UserError
 from leadscore.motions import MotionName
 from leadscore.settings import Settings
@@ -37,8 +39,22 @@ from serving.hot_path import HotPath
 from serving.limits import RequestLimits
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
-from serving.schemas import EventsResult, OutcomeRow, ScoreRequest, ScoreResponse, StreamEvent
-from serving.score_log import JournalFull, open_score_log, rows
+from serving.schemas import (
+    AccountColumns,
+    ColumnsRequest,
+    ColumnsResponse,
+    CustomerColumns,
+    EventColumns,
+    EventsResult,
+    LeadColumns,
+    OrderColumns,
+    OutcomeRow,
+    ScoreRequest,
+    ScoreResponse,
+    StreamEvent,
+    TimeText,
+)
+from serving.score_log import JournalFull, column_rows, open_score_log, rows
 from serving.scorer import Scorer
 from serving.webhooks import Dispatcher
 
@@ -234,6 +250,27 @@ class LeadScore:
             self.events_executor.submit(self._adopt, reqs)  # after this batch's answers, on the events thread
         return bodies
 
+    def _run_columns(self, req: ColumnsRequest) -> bytes:
+        """``_run`` for a columnar body: one motion, its answers as columns."""
+        result = self.scorer.score_columns(req)
+        self.log.append(column_rows(result, "batch-api"))
+        score, latency = _per_motion(result["motion"])
+        for s in result["score"].tolist():
+            score.observe(s)
+        latency.observe(result["_latency"])
+        tiers, counts = np.unique(result["tier"], return_counts=True)
+        for tier, k in zip(tiers.tolist(), counts.tolist(), strict=True):
+            TIERS.labels(motion=result["motion"], tier=tier).inc(k)
+        for dependency in result["degraded"]:
+            DEGRADED.labels(motion=result["motion"], dependency=dependency).inc(result["rows"])
+        for unseen in result["unknown_categories"]:
+            for feature, k in unseen.items():
+                UNKNOWN.labels(motion=result["motion"], feature=feature).inc(k)
+        JOURNAL.set(self.log.unshipped_bytes())
+        return orjson.dumps(
+            {k: v for k, v in result.items() if not k.startswith("_")}, option=orjson.OPT_SERIALIZE_NUMPY
+        )
+
     # The declared return types are the OpenAPI contract; the bodies are serialised on the scoring thread and
     # handed to BentoML as finished responses.
     @bentoml.api(route="/score")
@@ -268,6 +305,43 @@ class LeadScore:
         except JournalFull as exc:
             return _unavailable(str(exc), 5)  # type: ignore[return-value]
         return _respond(b"[" + b",".join(bodies) + b"]")  # type: ignore[return-value]
+
+    @bentoml.api(route="/score_columns")
+    async def score_columns(
+        self,
+        motion: MotionName,
+        lead: LeadColumns | None = None,
+        account: AccountColumns | None = None,
+        customer: CustomerColumns | None = None,
+        events: EventColumns | None = None,
+        orders: OrderColumns | None = None,
+        as_of: TimeText | None = None,
+        request_id: list[str] | None = None,
+    ) -> ColumnsResponse:
+        """Score many leads (B2B, hybrid) or customers (B2C) of one motion given as columns — value i of each
+        column is row i; events and orders name their row — answered as columns: the bulk form of /score_batch.
+        At most LEADSCORE_MAX_BATCH rows per call."""
+        body = ColumnsRequest.model_construct(
+            motion=motion, lead=lead, account=account, customer=customer, events=events, orders=orders,
+            as_of=as_of, request_id=request_id,
+        )  # fmt: skip
+        try:
+            return _respond(await self.columns(body))  # type: ignore[return-value]
+        except UserError as exc:
+            raise InvalidArgument(str(exc)) from None
+        except JournalFull as exc:
+            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+
+    async def columns(self, body: Any) -> bytes:
+        """A validated /score_columns body (the endpoint's, or the hot path's) scored on the scoring thread."""
+        m = motions.get(body.motion)
+        entity = getattr(body, m.request_field)
+        n = len(entity.__dict__[m.id_column]) if entity is not None else 0
+        if n > self.settings.max_batch:
+            raise UserError(f"{m.request_field}: at most {self.settings.max_batch} rows per call (got {n})")
+        if not isinstance(body, ColumnsRequest):
+            body = ColumnsRequest.model_construct(**body.__dict__)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._run_columns, body)
 
     @bentoml.api(route="/outcomes")
     def outcomes(
@@ -348,8 +422,8 @@ class LeadScore:
         self.log.close()
 
 
-# Keys first; then /readyz with its reasons; then the /score hot path (JSON bodies only, its own body limit, the one error shape); then the
-# request limits for everything else.
+# Keys first; then /readyz with its reasons; then the /score and /score_columns hot paths (JSON bodies only, their own body
+# limit, the one error shape); then the request limits for everything else.
 LeadScore.add_asgi_middleware(KeyAuth)  # type: ignore[attr-defined]
 _worker: dict[str, LeadScore] = {}  # this worker process's service instance, once constructed
 LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
@@ -361,5 +435,12 @@ LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
     body=lambda: LeadScore.apis["score"].input_spec,  # type: ignore[attr-defined]
     field="request",
     handler=lambda: svc.batcher.submit if (svc := _worker.get("service")) is not None else None,
+)
+LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
+    HotPath,
+    path="/score_columns",
+    body=lambda: LeadScore.apis["score_columns"].input_spec,  # type: ignore[attr-defined]
+    field=None,
+    handler=lambda: svc.columns if (svc := _worker.get("service")) is not None else None,
 )
 LeadScore.add_asgi_middleware(RequestLimits)  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from serving.schemas import columns_of
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "serving" / "examples"
@@ -65,6 +66,8 @@ def test_keys_and_scopes_on_every_endpoint(trained, start_service, tmp_path, mon
     assert r.status_code == 403 and "'score'" in r.json()["error"]  # wrong scope
     assert call("/score", crm).status_code == 200  # right scope
     assert call("/score_batch", crm, {"requests": [body["request"]]}).status_code == 200
+    assert call("/score_columns", crm, columns_of([body["request"]])).status_code == 200
+    assert call("/score_columns", ops, columns_of([body["request"]])).status_code == 403
     assert call("/admin/status", crm, {}).status_code == 403
     assert call("/admin/status", ops, {}).status_code == 200
     assert call("/outcomes", crm, {"outcomes": [{"x": 1}]}).status_code == 403

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from leadscore.settings import PROJECT_ROOT, Settings
 from leadscore.store import Store
-from serving.schemas import ScoreResponse
+from serving.schemas import ColumnsResponse, ScoreResponse, columns_of
 
 EXAMPLES = PROJECT_ROOT / "serving" / "examples"
 pytestmark = pytest.mark.slow
@@ -116,6 +116,35 @@ def test_batch_mixes_motions_in_order(server):
     assert TypeAdapter(list[ScoreResponse]).validate_python(r.json())
 
 
+def test_columns_answer_as_columns_and_are_logged(server):
+    url, _ = server
+    tag = f"cols-{time.time_ns()}"
+    reqs = [example("b2b")["request"] | {"request_id": f"{tag}-{i}"} for i in range(3)]
+    r = post(url, "/score_columns", columns_of(reqs))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert ColumnsResponse.model_validate(body).model_dump(mode="json") == body  # the OpenAPI contract
+    listed = post(
+        url, "/score_batch", {"requests": [q | {"request_id": f"{tag}-list-{i}"} for i, q in enumerate(reqs)]}
+    ).json()
+    for k in ("score", "tier", "route", "reasons", "gates", "grade"):
+        assert body[k] == [x[k] for x in listed], k
+    assert "/score_columns" in httpx.get(f"{url}/docs.json").json()["paths"]
+    store = Store(Settings.load().store_url)
+    deadline, n = time.time() + 20, 0
+    while time.time() < deadline and n < 6:
+        n = store.query("SELECT COUNT(*) AS n FROM score_log WHERE request_id LIKE ?", (f"{tag}-%",))[0]["n"]
+        time.sleep(0.2)
+    row, twin = (
+        store.query("SELECT * FROM score_log WHERE request_id = ?", (f"{tag}-{k}",))[0]
+        for k in ("0", "list-0")
+    )
+    assert n == 6 and row["source"] == "batch-api" and row["score"] == body["score"][0]
+    assert json.loads(row["features"]) == json.loads(
+        twin["features"]
+    )  # what the model saw, as the list form logs it
+
+
 def _bad(server, body=None, raw=None, path="/score") -> str:
     url, _ = server
     r = post(url, path, body, raw)
@@ -149,6 +178,17 @@ def test_bad_input_is_a_4xx_naming_the_field(server):
     assert "as_of" in _bad(server, {"request": good | {"as_of": -1e19}})
     assert "requests" in _bad(server, {"requests": [good] * 201}, path="/score_batch")
     assert "1.lead" in _bad(server, {"requests": [good, {"motion": "b2b"}]}, path="/score_batch")
+    cols = columns_of([good, good])
+    assert "lead.created_at" in _bad(
+        server, cols | {"lead": cols["lead"] | {"created_at": ["x", None]}}, path="/score_columns"
+    )
+    assert "events.row.0" in _bad(
+        server,
+        cols | {"events": cols["events"] | {"row": [5] * len(cols["events"]["row"])}},
+        path="/score_columns",
+    )
+    assert "lead: at most 200 rows" in _bad(server, columns_of([good] * 201), path="/score_columns")
+    assert "Invalid JSON" in _bad(server, raw='{"motion": "b2b", "lead": {', path="/score_columns")
 
 
 def test_bodies_the_endpoints_do_not_read_are_a_4xx(server):
