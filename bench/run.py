@@ -147,6 +147,11 @@ def main() -> None:
             f"{s['batch ratio vs fastapi + lightgbm /predict_batch']:.2f}× (4 clients, 1,000 distinct leads "
             "per call, features precomputed for the peer)"
         )
+        console.print(
+            f"/score_columns (the same leads as columns): {s['leadscore /score_columns leads_per_s']:.0f} leads/s "
+            f"(rounds {s['leadscore /score_columns rounds']}): "
+            f"{s['columns ratio vs fastapi + lightgbm /predict_batch']:.2f}× the peer's /predict_batch"
+        )
         st = s["leadscore /score_batch stages"]
         console.print(
             "/score_batch CPU per lead in-process (µs, best of 5 on one 1,000-lead body): "

@@ -1,7 +1,7 @@
 """Serving throughput with wrk at 32 connections and latency at 16 (the knee) on 127.0.0.1, against two peers on the same
 champion, measured one after the other in the same run: ``mlflow models serve`` and a hand-written FastAPI +
-LightGBM app. Then /score_batch throughput in leads per second, beside the hand-written app's /predict_batch
-(the same leads' feature vectors, one booster call per 1,000) in interleaved rounds.
+LightGBM app. Then /score_batch and /score_columns throughput in leads per second, beside the hand-written app's
+/predict_batch (the same leads' feature vectors, one booster call per 1,000) in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def main() -> dict:
     from leadscore.settings import Settings
     from leadscore.store import Store
     from model import registry
-    from serving.schemas import ScoreRequest
+    from serving.schemas import ScoreRequest, columns_of
     from serving.scorer import Scorer
     from synthetic import generate
     from training.pipelines import train_motion
@@ -349,8 +349,11 @@ def main() -> dict:
             for b in bodies
         ]
         results["leadscore /score_batch stages"] = batch_stages(scorer, bodies[0], tmp / "journal-bench")
+        # The same leads as columns (POST /score_columns): the bulk form, answered as columns.
+        column_bodies = [json.dumps(columns_of(json.loads(b)["requests"])) for b in bodies]
         batch_targets = {
             "leadscore /score_batch": (f"{url}/score_batch", bodies),
+            "leadscore /score_columns": (f"{url}/score_columns", column_bodies),
             "fastapi + lightgbm /predict_batch": (
                 f"http://127.0.0.1:{ports['fastapi']}/predict_batch",
                 vectors,
@@ -378,9 +381,12 @@ def main() -> dict:
     )
     results["ratio keys and journal on vs both off"] = keyed["rps"] / bare["rps"]
     results["ratio keys and journal on vs both off, at the knee"] = keyed["rps_at_knee"] / bare["rps_at_knee"]
+    peer = results["fastapi + lightgbm /predict_batch leads_per_s"]
     results["batch ratio vs fastapi + lightgbm /predict_batch"] = (
-        results["leadscore /score_batch leads_per_s"]
-        / results["fastapi + lightgbm /predict_batch leads_per_s"]
+        results["leadscore /score_batch leads_per_s"] / peer
+    )
+    results["columns ratio vs fastapi + lightgbm /predict_batch"] = (
+        results["leadscore /score_columns leads_per_s"] / peer
     )
     return results
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from features.definitions import GROUP_LABEL, FeatureSet
 
+MEMO = 4096  # reason texts a wording remembers
+
 
 @dataclass(frozen=True)
 class Wording:
@@ -36,8 +38,24 @@ class Wording:
         subject = self.name.split("_", 1)[-1].replace("_", " ") if self.group != "data" else self.name
         return f"strong {group}", weak, group, subject
 
-    def __getstate__(self) -> dict:  # the phrases are worked out again where the model is loaded
-        return {k: v for k, v in self.__dict__.items() if k != "phrases"}
+    def worded(self, value: object, contribution: float, display) -> tuple[object, str]:
+        """(the value as shown, the text) of a reason with this model input ``value``: remembered per value and
+        strength (up to MEMO entries), so a batch words each distinct value once."""
+        band = 0 if contribution >= 0.3 else 1 if contribution < 0 else 2
+        hit = self._memo.get((value, band))
+        if hit is None:
+            shown = display(self.name, value)
+            hit = (shown, self.text(shown, contribution))
+            if len(self._memo) < MEMO and value == value:  # NaN never equals a key: not remembered
+                self._memo[value, band] = hit
+        return hit
+
+    @functools.cached_property
+    def _memo(self) -> dict[tuple[object, int], tuple[object, str]]:
+        return {}
+
+    def __getstate__(self) -> dict:  # the phrases and the memo are made again where the model is loaded
+        return {k: v for k, v in self.__dict__.items() if k not in ("phrases", "_memo")}
 
 
 def _fill(label: str, value: object) -> str:
@@ -112,16 +130,16 @@ def top_reasons(
         row = []
         for j, c, r, v, keep in zip(js, cs, rs, vs, ok, strict=True):
             if keep:
-                col, w = columns[j], ws[j]
-                shown = display(col, v)
+                w = ws[j]
+                shown, text = w.worded(v, c, display)
                 row.append(
                     {
-                        "feature": col,
+                        "feature": columns[j],
                         "group": w.group,
                         "value": shown,
                         "direction": "+" if c > 0 else "-",
                         "contribution": r,
-                        "text": w.text(shown, c),
+                        "text": text,
                     }
                 )
         out.append(row)
