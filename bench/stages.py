@@ -18,8 +18,9 @@ def batch_stages(scorer, body: str, home: Path, workers: int = 2) -> dict:
     from features.online_frame import rows_of
     from leadscore.store import Store
     from leadscore.times import epoch_seconds
+    from serving.log_rows import rows
     from serving.schemas import ScoreRequest
-    from serving.score_log import ScoreLog, rows
+    from serving.score_log import ScoreLog
     from serving.scorer import decide_batch
     from serving.service import _json
 

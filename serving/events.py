@@ -32,8 +32,8 @@ from leadscore.errors import UserError
 from leadscore.schema import TABLES, SchemaError, coerce
 from leadscore.store import Store, StoreUnavailable
 from leadscore.times import epoch_seconds, format_utc
+from serving.log_rows import rows as log_rows
 from serving.schemas import ScoreRequest
-from serving.score_log import rows as log_rows
 from serving.scorer import Scorer
 from serving.triggers import fired
 from serving.webhooks import Dispatcher, enqueue

@@ -23,14 +23,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from leadscore.store import Store
-from leadscore.times import format_utc
 
 log = logging.getLogger("leadscore.scorelog")
 SHIP_ROWS = 2000  # rows per store transaction
@@ -44,33 +42,6 @@ WAKE_BYTES = 4 * 2**20
 
 class JournalFull(RuntimeError):
     """More unshipped score-log rows than the journal's disk cap: scoring must wait for the store (a 503)."""
-
-
-def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
-    """Score-log rows for a batch of scorer results: one clock reading, each distinct as-of formatted once."""
-    at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    as_of = {t: format_utc(t) for t in {r["_as_of"] for r in results}}
-    return [
-        (r["request_id"], at, as_of[r["_as_of"]], r["motion"], r["lead_id"], r["model"], r["version"], r["score"],
-         r["tier"], r["route"], source, orjson.dumps(r["_features"], option=orjson.OPT_SERIALIZE_NUMPY).decode())
-        for r in results
-    ]  # fmt: skip
-
-
-def column_rows(result: dict[str, Any], source: str) -> list[tuple]:
-    """Score-log rows for a columnar result (``Scorer.score_columns``): the same rows ``rows`` gives."""
-    from features.online_frame import rows_of
-
-    at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    as_of, motion, model, version = result["as_of"], result["motion"], result["model"], result["version"]
-    option = orjson.OPT_SERIALIZE_NUMPY
-    return [
-        (rid, at, as_of, motion, lead, model, version, score, tier, route, source, orjson.dumps(f, option=option).decode())
-        for rid, lead, score, tier, route, f in zip(
-            result["request_id"], result["lead_id"], result["score"].tolist(), result["tier"],
-            result["route"], rows_of(result["_features"]), strict=True,
-        )
-    ]  # fmt: skip
 
 
 @dataclass

@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from features.online_frame import OnlineFeatures, RequestTable, records, rows_of
+from features.online_frame import OnlineFeatures, rows_of
 from features.online_store import open_store
+from features.request_frame import RequestTable, records
 from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import ItemError, UserError

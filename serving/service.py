@@ -9,18 +9,15 @@ worker starts.
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 import sys
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bentoml
-import numpy as np
 import orjson
 from bentoml.exceptions import InvalidArgument
 from pydantic import Field
@@ -37,6 +34,8 @@ from serving.errors import body as error_body
 from serving.events import EventIngest, entity_chunks
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
+from serving.log_rows import column_rows, rows
+from serving.metrics import observe, observe_columns
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
 from serving.schemas import (
@@ -54,7 +53,7 @@ from serving.schemas import (
     StreamEvent,
     TimeText,
 )
-from serving.score_log import JournalFull, column_rows, open_score_log, rows
+from serving.score_log import JournalFull, open_score_log
 from serving.scorer import Scorer
 from serving.webhooks import Dispatcher
 
@@ -62,43 +61,6 @@ log_warning = logging.getLogger("leadscore.serving").warning
 HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
 # entities taken in (recorded, applied, re-scored) at a time: bounds the memory and the transaction of one part
 EVENT_CHUNK_ENTITIES = 256
-
-
-SCORE = bentoml.metrics.Histogram(
-    name="leadscore_score",
-    documentation="calibrated scores served",
-    labelnames=["motion"],
-    buckets=[i / 10 for i in range(1, 11)],
-)
-TIERS = bentoml.metrics.Counter(
-    name="leadscore_tier_total", documentation="scores by tier", labelnames=["motion", "tier"]
-)
-LATENCY = bentoml.metrics.Histogram(
-    name="leadscore_scoring_seconds",
-    documentation="feature + model + routing time per lead",
-    labelnames=["motion"],
-    buckets=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
-)
-JOURNAL = bentoml.metrics.Gauge(
-    name="leadscore_journal_unshipped_bytes",
-    documentation="score-log rows journaled on this worker's disk and not yet in the store",
-)
-DEGRADED = bentoml.metrics.Counter(
-    name="leadscore_degraded_total",
-    documentation="scores made without a dependency that was down (e.g. the online store)",
-    labelnames=["motion", "dependency"],
-)
-UNKNOWN = bentoml.metrics.Counter(
-    name="leadscore_unknown_category_total",
-    documentation="categorical values the model has never seen (scored as unknown)",
-    labelnames=["motion", "feature"],
-)
-
-
-@functools.cache
-def _per_motion(motion: str) -> tuple[Any, Any]:
-    """The motion's score and latency histograms (label lookups cost more than the observations)."""
-    return SCORE.labels(motion=motion), LATENCY.labels(motion=motion)
 
 
 def _freeze_heap() -> None:
@@ -224,27 +186,12 @@ class LeadScore:
         """The reasons behind /readyz."""
         return self.scorer.status() | self.log.status()
 
-    def _observe(self, results: list[dict[str, Any]]) -> None:
-        tiers: Counter[tuple[str, str]] = Counter()
-        for r in results:
-            score, latency = _per_motion(r["motion"])
-            score.observe(r["score"])
-            latency.observe(r["_latency"])
-            tiers[r["motion"], r["tier"]] += 1
-            for dependency in r["degraded"]:
-                DEGRADED.labels(motion=r["motion"], dependency=dependency).inc()
-            for feature, n in r["unknown_categories"].items():
-                UNKNOWN.labels(motion=r["motion"], feature=feature).inc(n)
-        for (motion, tier), n in tiers.items():
-            TIERS.labels(motion=motion, tier=tier).inc(n)
-        JOURNAL.set(self.log.unshipped_bytes())
-
     def _run(self, reqs: list[ScoreRequest], source: str) -> list[bytes]:
         """Runs on the scoring thread: score, journal the score-log rows (durable before any answer leaves),
         count, serialise the responses."""
         results = self.scorer.score_many(reqs)
         self.log.append(rows(results, source))
-        self._observe(results)
+        observe(results, self.log.unshipped_bytes())
         bodies = [_json(r) for r in results]
         if self.events._pending:
             self.events_executor.submit(self._adopt, reqs)  # after this batch's answers, on the events thread
@@ -254,19 +201,7 @@ class LeadScore:
         """``_run`` for a columnar body: one motion, its answers as columns."""
         result = self.scorer.score_columns(req)
         self.log.append(column_rows(result, "batch-api"))
-        score, latency = _per_motion(result["motion"])
-        for s in result["score"].tolist():
-            score.observe(s)
-        latency.observe(result["_latency"])
-        tiers, counts = np.unique(result["tier"], return_counts=True)
-        for tier, k in zip(tiers.tolist(), counts.tolist(), strict=True):
-            TIERS.labels(motion=result["motion"], tier=tier).inc(k)
-        for dependency in result["degraded"]:
-            DEGRADED.labels(motion=result["motion"], dependency=dependency).inc(result["rows"])
-        for unseen in result["unknown_categories"]:
-            for feature, k in unseen.items():
-                UNKNOWN.labels(motion=result["motion"], feature=feature).inc(k)
-        JOURNAL.set(self.log.unshipped_bytes())
+        observe_columns(result, self.log.unshipped_bytes())
         return orjson.dumps(
             {k: v for k, v in result.items() if not k.startswith("_")}, option=orjson.OPT_SERIALIZE_NUMPY
         )
