@@ -201,19 +201,20 @@ def b2b_from_columns(t: RequestTable, ctxs: list[B2BContext]) -> _B2BRequests:
         for k in ("industry", "employee_count", "annual_revenue", "region")
     }
     ev = t.events or {}
-    rows = np.asarray(ev.get("row", []), dtype=np.int64)
-    order = np.argsort(rows, kind="stable")  # request by request, each in its own order (as the payloads)
-    seen: set[tuple[int, str]] = set()
-    keep = [
-        k
-        for k, i, e in zip(order.tolist(), rows[order].tolist(), [ev["event_id"][k] for k in order], strict=True)
-        if e not in ctxs[i].event_ids and (i, e) not in seen and not seen.add((i, e))  # type: ignore[func-returns-value]
-    ] if len(rows) else []  # fmt: skip
-    at = rows[keep]
-    types = [ev["type"][k] for k in keep]
-    owner_ids = [ev["lead_id"][k] for k in keep] if ev.get("lead_id") else [None] * len(keep)
+    keep = _new_columnar_events(ev, ctxs)
+    at = np.asarray(ev.get("row", []), dtype=np.int64)[keep]
+    types = np.asarray(ev.get("type", []), dtype=object)[keep]
+    code = np.fromiter(map(B2B_CODE.__getitem__, types.tolist()), np.int8, len(keep))
+    own = code != B2B_CODE["third_party_intent"]  # account-level intent names no lead
+    if ev.get("lead_id"):
+        named = np.asarray(ev["lead_id"], dtype=object)[keep]
+        own &= (named == None) | (named == np.asarray(ids, dtype=object)[at])  # noqa: E711 (elementwise)
     topics: dict[str, int] = {}
-    topic = [ev["topic"][k] for k in keep] if ev.get("topic") else [None] * len(keep)
+    topic = np.full(len(keep), -1, dtype=np.int64)
+    if ev.get("topic"):
+        given = np.asarray(ev["topic"], dtype=object)[keep]
+        for k in np.flatnonzero(given != None).tolist():  # noqa: E711 (elementwise)
+            topic[k] = topics.setdefault(given[k], len(topics))
     return _B2BRequests(
         created=np.asarray(lead["created_at"], dtype=np.int64),
         role=np.fromiter((ROLE_CODE.get(x or "unknown", unknown) for x in col(lead, "buying_role")), np.int64, n),
@@ -226,17 +227,37 @@ def b2b_from_columns(t: RequestTable, ctxs: list[B2BContext]) -> _B2BRequests:
         revenue=np.array([number(v) for v in account["annual_revenue"]], np.float64),
         region=object_array(account["region"]),
         ev_ts=np.asarray(ev.get("ts", []), dtype=np.int64)[keep],
-        ev_type=np.fromiter((B2B_CODE[x] for x in types), np.int8, len(keep)),
-        ev_lead=np.fromiter(
-            (i if (w is None or w == ids[i]) and x != "third_party_intent" else -1
-             for i, w, x in zip(at.tolist(), owner_ids, types, strict=True)), np.int64, len(keep),
-        ),
+        ev_type=code,
+        ev_lead=np.where(own, at, -1),
         ev_account=at,
-        ev_topic=np.fromiter(
-            (topics.setdefault(x, len(topics)) if x is not None else -1 for x in topic), np.int64, len(keep)
-        ),
+        ev_topic=topic,
         topics=topics,
     )  # fmt: skip
+
+
+def _new_columnar_events(ev: dict[str, list], ctxs: list[Any]) -> np.ndarray:
+    """The positions of the events the requests add (request by request, each in its own order, as the
+    payload path keeps them): not in their entity's stored context, each id once per request. Rows whose ids
+    are all new and distinct are taken whole; only the others are looked at event by event."""
+    rows = np.asarray(ev.get("row", []), dtype=np.int64)
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    ids = np.asarray(ev["event_id"], dtype=object)[order].tolist()
+    sorted_rows = rows[order]
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    drop: list[int] = []
+    for s, e, i in zip(starts.tolist(), ends.tolist(), sorted_rows[starts].tolist(), strict=True):
+        mine, stored = ids[s:e], ctxs[i].event_ids
+        if len(set(mine)) == len(mine) and stored.isdisjoint(mine):
+            continue
+        seen: set[str] = set(stored)
+        for k in range(s, e):
+            if ids[k] in seen:
+                drop.append(k)
+            seen.add(ids[k])
+    return np.delete(order, drop) if drop else order
 
 
 def _b2b_request(

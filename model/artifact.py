@@ -19,7 +19,7 @@ from model.calibration import Calibrator
 from model.exports import ExportReader
 from model.linear import LinearPart
 from model.preprocess import Preprocessor
-from model.reasons import Wording, group_columns, reason_texts, top_reasons
+from model.reasons import Wording, group_columns, reason_table, reason_texts, top_reasons
 from model.shap_table import TreeTable
 from model.tiers import TierPolicy
 
@@ -129,7 +129,8 @@ class LeadScoreModel(PythonModel):
         """Score, tier, expected value, reasons and per-group contributions for each row of ``X``.
 
         With reasons, one contributions call: SHAP contributions sum exactly to the raw log-odds. ``worded``:
-        ``dicts`` (a dict per reason, the API's) or ``text`` (one line per row in ``texts``, batch scoring's).
+        ``dicts`` (a dict per reason, the API's), ``table`` (one table of columns with each reason's row,
+        /score_columns') or ``text`` (one line per row in ``texts``, batch scoring's).
         """
         contrib = self.contributions(X) if reasons else None
         if contrib is not None:
@@ -151,9 +152,14 @@ class LeadScoreModel(PythonModel):
                     c, X, self.columns, self.words, self.preprocessor.display_value, reasons
                 )
                 return out
-            out.reasons = top_reasons(
-                c, X, self.columns, self.words, self.preprocessor.display_value, reasons
-            )
+            if worded == "table":
+                out.table = reason_table(
+                    c, X, self.columns, self.words, self.preprocessor.display_value, reasons
+                )
+            else:
+                out.reasons = top_reasons(
+                    c, X, self.columns, self.words, self.preprocessor.display_value, reasons
+                )
             out.groups = group_columns(c, self.columns, self.words)
         return out
 
@@ -201,6 +207,9 @@ class Scores:
     reasons: list[list[dict]] | None = None  # top positive then negative contributors, worded
     groups: dict[str, np.ndarray] | None = None  # contributions summed per feature group (log-odds)
     texts: list[str] | None = None  # the reasons as one line per row (batch scoring)
+    table: dict[str, list] | None = (
+        None  # the reasons as one table of columns with their row (/score_columns)
+    )
 
     @property
     def score_100(self) -> np.ndarray:

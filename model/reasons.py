@@ -88,6 +88,31 @@ def reason_texts(
     return out
 
 
+def reason_table(
+    contrib: np.ndarray, X: np.ndarray, columns: list[str], words: dict[str, Wording], display, k: int = 3
+) -> dict[str, list]:
+    """The same reasons as ``top_reasons`` as one table of columns — ``row`` (the lead's index), ``feature``,
+    ``group``, ``value``, ``direction``, ``contribution``, ``text`` — in the same order: no dict per reason."""
+    if contrib.shape[1] == 0 or len(contrib) == 0:
+        return {c: [] for c in ("row", "feature", "group", "value", "direction", "contribution", "text")}
+    picks, chosen, values, shown, k = _picks(contrib, X, k)
+    rows = np.broadcast_to(np.arange(len(contrib))[:, None], picks.shape)[shown]
+    js, cs, vs = picks[shown].tolist(), chosen[shown], values[shown].tolist()
+    ws = [words[c] for c in columns]
+    worded = [ws[j].worded(v, c, display) for j, v, c in zip(js, vs, cs.tolist(), strict=True)]
+    names = np.asarray(columns, dtype=object)
+    groups = np.asarray([w.group for w in ws], dtype=object)
+    return {
+        "row": rows.tolist(),
+        "feature": names[js].tolist(),
+        "group": groups[js].tolist(),
+        "value": [v for v, _ in worded],
+        "direction": np.where(cs > 0, "+", "-").tolist(),
+        "contribution": np.round(cs, 4).tolist(),
+        "text": [t for _, t in worded],
+    }
+
+
 def wordings(columns: list[str], fs: FeatureSet | None) -> dict[str, Wording]:
     known = {f.name: f for f in fs.features} if fs else {}
     out = {}

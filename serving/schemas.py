@@ -279,6 +279,19 @@ class ScoreResponse(BaseModel):
     )
 
 
+class ReasonColumns(BaseModel):
+    """Every row's reasons as one table: ``row`` is the index of the lead or customer; per row, its top positive
+    then top negative reasons, as ``ScoreResponse.reasons`` lists them."""
+
+    row: list[int]
+    feature: list[str]
+    group: list[str]
+    value: list[float | str | None]
+    direction: list[Literal["+", "-"]]
+    contribution: list[float]
+    text: list[str]
+
+
 class ColumnsResponse(BaseModel):
     """The answers of ``POST /score_columns`` as columns (value i: row i of the request), with the fields of
     ``ScoreResponse``; what is the same for every row is given once."""
@@ -299,7 +312,7 @@ class ColumnsResponse(BaseModel):
     sla_minutes: list[int | None]
     next_actions: list[list[str]]
     expected_value: list[float]
-    reasons: list[list[Reason]]
+    reasons: ReasonColumns
     fit_score: list[int | None]
     engagement_score: list[int | None]
     grade: list[str | None]
@@ -331,3 +344,12 @@ def columns_of(requests: list[dict[str, Any]]) -> dict[str, Any]:
         if items:
             body[child] = {"row": [i for i, _ in items]} | {k: [x.get(k) for _, x in items] for k in names}
     return body
+
+
+def reasons_per_row(table: dict[str, list], n: int) -> list[list[dict[str, Any]]]:
+    """A /score_columns reasons table as ``ScoreResponse.reasons`` lists, one per row of ``n``."""
+    out: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    names = [k for k in table if k != "row"]
+    for i, *values in zip(table["row"], *(table[k] for k in names), strict=True):
+        out[i].append(dict(zip(names, values, strict=True)))
+    return out

@@ -226,7 +226,7 @@ class Scorer:
             raise UserError(f"{m.request_field}.{exc.index}: {exc}") from None
         model = loaded.model
         encoded = model.preprocessor.encode(columns, n)
-        scored = model.score_matrix(encoded.matrix, reasons=3)
+        scored = model.score_matrix(encoded.matrix, reasons=3, worded="table")
         stage = table.entity.get("stage") or [None] * n
         life = columns.get("lifecycle_stage") if req.motion == "hybrid" else None
         customer = table.entity if m.family == "b2c" else {}
@@ -259,7 +259,7 @@ class Scorer:
             "sla_minutes": [d.sla_minutes for d in decisions],
             "next_actions": [d.actions for d in decisions],
             "expected_value": scored.expected_value,
-            "reasons": scored.reasons,
+            "reasons": scored.table,
             "fit_score": [d.fit_score for d in decisions],
             "engagement_score": [d.engagement_score for d in decisions],
             "grade": [d.grade for d in decisions],

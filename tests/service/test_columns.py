@@ -12,12 +12,12 @@ import pytest
 from leadscore.errors import UserError
 from leadscore.schema import load_dataset
 from leadscore.settings import PROJECT_ROOT
-from serving.schemas import ColumnsRequest, ScoreRequest, columns_of
+from serving.schemas import ColumnsRequest, ScoreRequest, columns_of, reasons_per_row
 from serving.scorer import Scorer
 
 EXAMPLES = PROJECT_ROOT / "serving" / "examples"
 ANSWERS = ("request_id", "lead_id", "score", "score_100", "tier", "route", "owner", "sla_minutes", "next_actions",
-           "expected_value", "reasons", "fit_score", "engagement_score", "grade", "gates", "unknown_categories")  # fmt: skip
+           "expected_value", "fit_score", "engagement_score", "grade", "gates", "unknown_categories")  # fmt: skip
 
 
 def _example(motion: str) -> dict:
@@ -77,6 +77,7 @@ def test_columns_answer_as_the_list_form_does(trained, data_of, motion):
     body = columns_of(reqs)
     got = scorer.score_columns(ColumnsRequest.model_validate(body))
     assert got["rows"] == len(reqs) and got["motion"] == motion
+    assert reasons_per_row(got["reasons"], len(reqs)) == [r["reasons"] for r in rows]
     for k in ANSWERS:
         column = got[k].tolist() if isinstance(got[k], np.ndarray) else list(got[k])
         assert column == [r[k] for r in rows], k
