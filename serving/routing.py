@@ -140,21 +140,29 @@ def owner_for(route: Route, account: dict[str, Any] | None) -> str | None:
 
 
 def stage_gates(conf: MotionConfig, b: Batch) -> list[list[dict[str, Any]]]:
-    """Per row, for each gate stage beyond the row's current one: passed, or the evidence still missing."""
-    ok = [all_hold(g.require, b) for g in conf.gates]
-    ranks = [STAGE_RANK[g.stage] for g in conf.gates]
-    out = []
-    for i, current in enumerate(b.stage.tolist()):
-        entries: dict[str, dict[str, Any]] = {}
-        for g, rank, passed in zip(conf.gates, ranks, ok, strict=True):
-            if rank <= current:
-                continue
-            entry = entries.setdefault(g.stage, {"stage": g.stage, "ready": True, "missing": []})
-            if not passed[i]:
-                entry["ready"] = False
-                entry["missing"].append(g.missing)
-        out.append(list(entries.values()))
-    return out
+    """Per row, for each gate stage beyond the row's current one: passed, or the evidence still missing. Rows
+    with the same stage and the same gates passed share one (read-only) list: each distinct case is built once."""
+    if not conf.gates:
+        return [[] for _ in range(b.n)]
+    ok = np.stack([all_hold(g.require, b) for g in conf.gates], axis=1)
+    case = b.stage.astype(np.int64) << len(conf.gates) | (
+        ok.astype(np.int64) << np.arange(len(conf.gates))
+    ).sum(axis=1)
+    _, first, which = np.unique(case, return_index=True, return_inverse=True)
+    built = [_gates(conf, int(b.stage[i]), ok[i].tolist()) for i in first.tolist()]
+    return [built[k] for k in which.tolist()]
+
+
+def _gates(conf: MotionConfig, current: int, passed: list[bool]) -> list[dict[str, Any]]:
+    entries: dict[str, dict[str, Any]] = {}
+    for g, ok in zip(conf.gates, passed, strict=True):
+        if STAGE_RANK[g.stage] <= current:
+            continue
+        entry = entries.setdefault(g.stage, {"stage": g.stage, "ready": True, "missing": []})
+        if not ok:
+            entry["ready"] = False
+            entry["missing"].append(g.missing)
+    return list(entries.values())
 
 
 def grades(conf: MotionConfig, groups: Mapping[str, Column], n: int) -> tuple[list, list, list]:

@@ -209,3 +209,37 @@ def test_missing_or_nan_consent_is_no_consent():
             expected_value=120,
         )
         assert d.route == "suppress_no_consent"
+
+
+def test_a_batch_decides_each_row_as_a_batch_of_one_would():
+    """Rows of one batch in different stages and with different evidence: each gets its own gates and route
+    (cases are built once per batch and shared; they must not leak between rows)."""
+    conf = load_config("b2b")
+    rows = [
+        dict(tier="A", features=B2B_ENGAGED, stage="sql"),
+        dict(tier="B", features={**B2B_ENGAGED, "engagement_economic_buyer": 0}, stage="mql"),
+        dict(tier="B", features={"engagement_lead_events_30d": 1}, stage="mql"),
+        dict(tier="A", features=B2B_ENGAGED, stage=None),
+        dict(tier="C", features={"engagement_lead_events_30d": 1}, stage="opportunity"),
+        dict(tier="A", features=B2B_ENGAGED, stage="sql"),
+    ]
+    names = sorted({k for r in rows for k in r["features"]})
+    batch = decide_many(
+        conf,
+        tiers=[r["tier"] for r in rows],
+        features={k: [r["features"].get(k, float("nan")) for r in rows] for k in names},
+        expected_value=[100.0] * len(rows),
+        stages=[r["stage"] for r in rows],
+    )
+    alone = [
+        decide(
+            conf,
+            tier=r["tier"],
+            expected_value=100.0,
+            stage=r["stage"],
+            features={k: r["features"].get(k, float("nan")) for k in names},
+        )  # fmt: skip
+        for r in rows
+    ]
+    assert [(d.route, d.gates) for d in batch] == [(d.route, d.gates) for d in alone]
+    assert len({str(d.gates) for d in batch}) >= 4  # the rows' cases differ
