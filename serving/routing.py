@@ -173,17 +173,14 @@ def grades(conf: MotionConfig, groups: Mapping[str, Column], n: int) -> tuple[li
     def group(name: str) -> np.ndarray:
         return np.asarray(groups[name], dtype=np.float64) if name in groups else np.zeros(n)
 
-    fit = np.round(100 / (1 + np.exp(-group("fit")))).astype(np.int64).tolist()
-    eng = np.round(100 / (1 + np.exp(-(group("intent") + group("engagement"))))).astype(np.int64).tolist()
+    fit = np.round(100 / (1 + np.exp(-group("fit")))).astype(np.int64)
+    eng = np.round(100 / (1 + np.exp(-(group("intent") + group("engagement"))))).astype(np.int64)
     fc, ec = conf.grade.fit_cutoffs, conf.grade.engagement_cutoffs
-    return (
-        [
-            f"{'ABCD'[sum(f < c for c in fc)]}{1 + sum(e < c for c in ec)}"
-            for f, e in zip(fit, eng, strict=True)
-        ],
-        fit,
-        eng,
-    )
+    # the letter counts the fit cutoffs above the fit score, the digit the engagement cutoffs above it
+    letter = (fit[:, None] < np.asarray(fc, dtype=np.float64)[None, :]).sum(axis=1)
+    digit = (eng[:, None] < np.asarray(ec, dtype=np.float64)[None, :]).sum(axis=1)
+    names = np.array([f"{a}{d}" for a in "ABCD"[: len(fc) + 1] for d in range(1, len(ec) + 2)], dtype=object)
+    return names[letter * (len(ec) + 1) + digit].tolist(), fit.tolist(), eng.tolist()
 
 
 def _consent(given: Sequence[bool | None] | None, feature: Column | None, n: int) -> np.ndarray:
