@@ -49,6 +49,14 @@ def epoch_seconds(v: Any) -> int:
     return int(d.timestamp())
 
 
+def _number(text: str) -> Any:
+    """Epoch seconds given as text ("1718000000") as the number; other text as it is."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def epoch_array(values: list[Any]) -> np.ndarray:
     """``epoch_seconds`` of a column of times, as int64: a column all of ISO-8601 text in one layout (zoned or
     not) is parsed at once by Arrow, anything else value by value. A bad value raises a ``UserError`` that
@@ -68,7 +76,7 @@ def epoch_array(values: list[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
         try:
-            out[i] = epoch_seconds(v)
+            out[i] = epoch_seconds(_number(v) if isinstance(v, str) else v)
         except UserError as exc:
             raise UserError(f"{i}: {exc}") from None
     return out

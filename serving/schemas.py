@@ -136,9 +136,10 @@ class OutcomeRow(TypedDict):
 
 
 # The columnar form (``POST /score_columns``): one motion per body, each table a dict of equally long columns.
-# Times stay text (or epoch numbers) here and are parsed a whole column at a time by the scorer.
+# Times stay text (or epoch numbers; text first, the common case) and are parsed a whole column at a time by the
+# scorer.
 TimeText = Annotated[
-    Annotated[float, Field(ge=MIN_EPOCH, le=MAX_EPOCH)] | str, Field(union_mode="left_to_right")
+    str | Annotated[float, Field(ge=MIN_EPOCH, le=MAX_EPOCH)], Field(union_mode="left_to_right")
 ]
 Id = Annotated[str, Field(min_length=1)]
 

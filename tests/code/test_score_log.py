@@ -85,3 +85,24 @@ def test_the_journal_switch_keeps_rows_in_memory_and_says_so(tmp_path, caplog):
     assert isinstance(
         open_score_log(store, Settings.load({"LEADSCORE_HOME": str(tmp_path / "h2")})), ScoreLog
     )
+
+
+def test_feature_json_is_each_rows_json_whatever_the_columns_hold():
+    import numpy as np
+    import orjson
+
+    from serving.log_rows import feature_json
+
+    columns = {
+        "x": np.array([1.5, np.nan, 3.0]),
+        "n": np.array([1, 2, 3]),
+        "s": np.array(["a", None, "c"], dtype=object),
+        "mixed": np.array(["a", 2.0, None], dtype=object),  # not one polars type: encoded value by value
+    }
+    expected = [{"x": 1.5, "n": 1, "s": "a", "mixed": "a"}, {"x": None, "n": 2, "s": None, "mixed": 2.0},
+                {"x": 3.0, "n": 3, "s": "c", "mixed": None}]  # fmt: skip
+    assert [orjson.loads(t) for t in feature_json(columns)] == expected
+    del columns["mixed"]
+    assert [orjson.loads(t) for t in feature_json(columns)] == [
+        {k: v for k, v in e.items() if k != "mixed"} for e in expected
+    ]
