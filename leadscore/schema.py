@@ -182,7 +182,7 @@ class SchemaError(ValueError):
     ):
         self.table, self.column, self.rule = table, column, rule
         self.rows = (rows if rows is not None else pd.DataFrame()).head(5)
-        n = count if count is not None else len(self.rows)
+        n = self.count = count if count is not None else len(self.rows)
         shown = f" ({n} rows; first {len(self.rows)} shown)\n{self.rows.to_string()}" if n else ""
         super().__init__(f"{table}.{column}: {rule}{shown}")
 

@@ -27,6 +27,10 @@ def conform(raw: bytes) -> bytes:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return body(raw.decode("utf-8", "replace")[:500] or "error")
+    if isinstance(parsed, list):  # BentoML answers an endpoint's error raised in a task group as a list
+        errors = [e["error"] for e in parsed if isinstance(e, dict) and isinstance(e.get("error"), str)]
+        if errors:
+            return body("; ".join(dict.fromkeys(errors)))
     if not isinstance(parsed, dict) or not isinstance(parsed.get("error"), str):
         return body(str(parsed)[:500])
     detail = parsed.get("detail")

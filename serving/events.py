@@ -68,7 +68,7 @@ class EventIngest:
         try:
             return coerce(table, frame[table.names])
         except SchemaError as exc:
-            raise UserError(f"events: {exc}") from None
+            raise UserError(_one_line(exc)) from None
 
     # -- the pipeline
     def rows(self, motion: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -313,3 +313,13 @@ def _payloads(motion: str, ctx: dict) -> list[dict[str, Any]]:
             "seniority": SENIORITY.get(s) if s is not None else None,
             "email_domain_type": "business" if leads["business"][j] else "free"}})  # fmt: skip
     return out
+
+
+def _one_line(exc: SchemaError) -> str:
+    """A broken rule as the API's one-line error: the first bad event by its index, the field and its value."""
+    if not len(exc.rows):
+        return f"events: {exc.column}: {exc.rule}"
+    i, value = exc.rows.index[0], exc.rows[exc.column].iloc[0] if exc.column in exc.rows else None
+    shown = "missing" if value is None or value != value else repr(value)
+    more = f"; {exc.count - 1} more event(s) break this rule" if exc.count > 1 else ""
+    return f"events.{i}.{exc.column}: {exc.rule} (got {shown}){more}"

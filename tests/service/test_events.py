@@ -154,7 +154,14 @@ def test_bad_events_are_a_400_naming_the_field(setup):
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"]
     r = _post(service, "/events", bad[1], keys["events"])
-    assert "customer_id" in r.text
+    assert (
+        r.json()["error"] == "events.0.customer_id: must not be empty (got missing)"
+    )  # one line, the event's index
+    other = [_cart(customers[0], "ok-1", 1), {"event_id": "b2b-1", "ts": time.time(), "type": "pricing_page", "session_id": "s",
+                                               "customer_id": customers[0]}]  # fmt: skip
+    r = _post(service, "/events", {"motion": "b2c", "events": other}, keys["events"])
+    assert r.status_code == 400 and r.json()["error"].startswith("events.1.type: value not in [")
+    assert "\n" not in r.json()["error"] and "(got 'pricing_page')" in r.json()["error"]
 
 
 def test_a_repeated_event_counts_once_and_a_tier_up_arrives_signed(setup):
