@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     ``dask_scheduler``: a Dask scheduler address for batch feature computation (unset: in-process).
     ``dask_workdir``: where the tables are written partitioned by entity for the cluster (default: under
     ``home``); on a real cluster, storage every worker reads (a shared volume).
+    ``max_events_in_memory``: ``leadscore score`` on canonical tables with more events than this partitions
+    them by entity on disk and scores one partition at a time in-process (memory stays flat; the output is in
+    partition order).
     ``max_training_rows``: a distributed training set larger than this is fitted on a stratified sample of it
     (the sample's size is logged with the run).
     ``context_memo_mb``: memory for decoded online contexts, per motion and serving worker (0: none).
@@ -78,6 +81,7 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = None
     dask_workdir: Path | None = None
     max_training_rows: int = Field(2_000_000, ge=1000)
+    max_events_in_memory: int = Field(20_000_000, ge=1)
     context_memo_mb: float = Field(64, ge=0)
     reload_seconds: float = Field(30, gt=0)
     realtime_batch: int = Field(64, ge=1)

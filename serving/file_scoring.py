@@ -6,15 +6,12 @@ appended to the score log, like real-time scores.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,10 +26,10 @@ from leadscore.schema import load_dataset, read_table
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.times import epoch_seconds, format_utc
-from model.artifact import Coverage
 from model.exports import load_spec
 from model.registry import load, resolve
-from serving.routing import route_names
+from serving.batch_parts import Writer, chunk_log_rows, score_chunk, track_run
+from serving.partitioned_scoring import event_rows, score_in_parts, score_partitioned
 from serving.score_log import ScoreLog
 
 log = logging.getLogger("leadscore.scoring")
@@ -81,9 +78,11 @@ def _score_file(
         if not data.is_dir():
             raise UserError(f"model {name!r} scores canonical {model.motion} data: pass a folder of tables")
         if scheduler:
-            return _score_partitioned(
+            return score_partitioned(
                 step, model, name, version, conf, data, Path(out), as_of, reasons, scheduler
             )
+        if event_rows(data) > Settings.load().max_events_in_memory:
+            return score_in_parts(step, model, name, version, conf, data, Path(out), as_of, reasons, store)
         step("reading the canonical tables and computing features")
         p = prepare(model.motion, load_dataset(data, model.motion))
         t = epoch_seconds(as_of) if as_of else latest_time(p)
@@ -142,7 +141,7 @@ def _score_file(
     )
     id_name = id_col or "row"
     parts: list[pd.DataFrame] = []
-    writer = _Writer(out)
+    writer = Writer(out)
     try:
         for s in range(0, len(inputs), CHUNK):
             part = inputs.iloc[s : s + CHUNK]
@@ -151,7 +150,7 @@ def _score_file(
                 model, conf, part, ids.to_numpy()[s : s + CHUNK], id_name, span, reasons
             )
             writer.write(result)
-            journal.append(_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,
+            journal.append(chunk_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,
                                      id_name, shown))  # fmt: skip
             journal.wait_below(
                 journal.max_bytes // 4
@@ -181,166 +180,5 @@ def _score_file(
             "by the next scoring run or service start", journal.written, len(result), journal.dir,
         )  # fmt: skip
     step("recording the batch run in MLflow")
-    _track(name, version, data, result, coverage)
+    track_run(name, version, data, result, coverage)
     return result
-
-
-def _score_partitioned(step: Callable[[str], None], model: Any, name: str, version: str, conf: Any, data: Path,
-                       out: Path, as_of: str | None, reasons: int, scheduler: str) -> pd.DataFrame:  # fmt: skip
-    """A motion model's batch scoring on a Dask cluster: the tables partitioned by entity, each partition's
-    features, scores, reasons and routes computed by one task (``map`` over partitions) and written as
-    ``out/part-NNNNN.parquet``, its score-log rows journaled by the worker. Returns the partitions' counts (the
-    scores stay in ``out``)."""
-    from distributed import Client
-
-    from features.partitioned import features_at, partition, partitions_for, per_partition
-
-    settings = Settings.load()
-    work = settings.dask_workdir or settings.home / "partitions"
-    out.mkdir(parents=True, exist_ok=True)
-    with Client(scheduler) as client:
-        n = partitions_for(data, model.motion, len(client.scheduler_info()["workers"]))
-        step(f"partitioning the tables by entity ({n} partitions)")
-        layout = partition(data, model.motion, Path(work) / f"{model.motion}-{uuid.uuid4().hex[:8]}", n)
-        t = epoch_seconds(as_of) if as_of else layout.ts_max
-        step("features, scores, reasons and routes per partition")
-        batch = f"batch-{uuid.uuid4().hex[:12]}"
-        task = functools.partial(_one_partition, layout, features_at, model, name, version, conf, t, out, reasons,
-                                 batch)  # fmt: skip
-        counts = per_partition(layout, task).compute()
-    result = counts.reset_index(drop=True)
-    result.attrs |= {"missing_inputs": [], "rows": int(result["rows"].sum()), "partitions": n,
-                     "tiers": _sum_counts(result["tiers"]), "routes": _sum_counts(result["routes"])}  # fmt: skip
-    step("recording the batch run in MLflow")
-    _track(name, version, data, result, None)
-    return result
-
-
-def _one_partition(layout: Any, features_at: Callable, model: Any, name: str, version: str, conf: Any, t: int,
-                   out: Path, reasons: int, batch: str, k: int) -> pd.DataFrame:  # fmt: skip
-    """On a worker: one partition scored, written and journaled; its counts."""
-    frame = features_at(layout, k, t, conf)
-    id_name = motions.get(model.motion).id_column
-    result, shown = score_chunk(
-        model, conf, frame, frame[id_name].astype(str).to_numpy(), id_name, None, reasons
-    )
-    result.to_parquet(out / f"part-{k:05d}.parquet", index=False)
-    settings = Settings.load()
-    journal = ScoreLog(Store(settings.store_url), settings.home)
-    as_of = frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
-    journal.append(_log_rows(f"{batch}-{k}", 0, datetime.now(UTC).isoformat(timespec="seconds"), as_of, model.motion,
-                             name, version, result, id_name, shown))  # fmt: skip
-    journal.close(timeout=60)
-    return pd.DataFrame({"partition": [k], "rows": [len(result)],
-                         "tiers": [json.dumps(result["tier"].value_counts().to_dict())],
-                         "routes": [json.dumps(result["route"].value_counts().to_dict())]})  # fmt: skip
-
-
-def _sum_counts(column: pd.Series) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for text in column:
-        for k, v in json.loads(text).items():
-            total[k] = total.get(k, 0) + int(v)
-    return dict(sorted(total.items()))
-
-
-def score_chunk(model: Any, conf: Any, part: pd.DataFrame, ids: np.ndarray, id_name: str,
-                consent: tuple[np.ndarray, np.ndarray] | None, reasons: int) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """One chunk scored, explained (a line of reasons per row) and routed, all on columns; and the readable
-    model inputs the score log keeps."""
-    X = model.preprocessor.transform(part)
-    scored = model.score_matrix(X, reasons, worded="text")
-    shown = model.preprocessor.display_columns(X)  # what the model saw, readable (levels, not codes)
-    rules = shown | (
-        {c: part[c].to_numpy() for c in part.columns if c not in shown} if model.feature_set else {}
-    )
-    routes = route_names(
-        conf, tiers=scored.tier, features=rules, expected_value=scored.expected_value,
-        stages=rules.get("lifecycle_stage"),
-        consent_email=None if consent is None else consent[0].tolist(),
-        consent_sms=None if consent is None else consent[1].tolist(),
-    )  # fmt: skip
-    result = pd.DataFrame({
-        id_name: ids, "score": scored.score, "score_100": scored.score_100, "tier": scored.tier, "route": routes,
-        "reasons": scored.texts if scored.texts is not None else [""] * len(X),
-    })  # fmt: skip
-    return result, shown
-
-
-class _Writer:
-    """The output file written chunk by chunk (Parquet row groups, or CSV), in place only once complete."""
-
-    def __init__(self, out: Path):
-        self.out, self.tmp = out, out.with_name(f".{out.name}.partial")
-        self._pq: Any = None
-
-    def write(self, part: pd.DataFrame) -> None:
-        if self.out.suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(part, preserve_index=False)
-            if self._pq is None:
-                self._pq = pq.ParquetWriter(self.tmp, table.schema)
-            self._pq.write_table(table)
-        else:
-            part.to_csv(self.tmp, index=False, mode="a" if self.tmp.exists() else "w",
-                        header=not self.tmp.exists())  # fmt: skip
-
-    def close(self) -> None:
-        if self._pq is not None:
-            self._pq.close()
-        if not self.tmp.exists():  # nothing to score: an empty file with the columns
-            self.write(pd.DataFrame(columns=["score"]))
-            if self._pq is not None:
-                self._pq.close()
-        self.tmp.replace(self.out)
-
-    def abort(self) -> None:
-        if self._pq is not None:
-            self._pq.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def _log_rows(batch: str, start: int, now: str, as_of: np.ndarray, motion: str, name: str, version: str,
-              result: pd.DataFrame, id_name: str, shown: dict[str, np.ndarray]) -> list[tuple]:  # fmt: skip
-    """Score-log rows for a chunk: the features as JSON text encoded for the whole chunk at once."""
-    import polars as pl
-
-    feats = pl.DataFrame(
-        {
-            c: pl.Series(c, v, nan_to_null=True)
-            if v.dtype.kind == "f"
-            else pl.Series(c, v.tolist(), dtype=pl.String)
-            for c, v in shown.items()
-        }  # fmt: skip
-    )
-    text = (feats.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list() if feats.width
-            else ["{}"] * len(result))  # fmt: skip
-    n = len(result)
-    return list(zip(
-        [f"{batch}-{i}" for i in range(start, start + n)], [now] * n, as_of.tolist(), [motion] * n,
-        result[id_name].astype(str).tolist(), [name] * n, [version] * n, result["score"].astype(float).tolist(),
-        result["tier"].tolist(), result["route"].tolist(), ["batch"] * n, text, strict=True,
-    ))  # fmt: skip
-
-
-def _track(name: str, version: str, data: Path, result: pd.DataFrame, coverage: Coverage | None) -> None:
-    """The batch run in MLflow (experiment ``leadscore-scoring-NAME``): what was scored, with what, and which
-    model inputs the file lacked."""
-    import mlflow
-
-    from model.registry import setup_mlflow
-
-    setup_mlflow()
-    mlflow.set_experiment(f"leadscore-scoring-{name}")
-    with mlflow.start_run(run_name=f"score-{name}-v{version}"):
-        mlflow.set_tags({"kind": "batch-scoring", "model_name": name, "model_version": version})
-        mlflow.log_params(
-            {"data": str(data)[:500], "missing_inputs": ", ".join(result.attrs["missing_inputs"])[:500]}
-        )
-        mlflow.log_metrics(
-            {"rows": float(result.attrs["rows"]), "missing_inputs": float(len(result.attrs["missing_inputs"])),
-             "missing_weight": coverage.missing_weight if coverage else 0.0}
-            | {f"tier_{k}": float(v) for k, v in result.attrs["tiers"].items()}
-        )  # fmt: skip

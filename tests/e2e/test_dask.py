@@ -84,3 +84,25 @@ def test_training_and_scoring_on_the_cluster_match_in_process(cluster, trained, 
     assert (remote["tier"].to_numpy() == local["tier"].to_numpy()).all()
     assert (remote["route"].to_numpy() == local["route"].to_numpy()).all()
     assert summary.attrs["tiers"] == local["tier"].value_counts().sort_index().to_dict()
+
+
+def test_more_events_than_memory_holds_are_scored_a_partition_at_a_time(
+    trained, b2b_dir, tmp_path, monkeypatch
+):
+    """``leadscore score`` in-process past LEADSCORE_MAX_EVENTS_IN_MEMORY: the tables partitioned by account on
+    disk and scored one partition at a time into the one output file — the same scores, tiers, routes and
+    reasons as in memory, the partitions removed afterwards."""
+    from serving.file_scoring import score_file
+
+    local = score_file("b2b@champion", b2b_dir, tmp_path / "local.parquet", scheduler="")
+    monkeypatch.setenv("LEADSCORE_MAX_EVENTS_IN_MEMORY", "1000")
+    summary = score_file("b2b@champion", b2b_dir, tmp_path / "parts.parquet", scheduler="")
+    written = pd.read_parquet(tmp_path / "parts.parquet")
+    assert summary.attrs["partitions"] >= 2 and summary.attrs["rows"] == len(local) == len(written)
+    assert written["lead_id"].is_unique
+    same = written.set_index("lead_id").loc[local["lead_id"]]
+    np.testing.assert_allclose(same["score"].to_numpy(), local["score"].to_numpy(), rtol=0, atol=1e-9)
+    for c in ("tier", "route", "reasons"):
+        assert (same[c].to_numpy() == local[c].to_numpy()).all(), c
+    assert summary.attrs["tiers"] == local["tier"].value_counts().sort_index().to_dict()
+    assert not list((Settings.load().home / "partitions").glob("b2b-*"))
