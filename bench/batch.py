@@ -4,7 +4,7 @@ same features and a bare booster predict on the same leads, nothing else. Each r
 its peak memory is its own.
 
 ``python -m bench.batch`` prints JSON (``BENCH_BATCH_LEADS``, default 200,000; ``BENCH_BATCH_EVENTS_PER_LEAD``,
-default 20: at 1,000,000 and 50, ``leadscore score`` goes a partition at a time, past
+default 20: at 1,000,000 and 60 — about 50M events — ``leadscore score`` goes a partition at a time, past
 ``LEADSCORE_MAX_EVENTS_IN_MEMORY``).
 """
 
