@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 
+import serving.batch_parts as batch_parts
 import serving.file_scoring as fs
 from leadscore.settings import Settings
 from leadscore.store import Store
@@ -40,7 +41,7 @@ def test_a_failed_run_leaves_no_partial_output(trained, b2c_dir, tmp_path, monke
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(fs, "route_names", boom)
+    monkeypatch.setattr(batch_parts, "route_names", boom)  # a chunk fails midway
     with pytest.raises(RuntimeError, match="disk full"):
         fs.score_file(
             "b2c@champion", b2c_dir, tmp_path / "out.parquet", store=Store(Settings.load().store_url)
