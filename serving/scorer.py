@@ -280,6 +280,8 @@ def table_of(req: ColumnsRequest) -> RequestTable:
         raise UserError(f"{m.request_field}: required for motion {m.name}")
     entity = _present(body, m.request_field, None)
     n = len(entity[m.id_column])
+    if not n:
+        raise UserError(f"{m.request_field}.{m.id_column}: at least one row")
     account = _present(req.account, "account", n) if req.account is not None else None
     events = _present(req.events, "events", None) if req.events is not None else None
     orders = _present(req.orders, "orders", None) if req.orders is not None else None

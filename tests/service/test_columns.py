@@ -117,6 +117,8 @@ def test_bad_columns_are_refused_naming_the_column_and_the_row(trained, data_of)
     )
     assert "events.lead_id: " in _refusal(scorer, body | {"events": events | {"lead_id": [None]}})
     assert "lead: required for motion b2b" in _refusal(scorer, {"motion": "b2b"})
+    empty = {"lead_id": [], "account_id": [], "created_at": []}
+    assert "lead.lead_id: at least one row" in _refusal(scorer, {"motion": "b2b", "lead": empty})
     assert "request_id: 3 values for 10 rows" in _refusal(scorer, body | {"request_id": ["a", "b", "c"]})
     assert "created after as_of" in _refusal(scorer, body | {"as_of": "2020-01-01T00:00:00Z"})
     assert "motion: no hybrid champion" in _refusal(scorer, body | {"motion": "hybrid"})
