@@ -38,24 +38,39 @@ class Prepared:
 
 
 def _arrow(values: pd.Series | pd.Index) -> pa.Array:
-    arr = pa.array(values, from_pandas=True)
+    """A string column as one Arrow array, without copying when pandas already holds it in Arrow (pandas 3's
+    ``str``); string and large string are both kept as they are."""
+    arr = pa.array(values.array if isinstance(values, pd.Series) else values, from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    return arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return arr
+    return arr.cast(pa.large_string())
 
 
 def _codes(values: pd.Series, categories: pd.Index | pd.Series) -> np.ndarray:
     """Position of each value in ``categories`` (-1 when absent or missing), by Arrow's hash kernel."""
-    idx = pc.index_in(_arrow(values), value_set=_arrow(categories))
+    arr = _arrow(values)
+    idx = pc.index_in(arr, value_set=_arrow(categories).cast(arr.type))
     return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _duplicated(values: pd.Series) -> np.ndarray:
-    """True for every repeat of an earlier value (Polars' hash: the hottest step of the batch path)."""
+    """True for every repeat of an earlier value. Ids are hashed to 64 bits and sorted (a hash table of millions
+    of distinct strings is the slow part of any exact method); only rows whose hash repeats, usually none, are
+    compared as strings, so the answer is exact."""
     import polars as pl
 
     s = pl.Series(_arrow(values))
-    return ~s.is_first_distinct().to_numpy()
+    h = s.hash(seed=0).to_numpy()
+    sorted_h = np.sort(h)
+    repeated = sorted_h[1:][sorted_h[1:] == sorted_h[:-1]]
+    out = np.zeros(len(h), dtype=bool)
+    if len(repeated) == 0:
+        return out
+    rows = np.flatnonzero(np.isin(h, repeated))
+    out[rows] = ~s.gather(rows).is_first_distinct().to_numpy()
+    return out
 
 
 def _vocabulary(values: pd.Series) -> pd.Index:

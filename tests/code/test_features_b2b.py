@@ -165,3 +165,12 @@ def test_duplicate_and_orphan_events_are_handled_and_counted():
     assert p.drops.counts == {"duplicate event_id (kept the first)": 2, "events for an unknown lead_id": 1}
     rows = features_as_of(p, AS_OF, load_config("b2b")).set_index("lead_id")
     assert rows.loc["L1"].intent_lead_pricing_7d == 3
+
+
+def test_duplicated_marks_every_repeat_after_the_first_exactly():
+    from features.prepare import _duplicated
+
+    rng = np.random.default_rng(0)
+    ids = pd.Series(rng.choice([f"e{i}" for i in range(500)], 3000), dtype="str")
+    assert np.array_equal(_duplicated(ids), ids.duplicated(keep="first").to_numpy())
+    assert not _duplicated(pd.Series([f"e{i}" for i in range(1000)], dtype="str")).any()
