@@ -178,6 +178,9 @@ def main() -> dict:
     materialize(p, latest_time(p), load_config("b2b"), open_store(settings.online_store_url))
     model, version = registry.load("b2b@champion")
     example = json.loads((ROOT / "serving/examples/b2b.json").read_text())
+    # Without a request id, as most callers send it: each call is a new row of the score log (a repeated id is a
+    # retry, which the log skips), so the rows the service ships to its store are real inserts, as in production.
+    example["request"].pop("request_id", None)
     # The peers get the feature vector our service computes for the same request.
     scorer = Scorer(names=("b2b",))
     scorer.reload()
@@ -319,7 +322,6 @@ def main() -> dict:
                     "requests": [
                         example["request"]
                         | {
-                            "request_id": f"b{k}-{i}",
                             "lead": lead | {"lead_id": r.lead_id, "account_id": r.account_id},
                         }
                         for i, r in enumerate(leads.iloc[k * 1000 : (k + 1) * 1000].itertuples())

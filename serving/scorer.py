@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import ItemError, UserError
 from leadscore.settings import Settings
+from leadscore.store import new_request_id
 from leadscore.times import epoch_array, epoch_seconds, format_utc
 from model import registry
 from model.artifact import Scores
@@ -176,7 +176,7 @@ class Scorer:
                 strict=True,
             ):
                 out[i] = {
-                    "request_id": req.request_id or uuid.uuid4().hex,
+                    "request_id": req.request_id or new_request_id(),
                     "lead_id": getattr(req, entity).__dict__[id_col],
                     "motion": motion,
                     "model": motion,
@@ -241,7 +241,7 @@ class Scorer:
             consent_email=customer.get("consent_email"),
             consent_sms=customer.get("consent_sms"),
         )
-        batch = uuid.uuid4().hex
+        batch = new_request_id()
         return {
             "motion": req.motion,
             "model": req.motion,

@@ -4,11 +4,12 @@ process that died shipped by the next one, and a disk cap that refuses rather th
 from __future__ import annotations
 
 import os
+import sqlite3
 
 import pytest
 
 from leadscore.settings import Settings
-from leadscore.store import Store
+from leadscore.store import Store, new_request_id
 from serving.score_log import JournalFull, MemoryScoreLog, ScoreLog, open_score_log
 
 
@@ -106,3 +107,19 @@ def test_feature_json_is_each_rows_json_whatever_the_columns_hold():
     assert [orjson.loads(t) for t in feature_json(columns)] == [
         {k: v for k, v in e.items() if k != "mixed"} for e in expected
     ]
+
+
+def test_generated_request_ids_sort_by_time_and_an_old_log_loses_its_entity_index(tmp_path):
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == 2000 and all(len(i) == 32 for i in ids)
+    assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)  # the log's unique index grows at its end
+    old = sqlite3.connect(tmp_path / "s.db")
+    old.execute(
+        "CREATE TABLE score_log (id INTEGER PRIMARY KEY, request_id TEXT, motion TEXT, entity_id TEXT, as_of TEXT)"
+    )
+    old.execute("CREATE INDEX score_log_entity ON score_log (motion, entity_id, as_of)")
+    old.commit()
+    old.close()
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    names = {r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "score_log_entity" not in names and "score_log_motion_as_of" in names
