@@ -61,8 +61,11 @@ def epoch_array(values: list[Any]) -> np.ndarray:
     """``epoch_seconds`` of a column of times, as int64: a column all of ISO-8601 text in one layout (zoned or
     not) is parsed at once by Arrow, anything else value by value. A bad value raises a ``UserError`` that
     starts with its position ("3: unparseable timestamp ...")."""
-    if values and all(isinstance(v, str) for v in values):
-        text = pa.array(values, type=pa.string())
+    try:  # a column all of text; anything else (numbers, None) is refused here and read value by value
+        text = pa.array(values, type=pa.string()) if values else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = None
+    if text is not None and text.null_count == 0:
         units = [pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")]
         if ZONED.search(values[0]):  # the layout the first value has first: a failed cast costs ~40x a parse
             units.reverse()

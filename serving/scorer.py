@@ -237,7 +237,7 @@ class Scorer:
             expected_value=scored.expected_value,
             groups=scored.groups,
             stages=[s or (life[i] if life is not None else None) for i, s in enumerate(stage)],
-            accounts=records(table.account, n) if table.account else None,
+            accounts=_owners(table.account, n),
             consent_email=customer.get("consent_email"),
             consent_sms=customer.get("consent_sms"),
         )
@@ -269,6 +269,12 @@ class Scorer:
             "_as_of": as_of,
             "_latency": (time.perf_counter() - t0) / max(n, 1),
         }
+
+
+def _owners(account: dict[str, list] | None, n: int) -> list[dict] | None:
+    """Per row, the account fields an owner is chosen by (routing reads no others)."""
+    wanted = {k: v for k, v in (account or {}).items() if k in ("owner_id", "territory")}
+    return records(wanted, n) if wanted else None
 
 
 def table_of(req: ColumnsRequest) -> RequestTable:
