@@ -28,17 +28,37 @@ class B2BContext:
 
     account: dict[str, Any]
     lead_row: dict[str, int]
-    created: np.ndarray
-    role: np.ndarray
-    seniority: np.ndarray
-    business: np.ndarray
-    stage: np.ndarray
-    ev_ts: np.ndarray
-    ev_type: np.ndarray
-    ev_lead: np.ndarray
-    ev_topic: np.ndarray
+    lead_ints: np.ndarray  # per contact: created, role, stage (int64)
+    lead_floats: np.ndarray  # per contact: seniority, business (float64)
+    events: np.ndarray  # per event: ts, type, lead, topic (int64)
     topics: tuple[str, ...]
     event_ids: frozenset[str]
+
+    # A batch lays its contexts end to end three blocks at a time, not one field at a time (1,000 accounts: three
+    # concatenations of 1,000 arrays instead of nine); the fields are column views of the blocks.
+    @property
+    def created(self) -> np.ndarray:
+        return self.lead_ints[:, 0]
+
+    @property
+    def role(self) -> np.ndarray:
+        return self.lead_ints[:, 1]
+
+    @property
+    def stage(self) -> np.ndarray:
+        return self.lead_ints[:, 2]
+
+    @property
+    def seniority(self) -> np.ndarray:
+        return self.lead_floats[:, 0]
+
+    @property
+    def business(self) -> np.ndarray:
+        return self.lead_floats[:, 1]
+
+    @property
+    def ev_ts(self) -> np.ndarray:
+        return self.events[:, 0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +87,11 @@ def _codes(values: list) -> tuple[np.ndarray, tuple]:
     return np.array(codes, dtype=np.int64), tuple(vocab)
 
 
+def _block(columns: list, dtype: type) -> np.ndarray:
+    """Equally long columns side by side: one row per item (shape (n, k), also when n is 0)."""
+    return np.array(columns, dtype=dtype).reshape(len(columns), -1).T.copy()
+
+
 def _frozen(context: Any) -> Any:
     """Make a decoded context's arrays read-only: the memo shares them with every batch that reads it."""
     for name in context.__slots__:
@@ -82,15 +107,9 @@ def decode_b2b(ctx: dict) -> B2BContext:
         B2BContext(
             account=ctx.get("account", {}),
             lead_row={k: j for j, k in enumerate(leads["lead_id"])},
-            created=np.array(leads["created"], np.int64),
-            role=np.array(leads["role"], np.int64),
-            seniority=np.array(leads["seniority"], np.float64),
-            business=np.array(leads["business"], np.float64),
-            stage=np.array(leads["stage"], np.int64),
-            ev_ts=np.array(ev["ts"], np.int64),
-            ev_type=np.array([B2B_CODE[t] for t in ev["type"]], np.int8),
-            ev_lead=np.array(ev["lead"], np.int64),
-            ev_topic=topic,
+            lead_ints=_block([leads["created"], leads["role"], leads["stage"]], np.int64),
+            lead_floats=_block([leads["seniority"], leads["business"]], np.float64),
+            events=_block([ev["ts"], [B2B_CODE[t] for t in ev["type"]], ev["lead"], topic], np.int64),
             topics=topics,
             event_ids=frozenset(ev["event_id"]),
         )

@@ -126,34 +126,32 @@ def b2b_assemble(r: _B2BRequests, ctxs: list[B2BContext]) -> B2BFrame:
     stored ones, then the requests' new ones."""
     n, old, topics = len(r.created), r.old, r.topics
     # The stored contacts, all accounts at once; a stored copy of a request lead becomes the request's row.
-    start, owner = spans([len(c.created) for c in ctxs])
+    start, owner = spans([len(c.lead_ints) for c in ctxs])
     kept = np.ones(len(owner), dtype=bool)
     kept[(start + old)[old >= 0]] = False
     lead_row = join_arrays(np.where(kept, n + np.cumsum(kept) - 1, owner), NO_ROW)
-    _, ev_owner = spans([len(c.ev_ts) for c in ctxs])
-    local = context_column(ctxs, "ev_lead")
+    _, ev_owner = spans([len(c.events) for c in ctxs])
+    events = context_column(ctxs, "events")
+    local = events[:, 2]
     ev_lead = lead_row[np.where(local >= 0, start[ev_owner] + local, len(lead_row) - 1)]
     t_start, _ = spans([len(c.topics) for c in ctxs])
     codes = np.array([topics.setdefault(t, len(topics)) for c in ctxs for t in c.topics] + [-1], np.int64)
-    local = context_column(ctxs, "ev_topic")
+    local = events[:, 3]
     ev_topic = codes[np.where(local >= 0, t_start[ev_owner] + local, len(codes) - 1)]
-
-    def stored(name: str, own: np.ndarray) -> np.ndarray:
-        return join_arrays(own, context_column(ctxs, name)[kept])
-
+    ints, floats = context_column(ctxs, "lead_ints")[kept], context_column(ctxs, "lead_floats")[kept]
     return B2BFrame(
         lead_account=join_arrays(np.arange(n), owner[kept]),
-        lead_created=stored("created", r.created),
-        lead_role=stored("role", r.role),
-        lead_seniority=stored("seniority", r.seniority),
-        lead_business=stored("business", r.business),
-        lead_stage=stored("stage", r.stage),
+        lead_created=np.concatenate((r.created, ints[:, 0])),
+        lead_role=np.concatenate((r.role, ints[:, 1])),
+        lead_seniority=np.concatenate((r.seniority, floats[:, 0])),
+        lead_business=np.concatenate((r.business, floats[:, 1])),
+        lead_stage=np.concatenate((r.stage, ints[:, 2])),
         acc_industry=r.industry,
         acc_employees=r.employees,
         acc_revenue=r.revenue,
         acc_region=r.region,
-        ev_ts=join_arrays(context_column(ctxs, "ev_ts"), r.ev_ts),
-        ev_type=join_arrays(context_column(ctxs, "ev_type"), r.ev_type),
+        ev_ts=np.concatenate((events[:, 0], r.ev_ts)),
+        ev_type=np.concatenate((events[:, 1].astype(np.int8), r.ev_type)),
         ev_lead=join_arrays(ev_lead, r.ev_lead),
         ev_account=join_arrays(ev_owner, r.ev_account),
         ev_topic=join_arrays(ev_topic, r.ev_topic),

@@ -197,8 +197,9 @@ class Store:
             return con.execute(self._sql(sql), tuple(params)).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
-        """All rows in one transaction: either every row lands or none does."""
-        rows = [tuple(r) for r in rows]
+        """All rows in one transaction: either every row lands or none does. A row is any sequence (a tuple, or a
+        list as a JSON array is decoded)."""
+        rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
             return 0
         self._ensure_schema()

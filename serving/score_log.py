@@ -182,7 +182,9 @@ class ScoreLog:
                 if not lines:
                     break
                 try:
-                    self.store.append_scores([tuple(orjson.loads(x)) for x in lines], ignore_existing=True)
+                    self.store.append_scores(
+                        orjson.loads(b"[" + b",".join(lines) + b"]"), ignore_existing=True
+                    )
                 except Exception as exc:  # the store is down or busy: keep the rows, try again later
                     self.store_errors += 1
                     self.store_ok = False
