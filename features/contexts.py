@@ -35,26 +35,10 @@ class B2BContext:
     event_ids: frozenset[str]
 
     # A batch lays its contexts end to end three blocks at a time, not one field at a time (1,000 accounts: three
-    # concatenations of 1,000 arrays instead of nine); the fields are column views of the blocks.
-    @property
-    def created(self) -> np.ndarray:
-        return self.lead_ints[:, 0]
-
-    @property
-    def role(self) -> np.ndarray:
-        return self.lead_ints[:, 1]
-
+    # concatenations of 1,000 arrays instead of nine); the two fields read one context at a time are views.
     @property
     def stage(self) -> np.ndarray:
         return self.lead_ints[:, 2]
-
-    @property
-    def seniority(self) -> np.ndarray:
-        return self.lead_floats[:, 0]
-
-    @property
-    def business(self) -> np.ndarray:
-        return self.lead_floats[:, 1]
 
     @property
     def ev_ts(self) -> np.ndarray:
