@@ -69,8 +69,8 @@ SCORE_LOG_COLUMNS = (
     "features",
 )
 INDEXES = [
-    # The log is read a motion at a time (feedback), newest as-of first: rows arrive in that order, so the index
-    # grows at its end. An index on the entity put each row at a random place in a tree as large as the log:
+    # The log is read a motion at a time (feedback, optionally from an as-of on); rows arrive in about as-of
+    # order, so this index grows at its end. An index on the entity put each row at a random place in a tree as large as the log:
     # 1,000 rows took 5 ms to ship into an empty log and 48 ms into one of 200,000 rows.
     "DROP INDEX IF EXISTS score_log_entity",
     "CREATE INDEX IF NOT EXISTS score_log_motion_as_of ON score_log (motion, as_of)",
