@@ -88,32 +88,46 @@ def apply_to_store(
     applying events to one context never lose each other's update: the loser reads again)."""
     out = StoreApplied([], [], [])
     entities = list(by_entity)
-    first = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
+    raws = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
+    done = {e: apply_events(motion, orjson.loads(raws[e]) if raws[e] else None, by_entity[e], now) for e in entities}
+    writes = [e for e in entities if done[e].added]
+    landed = online.compare_and_set_many(
+        [(key(motion, e), raws[e], orjson.dumps(done[e].context).decode()) for e in writes]
+    )  # one write for the batch
+    for entity in (e for e, ok in zip(writes, landed, strict=True) if not ok):
+        done[entity] = _apply_one(motion, online, entity, by_entity[entity], now)  # another process came first
     for entity, evs in by_entity.items():
-        k = key(motion, entity)
-        raw = first[entity]
-        for _ in range(CAS_TRIES):
-            done = apply_events(motion, orjson.loads(raw) if raw else None, evs, now)
-            if not done.added or online.compare_and_set(k, raw, orjson.dumps(done.context).decode()):
-                break
-            raw = online.get_many([k])[0]  # another process wrote it first: read again
-        else:
-            raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
-        late = {e["event_id"] for e in done.pending}
-        if done.added:
+        late = {e["event_id"] for e in done[entity].pending}
+        if done[entity].added:
             out.changed.append(entity)
         out.pending += sorted(late)
         out.applied += [e["event_id"] for e in evs if e["event_id"] not in late]
     return out
 
 
+def _apply_one(motion: str, online: OnlineStore, entity: str, evs: list[dict], now: int) -> Applied:
+    """One context read again and written with compare-and-set until it lands."""
+    k = key(motion, entity)
+    for _ in range(CAS_TRIES):
+        raw = online.get_many([k])[0]
+        done = apply_events(motion, orjson.loads(raw) if raw else None, evs, now)
+        if not done.added or online.compare_and_set(k, raw, orjson.dumps(done.context).decode()):
+            return done
+    raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
+
+
 def mark(store: Store, motion: str, result: StoreApplied) -> None:
-    """Record in ``events_in`` which events are applied and which wait for their entity."""
-    for state, ids in (("applied", result.applied), ("pending", result.pending)):
-        store.executemany(
-            f"UPDATE events_in SET state = '{state}' WHERE motion = ? AND event_id = ?",
-            [(motion, i) for i in ids],
-        )
+    """Record in ``events_in`` which events are applied and which wait for their entity (one transaction, a
+    statement per 500 ids)."""
+    with store.transaction() as tx:
+        for state, ids in (("applied", result.applied), ("pending", result.pending)):
+            for s in range(0, len(ids), 500):
+                part = ids[s : s + 500]
+                tx.execute(
+                    f"UPDATE events_in SET state = '{state}' WHERE motion = ? AND event_id IN "
+                    f"({','.join('?' * len(part))})",
+                    (motion, *part),
+                )
 
 
 def replay(motion: str, store: Store, online: OnlineStore, now: int) -> StoreApplied:

@@ -14,6 +14,7 @@ class OnlineStore(Protocol):
     def put_many(self, items: Iterable[tuple[str, str]]) -> int: ...
     def get_many(self, keys: list[str]) -> list[str | None]: ...
     def compare_and_set(self, key: str, old: str | None, new: str) -> bool: ...
+    def compare_and_set_many(self, items: list[tuple[str, str | None, str]]) -> list[bool]: ...
     def close(self) -> None: ...
 
 
@@ -55,6 +56,18 @@ class SQLStore:
         sql = "UPDATE leadscore_online SET value = ? WHERE key = ? AND value = ?"
         return self._db.execute(sql, (new, key, old)) == 1
 
+    def compare_and_set_many(self, items: list[tuple[str, str | None, str]]) -> list[bool]:
+        """``compare_and_set`` for each (key, old, new), in one transaction: one commit for a batch of contexts."""
+        if not items:
+            return []
+        insert = "INSERT INTO leadscore_online (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+        update = "UPDATE leadscore_online SET value = ? WHERE key = ? AND value = ?"
+        with self._db.transaction() as tx:
+            return [
+                (tx.execute(insert, (k, new)) if old is None else tx.execute(update, (new, k, old))) == 1
+                for k, old, new in items
+            ]
+
     def close(self) -> None:
         self._db.close()
 
@@ -94,6 +107,9 @@ class RedisStore:
                 return True
             except redis.WatchError:
                 return False
+
+    def compare_and_set_many(self, items: list[tuple[str, str | None, str]]) -> list[bool]:
+        return [self.compare_and_set(k, old, new) for k, old, new in items]
 
     def close(self) -> None:
         self._r.close()

@@ -20,7 +20,7 @@ DAY = 86_400
 
 
 class DictStore:
-    """An online store in a dict (the protocol's three calls)."""
+    """An online store in a dict (the protocol's calls)."""
 
     def __init__(self):
         self.d: dict[str, str] = {}
@@ -38,6 +38,9 @@ class DictStore:
             return False
         self.d[k] = new
         return True
+
+    def compare_and_set_many(self, items):
+        return [self.compare_and_set(*item) for item in items]
 
     def close(self):
         pass

@@ -278,3 +278,19 @@ def test_a_rewritten_context_is_read_anew_and_the_memo_stays_bounded(tmp_path):
     assert not online.memo.get_many(["other"])[0].ev_ts.flags.writeable  # shared with every batch: read-only
     none = OnlineFeatures(load_config("b2b"), store, memo_mb=0)
     assert none.compute(request, as_of)["intent_acct_hi_30d"] == 4 and len(none.memo) == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"])
+def test_compare_and_set_many_writes_what_is_unchanged_and_refuses_what_moved(backend, tmp_path, request):
+    url = {"sqlite": lambda: f"sqlite:///{tmp_path}/o.db", "redis": lambda: request.getfixturevalue("redis_url"),
+           "postgres": lambda: request.getfixturevalue("pg_url")}[backend]()  # fmt: skip
+    store = open_store(url)
+    k = [f"leadscore:t:{uuid.uuid4()}" for _ in range(4)]
+    store.put_many([(k[0], "a"), (k[1], "b")])
+    # k0: unchanged → written; k1: moved (we read "x") → refused; k2: new → inserted; k3: we thought it new, it is not
+    store.put_many([(k[3], "there")])
+    landed = store.compare_and_set_many([(k[0], "a", "a2"), (k[1], "x", "b2"), (k[2], None, "c"), (k[3], None, "d")])
+    assert landed == [True, False, True, False]
+    assert store.get_many(k) == ["a2", "b", "c", "there"]
+    assert store.compare_and_set_many([]) == []
+    store.close()
