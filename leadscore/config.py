@@ -51,7 +51,7 @@ class SearchConf(_Strict):
     )  # the budget grows with the rows, within the bounds
     min_seconds: float = Field(default=15.0, ge=0)
     max_seconds: float = Field(default=180.0, ge=0)
-    max_candidates: int = Field(default=8, ge=1)
+    max_candidates: int = Field(default=16, ge=1)
     folds: int = Field(
         default=3, ge=1
     )  # stratified folds over the fit period (one fold when rows have a time)
@@ -65,9 +65,10 @@ class ModelConf(_Strict):
     params: dict[str, float | int | str] = {}
     max_rounds: int = 2000
     early_stopping_rounds: int = 100
-    refit: bool = (
-        True  # after early stopping, retrain on train + validation rows (calibrator stays out-of-sample)
-    )
+    # one validation fold: after early stopping, retrain on train + validation rows (the calibrator stays
+    # out-of-sample). Cross-validated (a search over several folds): the fold boosters are averaged instead, so
+    # the model is the one whose out-of-fold scores the calibrator was fitted on.
+    refit: bool = True
     max_category_levels: int = 50
     seed: int = 0
     search: SearchConf = SearchConf()

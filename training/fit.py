@@ -1,6 +1,7 @@
 """Fitting a model version: leakage guard → preprocessing → LightGBM (the motion's settings early-stopped on the
-validation fold, or a time-bounded search cross-validated on the fit period, blended with a logistic regression
-when that wins) refit on train + validation → calibration and tiers on out-of-fold scores → the artifact."""
+validation fold and refit on train + validation, or a time-bounded search cross-validated on the fit period whose
+fold boosters are averaged, blended with a logistic regression when that wins) → calibration and tiers on
+out-of-fold scores → the artifact."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from model.artifact import LeadScoreModel
 from model.calibration import choose_calibrator
 from model.cleaning import Cleaning
 from model.drift import reference
+from model.ensemble import average
 from model.linear import LinearPart
 from model.preprocess import Preprocessor
 from model.reasons import wordings
@@ -73,7 +75,7 @@ def _lgb_params(conf: MotionConfig, seed: int) -> dict[str, Any]:
 
 
 def _refit(params: dict, X: np.ndarray, y: np.ndarray, cat_idx: list[int], rounds: float) -> lgb.Booster:
-    """The final booster: every fit row, the early-stopped rounds scaled to the larger data.
+    """The final booster of a one-fold fit: every fit row, the early-stopped rounds scaled to the larger data.
 
     The calibrator and tier thresholds stay those fitted on the out-of-fold predictions.
     """
@@ -148,8 +150,9 @@ def fit_and_evaluate(
     calibrator, briers = choose_calibrator(raw_held, y[held], seed)
     p_held = np.clip(calibrator.predict(raw_held), 0, 1)
     fit_rows = np.r_[split.train, split.valid]
-    if found.fold_booster is not None and not conf.model.refit:
-        booster = found.fold_booster
+    if len(folds) > 1 or not conf.model.refit:
+        # cross-validated: the fold boosters, averaged, are the model the calibrator was fitted on the scores of
+        booster = average(found.fold_boosters, found.fold_rounds, found.fold_weights)
     else:
         booster = _refit(found.params, Xm[fit_rows], y[fit_rows], cat_idx, found.rounds)
     linear = LinearPart(tuple(cat_idx), seed=seed).fit(Xm[fit_rows], y[fit_rows]) if found.blend else None
@@ -184,7 +187,8 @@ def fit_and_evaluate(
         "search_folds": len(folds),
         "cv_auc": round(float(found.trials["cv_auc"].max()), 4),
         "blend_linear_weight": found.blend,
-        "final_rounds": booster.current_iteration(),
+        "final_trees": booster.num_trees(),
+        "ensemble_members": int(found.trials["members"].sum()) if "members" in found.trials else 1,
         "refit": conf.model.refit,
         "split": split.kind,
         "calibration": calibrator.method,

@@ -1,5 +1,6 @@
-"""The model search: candidate LightGBM settings cross-validated on the fit period, within a time budget, and a
-blend with a logistic regression when it wins on the same out-of-fold rows.
+"""The model search: candidate LightGBM settings cross-validated on the fit period, within a time budget; the
+best, averaged with the other candidates that raise the out-of-fold AUC (ensemble selection); and a blend with a
+logistic regression when it wins on the same out-of-fold rows.
 
 Seeded and ordered: the candidates come in a fixed order (well-tried settings first, then seeded draws), so two
 runs with the same budget on the same machine agree, and a larger budget only adds candidates. The budget stops
@@ -23,7 +24,9 @@ from sklearn.model_selection import StratifiedKFold
 from model.linear import LinearPart
 
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-MIN_BLEND_GAIN = 0.0005  # out-of-fold AUC a blend must add before the model carries a linear half
+MAX_MEMBERS = 5  # boosters averaged at most (ensemble selection over the candidates, with replacement)
+MIN_MEMBER_GAIN = 0.0002  # out-of-fold AUC another member must add
+MIN_BLEND_GAIN = 0.0002  # out-of-fold AUC a blend must add before the model carries a linear half
 
 # Well-tried settings first: LightGBM's defaults at a slower rate, then shallower and deeper trees with more
 # regularisation, and categories smoothed harder (high-cardinality columns: fewer, better-supported splits).
@@ -42,7 +45,7 @@ class Fold:
     held: np.ndarray  # row indices it is early-stopped on and scores out of fold
 
 
-@dataclass
+@dataclass(eq=False)  # a trial is itself: compared by identity (ensemble selection counts repeats)
 class Trial:
     params: dict[str, Any]
     oof: np.ndarray  # log-odds on the held rows of every fold, in ``held_rows`` order
@@ -55,13 +58,16 @@ class Trial:
 
 @dataclass
 class Searched:
-    """What the search chose: the booster's settings and rounds, its out-of-fold log-odds, and the blend."""
+    """What the search chose: the best setting and its rounds (for a refit), the members averaged (the best
+    setting, and others when averaging them wins out of fold), their out-of-fold log-odds, and the blend."""
 
     params: dict[str, Any]
     rounds: float  # boosting rounds for a refit on every fit row
     held_rows: np.ndarray
-    oof: np.ndarray  # the chosen booster's out-of-fold log-odds (blend not applied)
-    fold_booster: lgb.Booster | None  # the single fold's booster, when there is one fold
+    oof: np.ndarray  # the members' mean out-of-fold log-odds (blend not applied)
+    fold_boosters: list[lgb.Booster]  # every member's booster per fold, each early-stopped on its fold
+    fold_rounds: list[int]
+    fold_weights: list[float]  # each booster's weight in the average (a member chosen twice counts twice)
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     blend: float = 0.0  # weight of the linear half in log-odds space
     linear_oof: np.ndarray | None = None
@@ -149,10 +155,12 @@ def search(
         t.logloss = float(log_loss(yh, 1 / (1 + np.exp(-t.oof)), labels=[0, 1]))
         trials.append(t)
     best = min(trials, key=lambda t: (-(t.auc if t.auc == t.auc else 0.0), t.logloss))
+    members = select(trials, best, yh) if len(folds) > 1 else [best]
+    unique = list({id(m): m for m in members}.values())
     table = pd.DataFrame(
         [
             {"candidate": i, "cv_auc": t.auc, "cv_logloss": t.logloss, "rounds": float(np.mean(t.rounds)),
-             "seconds": t.seconds, "chosen": t is best}
+             "seconds": t.seconds, "chosen": t is best, "members": sum(m is t for m in members)}
             | {k: v for k, v in t.params.items() if k not in _FIXED}
             for i, t in enumerate(trials)
         ]
@@ -164,10 +172,32 @@ def search(
         best.params,
         float(np.mean(best.rounds) * scale),
         held,
-        best.oof,
-        best.boosters[0] if len(folds) == 1 else None,
+        np.mean([m.oof for m in members], axis=0),
+        [b for m in unique for b in m.boosters],
+        [r for m in unique for r in m.rounds],
+        [members.count(m) / len(members) / len(m.boosters) for m in unique for _ in m.boosters],
         table,
     )
+
+
+def select(trials: list[Trial], best: Trial, y: np.ndarray) -> list[Trial]:
+    """Ensemble selection (Caruana et al. 2004) on the out-of-fold rows: from the best setting, add — with
+    replacement — the trial whose log-odds, averaged in, raise the AUC most, while it adds ``MIN_MEMBER_GAIN``,
+    up to ``MAX_MEMBERS``. Every trial's out-of-fold rows are the same rows, scored by models that never saw
+    them."""
+    if y.min() == y.max():
+        return [best]
+    members, total = [best], best.oof.copy()
+    auc = best.auc
+    while len(members) < MAX_MEMBERS:
+        gains = [(float(roc_auc_score(y, (total + t.oof) / (len(members) + 1))), i) for i, t in enumerate(trials)]
+        top, i = max(gains)
+        if top - auc < MIN_MEMBER_GAIN:
+            break
+        members.append(trials[i])
+        total += trials[i].oof
+        auc = top
+    return members
 
 
 _FIXED = {"objective", "metric", "verbosity", "seed", "num_threads", "deterministic", "force_col_wise"}

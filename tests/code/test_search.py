@@ -3,6 +3,7 @@ still add up to its score."""
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,9 +11,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from leadscore.config import load_config
+from model.ensemble import average
 from model.linear import LinearPart
 from training.fit import TrainingRows, _lgb_params, fit_and_evaluate
-from training.search import candidates, choose_blend, folds_for, search
+from training.search import Trial, candidates, choose_blend, folds_for, search, select
 
 
 def _data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -106,3 +108,48 @@ def test_without_a_search_the_motion_settings_are_used_as_they_are():
     assert f.params["search_candidates"] == 1 and f.params["search_folds"] == 1
     assert f.params["num_leaves"] == conf.model.params["num_leaves"] and f.params["blend_linear_weight"] == 0
     assert "search" not in f.tables
+
+
+def test_averaged_boosters_predict_the_mean_log_odds_and_the_mean_shap_values():
+    X, y = _data(2000, seed=3)
+    params = _lgb_params(load_config("b2c"), 0) | {"bagging_fraction": 0.8, "bagging_freq": 1}
+    boosters = [
+        lgb.train(params | {"seed": s}, lgb.Dataset(X, y, categorical_feature=[2]), 40 + 10 * s) for s in range(3)
+    ]
+    cut = [30, 50, None]  # each booster at its own early-stopped round (None: every tree)
+    avg = average(boosters, cut)
+    assert avg.num_trees() == 30 + 50 + 60
+    mean = np.mean([b.predict(X, raw_score=True, num_iteration=i) for b, i in zip(boosters, cut)], axis=0)
+    np.testing.assert_allclose(avg.predict(X, raw_score=True), mean, atol=1e-12)
+    shap = np.mean([b.predict(X, pred_contrib=True, num_iteration=i) for b, i in zip(boosters, cut)], axis=0)
+    np.testing.assert_allclose(avg.predict(X, pred_contrib=True), shap, atol=1e-12)
+    again = lgb.Booster(model_str=avg.model_to_string())  # it travels as text, as the artifact keeps it
+    np.testing.assert_allclose(again.predict(X, raw_score=True), mean, atol=1e-12)
+    assert average(boosters[:1], [30]).num_trees() == 30
+
+
+def test_ensemble_selection_adds_a_member_only_when_it_raises_the_out_of_fold_auc():
+    rng = np.random.default_rng(0)
+    y = (rng.random(4000) < 0.3).astype(np.int8)
+    signal = y * 1.0 + rng.normal(size=4000)
+
+    def trial(oof):
+        return Trial({}, oof, [1], [], 0.0, float(roc_auc_score(y, oof)))
+
+    best = trial(signal + rng.normal(scale=1.0, size=4000))
+    other = trial(signal + rng.normal(scale=1.0, size=4000))  # as good, errors of its own: averaging helps
+    noise = trial(rng.normal(size=4000))
+    chosen = select([best, other, noise], best, y)
+    assert chosen[:2] == [best, other] and noise not in chosen and len(chosen) <= 5
+    assert select([best, noise], best, y) == [best]  # noise never raises the AUC
+
+
+def test_a_cross_validated_model_is_the_average_of_its_fold_boosters(blended):
+    f, _ = blended
+    assert f.params["search_folds"] == 3
+    trials = f.tables["search"]
+    members = trials[trials["members"] > 0]
+    assert members["chosen"].any() and trials["members"].sum() <= 5
+    # every member's three fold boosters, each cut at its own early-stopped round, and no refit
+    assert f.model.booster.num_trees() == round((members["rounds"] * 3).sum())
+    assert f.params["final_trees"] == f.model.booster.num_trees()
