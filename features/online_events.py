@@ -89,13 +89,15 @@ def apply_to_store(
     out = StoreApplied([], [], [])
     entities = list(by_entity)
     raws = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
-    done = {e: apply_events(motion, orjson.loads(raws[e]) if raws[e] else None, by_entity[e], now) for e in entities}
+    done = {e: apply_events(motion, _context(raws[e]), by_entity[e], now) for e in entities}
     writes = [e for e in entities if done[e].added]
     landed = online.compare_and_set_many(
         [(key(motion, e), raws[e], orjson.dumps(done[e].context).decode()) for e in writes]
     )  # one write for the batch
     for entity in (e for e, ok in zip(writes, landed, strict=True) if not ok):
-        done[entity] = _apply_one(motion, online, entity, by_entity[entity], now)  # another process came first
+        done[entity] = _apply_one(
+            motion, online, entity, by_entity[entity], now
+        )  # another process came first
     for entity, evs in by_entity.items():
         late = {e["event_id"] for e in done[entity].pending}
         if done[entity].added:
@@ -110,7 +112,7 @@ def _apply_one(motion: str, online: OnlineStore, entity: str, evs: list[dict], n
     k = key(motion, entity)
     for _ in range(CAS_TRIES):
         raw = online.get_many([k])[0]
-        done = apply_events(motion, orjson.loads(raw) if raw else None, evs, now)
+        done = apply_events(motion, _context(raw), evs, now)
         if not done.added or online.compare_and_set(k, raw, orjson.dumps(done.context).decode()):
             return done
     raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
@@ -142,6 +144,10 @@ def replay(motion: str, store: Store, online: OnlineStore, now: int) -> StoreApp
     result = apply_to_store(motion, online, by_entity, now)
     mark(store, motion, result)
     return result
+
+
+def _context(raw: str | None) -> dict[str, Any] | None:
+    return orjson.loads(raw) if raw else None
 
 
 def _num(v: Any) -> float | None:

@@ -9,6 +9,7 @@ booster — the SHAP table, reasons, serving — reads the average unchanged.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import lightgbm as lgb
 
@@ -22,7 +23,7 @@ def _trees(text: str) -> list[str]:
 
 
 def average(
-    boosters: list[lgb.Booster], iterations: list[int | None], weights: list[float] | None = None
+    boosters: Sequence[lgb.Booster], iterations: Sequence[int | None], weights: Sequence[float] | None = None
 ) -> lgb.Booster:
     """One booster predicting the mean log-odds of ``boosters`` (weighted by ``weights``, which sum to 1; equal
     by default), each cut at its own iteration count."""

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -58,10 +59,15 @@ class EventIngest:
 
     # -- validation
     @staticmethod
-    def validate(motion: str, events: list[dict[str, Any]]) -> pd.DataFrame:
-        """The events as the canonical events table reads them; a broken rule is a UserError naming it."""
+    def validate(motion: str, events: list[dict[str, Any]], stamps: list[int] | None = None) -> pd.DataFrame:
+        """The events as the canonical events table reads them; a broken rule is a UserError naming it.
+        ``stamps``: every event's ``ts`` already read as epoch seconds (then they are not read again)."""
         table = TABLES[motion]["events"]
-        frame = pd.DataFrame([e | {"ts": _iso(e.get("ts"))} for e in events])
+        if stamps is None:
+            frame = pd.DataFrame([e | {"ts": _iso(e.get("ts"))} for e in events])
+        else:
+            frame = pd.DataFrame(events)
+            frame["ts"] = pd.to_datetime(np.asarray(stamps, dtype=np.int64), unit="s")
         for c in table.names:
             if c not in frame:
                 frame[c] = None
@@ -75,10 +81,11 @@ class EventIngest:
         """Validated canonical rows (``ts`` in epoch seconds), ready for ``ingest_rows``."""
         if motion not in motions.NAMES:
             raise UserError(f"motion: unknown motion {motion!r}")
-        frame = self.validate(motion, events)
+        stamps = _stamps(events)
+        frame = self.validate(motion, events, stamps)
         rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        for r in rows:
-            r["ts"] = epoch_seconds(r["ts"])
+        for r, t in zip(rows, stamps or [epoch_seconds(r["ts"]) for r in rows], strict=True):
+            r["ts"] = t
         return rows
 
     def ingest(self, motion: str, events: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
@@ -254,6 +261,15 @@ def entity_chunks(motion: str, events: list[dict[str, Any]], per: int) -> list[l
         by.setdefault(entity_of(motion, e), []).append(e)
     groups = list(by.values())
     return [[e for g in groups[s : s + per] for e in g] for s in range(0, len(groups), per)]
+
+
+def _stamps(events: list[dict[str, Any]]) -> list[int] | None:
+    """Every event's ``ts`` as epoch seconds, or None when one is missing or unreadable (the table's rules then
+    name it)."""
+    try:
+        return [epoch_seconds(e["ts"]) for e in events]
+    except (UserError, KeyError, TypeError):
+        return None
 
 
 def _iso(t: Any) -> Any:

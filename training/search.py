@@ -190,7 +190,9 @@ def select(trials: list[Trial], best: Trial, y: np.ndarray) -> list[Trial]:
     members, total = [best], best.oof.copy()
     auc = best.auc
     while len(members) < MAX_MEMBERS:
-        gains = [(float(roc_auc_score(y, (total + t.oof) / (len(members) + 1))), i) for i, t in enumerate(trials)]
+        gains = [
+            (float(roc_auc_score(y, (total + t.oof) / (len(members) + 1))), i) for i, t in enumerate(trials)
+        ]
         top, i = max(gains)
         if top - auc < MIN_MEMBER_GAIN:
             break

@@ -289,7 +289,9 @@ def test_compare_and_set_many_writes_what_is_unchanged_and_refuses_what_moved(ba
     store.put_many([(k[0], "a"), (k[1], "b")])
     # k0: unchanged → written; k1: moved (we read "x") → refused; k2: new → inserted; k3: we thought it new, it is not
     store.put_many([(k[3], "there")])
-    landed = store.compare_and_set_many([(k[0], "a", "a2"), (k[1], "x", "b2"), (k[2], None, "c"), (k[3], None, "d")])
+    landed = store.compare_and_set_many(
+        [(k[0], "a", "a2"), (k[1], "x", "b2"), (k[2], None, "c"), (k[3], None, "d")]
+    )
     assert landed == [True, False, True, False]
     assert store.get_many(k) == ["a2", "b", "c", "there"]
     assert store.compare_and_set_many([]) == []

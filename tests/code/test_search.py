@@ -114,14 +114,16 @@ def test_averaged_boosters_predict_the_mean_log_odds_and_the_mean_shap_values():
     X, y = _data(2000, seed=3)
     params = _lgb_params(load_config("b2c"), 0) | {"bagging_fraction": 0.8, "bagging_freq": 1}
     boosters = [
-        lgb.train(params | {"seed": s}, lgb.Dataset(X, y, categorical_feature=[2]), 40 + 10 * s) for s in range(3)
+        lgb.train(params | {"seed": s}, lgb.Dataset(X, y, categorical_feature=[2]), 40 + 10 * s)
+        for s in range(3)
     ]
     cut = [30, 50, None]  # each booster at its own early-stopped round (None: every tree)
     avg = average(boosters, cut)
     assert avg.num_trees() == 30 + 50 + 60
-    mean = np.mean([b.predict(X, raw_score=True, num_iteration=i) for b, i in zip(boosters, cut)], axis=0)
+    pairs = list(zip(boosters, cut, strict=True))
+    mean = np.mean([b.predict(X, raw_score=True, num_iteration=i) for b, i in pairs], axis=0)
     np.testing.assert_allclose(avg.predict(X, raw_score=True), mean, atol=1e-12)
-    shap = np.mean([b.predict(X, pred_contrib=True, num_iteration=i) for b, i in zip(boosters, cut)], axis=0)
+    shap = np.mean([b.predict(X, pred_contrib=True, num_iteration=i) for b, i in pairs], axis=0)
     np.testing.assert_allclose(avg.predict(X, pred_contrib=True), shap, atol=1e-12)
     again = lgb.Booster(model_str=avg.model_to_string())  # it travels as text, as the artifact keeps it
     np.testing.assert_allclose(again.predict(X, raw_score=True), mean, atol=1e-12)
