@@ -141,7 +141,7 @@ def fit_and_evaluate(
     )
     found = search(
         Xm, y, folds, cat_idx, settings, max_rounds=conf.model.max_rounds,
-        patience=conf.model.early_stopping_rounds, budget_seconds=search_seconds,
+        patience=conf.model.early_stopping_rounds, budget_seconds=search_seconds, max_members=sc.max_members,
     )  # fmt: skip
     if searching and sc.blend:
         found = choose_blend(found, Xm, y, folds, cat_idx, seed)

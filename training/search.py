@@ -24,9 +24,8 @@ from sklearn.model_selection import StratifiedKFold
 from model.linear import LinearPart
 
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-MAX_MEMBERS = 5  # boosters averaged at most (ensemble selection over the candidates, with replacement)
 MIN_MEMBER_GAIN = 0.0002  # out-of-fold AUC another member must add
-MIN_BLEND_GAIN = 0.0002  # out-of-fold AUC a blend must add before the model carries a linear half
+MIN_BLEND_GAIN = 0.0005  # out-of-fold AUC a blend must add before the model carries a linear half
 
 # Well-tried settings first: LightGBM's defaults at a slower rate, then shallower and deeper trees with more
 # regularisation, and categories smoothed harder (high-cardinality columns: fewer, better-supported splits).
@@ -140,6 +139,7 @@ def search(
     max_rounds: int,
     patience: int,
     budget_seconds: float,
+    max_members: int = 1,
 ) -> Searched:
     """Each setting cross-validated in turn until the budget would be overrun; the best out-of-fold AUC wins
     (log loss breaks ties)."""
@@ -155,7 +155,7 @@ def search(
         t.logloss = float(log_loss(yh, 1 / (1 + np.exp(-t.oof)), labels=[0, 1]))
         trials.append(t)
     best = min(trials, key=lambda t: (-(t.auc if t.auc == t.auc else 0.0), t.logloss))
-    members = select(trials, best, yh) if len(folds) > 1 else [best]
+    members = select(trials, best, yh, max_members) if len(folds) > 1 else [best]
     unique = list({id(m): m for m in members}.values())
     table = pd.DataFrame(
         [
@@ -180,16 +180,16 @@ def search(
     )
 
 
-def select(trials: list[Trial], best: Trial, y: np.ndarray) -> list[Trial]:
+def select(trials: list[Trial], best: Trial, y: np.ndarray, max_members: int) -> list[Trial]:
     """Ensemble selection (Caruana et al. 2004) on the out-of-fold rows: from the best setting, add — with
     replacement — the trial whose log-odds, averaged in, raise the AUC most, while it adds ``MIN_MEMBER_GAIN``,
-    up to ``MAX_MEMBERS``. Every trial's out-of-fold rows are the same rows, scored by models that never saw
+    up to ``max_members``. Every trial's out-of-fold rows are the same rows, scored by models that never saw
     them."""
     if y.min() == y.max():
         return [best]
     members, total = [best], best.oof.copy()
     auc = best.auc
-    while len(members) < MAX_MEMBERS:
+    while len(members) < max_members:
         gains = [
             (float(roc_auc_score(y, (total + t.oof) / (len(members) + 1))), i) for i, t in enumerate(trials)
         ]

@@ -141,9 +141,10 @@ def test_ensemble_selection_adds_a_member_only_when_it_raises_the_out_of_fold_au
     best = trial(signal + rng.normal(scale=1.0, size=4000))
     other = trial(signal + rng.normal(scale=1.0, size=4000))  # as good, errors of its own: averaging helps
     noise = trial(rng.normal(size=4000))
-    chosen = select([best, other, noise], best, y)
+    chosen = select([best, other, noise], best, y, 5)
     assert chosen[:2] == [best, other] and noise not in chosen and len(chosen) <= 5
-    assert select([best, noise], best, y) == [best]  # noise never raises the AUC
+    assert select([best, noise], best, y, 5) == [best]  # noise never raises the AUC
+    assert select([best, other, noise], best, y, 1) == [best]  # the default: the best setting alone
 
 
 def test_a_cross_validated_model_is_the_average_of_its_fold_boosters(blended):
@@ -151,7 +152,7 @@ def test_a_cross_validated_model_is_the_average_of_its_fold_boosters(blended):
     assert f.params["search_folds"] == 3
     trials = f.tables["search"]
     members = trials[trials["members"] > 0]
-    assert members["chosen"].any() and trials["members"].sum() <= 5
+    assert members["chosen"].all() and trials["members"].sum() == 1  # the default: one member
     # every member's three fold boosters, each cut at its own early-stopped round, and no refit
     assert f.model.booster.num_trees() == round((members["rounds"] * 3).sum())
     assert f.params["final_trees"] == f.model.booster.num_trees()

@@ -97,7 +97,7 @@ def test_the_id_column_is_kept_and_consent_is_mapped(shared_data, tmp_path, capl
     # Without a consent mapping every lead is unknown: suppressed — and the run says so, with the routes.
     s.pop("consent")
     (tmp_path / "no-consent.yaml").write_text(yaml.safe_dump(s | {"name": "xed_noconsent"}))
-    assert run("train", "--spec", tmp_path / "no-consent.yaml").exit_code == 0
+    assert run("train", "--spec", tmp_path / "no-consent.yaml", "--search-seconds", 3).exit_code == 0
     r = run("score", "--model", "xed_noconsent", "--data", tmp_path / "holdout.csv", "--out", out)
     assert r.exit_code == 0 and pd.read_csv(out)["route"].eq("suppress_no_consent").all()
     said = [m for m in caplog.messages if "maps no consent columns" in m]

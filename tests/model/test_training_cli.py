@@ -85,7 +85,8 @@ def test_failure_paths_give_clear_errors_and_register_nothing(tmp_path, trained)
 
 def test_spec_model_registers_scores_and_is_gated(tmp_path, trained, xed):
     good = _spec(tmp_path, xed)
-    r = run("train", "--spec", good)
+    # a short search: this test is about registration and gating (the default search: tests/e2e/test_byo_export.py)
+    r = run("train", "--spec", good, "--search-seconds", 3)
     assert r.exit_code == 0, r.output
     assert registry.alias_version("xed", "champion") == "1"
     # A worse challenger: only two weak columns left.
@@ -97,7 +98,7 @@ def test_spec_model_registers_scores_and_is_gated(tmp_path, trained, xed):
             c for c in pd.read_csv(xed, nrows=1).columns if c not in weak and not c.startswith("Unnamed")
         ],
     )
-    assert run("train", "--spec", worse).exit_code == 0
+    assert run("train", "--spec", worse, "--search-seconds", 3).exit_code == 0
     assert registry.alias_version("xed", "challenger") == "2"
     r = run("models", "promote", "xed")
     assert r.exit_code == 1 and "refused" in r.output and "AUC" in r.output
@@ -178,7 +179,7 @@ def test_the_logged_model_carries_the_spec_cleaning_and_accepts_gaps(tmp_path, t
         "join": [{"data": "acc.csv", "key": "acct"}],
     }
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    r = run("train", "--spec", tmp_path / "spec.yaml")
+    r = run("train", "--spec", tmp_path / "spec.yaml", "--search-seconds", 3)
     assert r.exit_code == 0, r.output
     model = mlflow.pyfunc.load_model("models:/cleaned@champion")
     rows = pd.DataFrame(
@@ -227,7 +228,7 @@ def test_a_spec_value_column_gives_expected_values(tmp_path, trained):
     spec = {"name": "valued", "motion": "b2b", "data": "deals.csv", "label": {"column": "won", "positive": [1]},
             "value": "amount"}  # fmt: skip
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    assert run("train", "--spec", tmp_path / "spec.yaml").exit_code == 0
+    assert run("train", "--spec", tmp_path / "spec.yaml", "--search-seconds", 3).exit_code == 0
     model, _ = registry.load("valued@champion")
     assert model.value_feature == "amount"
     X = model.preprocessor.transform(pd.DataFrame({"x": [0.5, 0.5], "amount": [1_000.0, 50_000.0]}))
