@@ -188,7 +188,7 @@ def fit_and_evaluate(
         "cv_auc": round(float(found.trials["cv_auc"].max()), 4),
         "blend_linear_weight": found.blend,
         "final_trees": booster.num_trees(),
-        "ensemble_members": int(found.trials["members"].sum()) if "members" in found.trials else 1,
+        "ensemble_members": int(found.trials["members"].sum()),
         "refit": conf.model.refit,
         "split": split.kind,
         "calibration": calibrator.method,

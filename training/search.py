@@ -1,6 +1,6 @@
 """The model search: candidate LightGBM settings cross-validated on the fit period, within a time budget; the
-best, averaged with the other candidates that raise the out-of-fold AUC (ensemble selection); and a blend with a
-logistic regression when it wins on the same out-of-fold rows.
+best (with ``max_members`` > 1, averaged with the other candidates that raise the out-of-fold AUC: ensemble
+selection); and a blend with a logistic regression when it wins on the same out-of-fold rows.
 
 Seeded and ordered: the candidates come in a fixed order (well-tried settings first, then seeded draws), so two
 runs with the same budget on the same machine agree, and a larger budget only adds candidates. The budget stops
