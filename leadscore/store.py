@@ -26,8 +26,10 @@ SCHEMA = {
     "alias_audit": """CREATE TABLE IF NOT EXISTS alias_audit (
         id {serial}, at TEXT NOT NULL, who TEXT NOT NULL, model TEXT NOT NULL, alias TEXT NOT NULL,
         from_version TEXT, to_version TEXT, action TEXT NOT NULL, why TEXT, metrics TEXT)""",
+    # the score log's id is SQLite's own rowid (no AUTOINCREMENT: its bookkeeping row, written with every insert,
+    # made shipping 1,000 rows 9.1 ms, not 7.3); its rows are never deleted, so ids still only grow
     "score_log": """CREATE TABLE IF NOT EXISTS score_log (
-        id {serial}, request_id TEXT NOT NULL, at TEXT NOT NULL, as_of TEXT NOT NULL, motion TEXT NOT NULL,
+        id {rowid}, request_id TEXT NOT NULL, at TEXT NOT NULL, as_of TEXT NOT NULL, motion TEXT NOT NULL,
         entity_id TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,
         tier TEXT NOT NULL, route TEXT NOT NULL, source TEXT NOT NULL, features TEXT NOT NULL)""",
     "outcomes": """CREATE TABLE IF NOT EXISTS outcomes (
@@ -149,7 +151,8 @@ class Store:
     def _statements(self) -> list[str]:
         if self._ddl is not None:
             return self._ddl
-        return [d.format(serial=self._serial) for d in SCHEMA.values()] + INDEXES
+        rowid = "INTEGER PRIMARY KEY" if self.kind == "sqlite" else self._serial
+        return [d.format(serial=self._serial, rowid=rowid) for d in SCHEMA.values()] + INDEXES
 
     def _ensure_schema(self) -> None:
         if self._ready:

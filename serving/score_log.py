@@ -22,7 +22,8 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ CLAIM_SECONDS = 10.0  # how often a shipper looks for segments of processes that
 # backlog this large wakes it early. (Woken by every scored batch, it made one tiny transaction and one position
 # file per batch, hundreds a second, and took the scoring thread's time.)
 WAKE_BYTES = 4 * 2**20
+# Batches appended by this process are also kept as rows (up to this many journal bytes) and shipped from memory:
+# reading the lines back and parsing them cost 3.4 µs a row, a third of the insert. The journal file stays the
+# durable copy; what memory does not hold (past the cap, after a restart, a dead process's segment) is read from it.
+HELD_BYTES = 32 * 2**20
 
 
 class JournalFull(RuntimeError):
@@ -50,6 +55,7 @@ class _Segment:
     fd: int  # holds the segment's flock for as long as this process owns it
     shipped: int  # bytes of whole lines already in the store
     size: int  # bytes in the segment (kept as it is written: no stat on the scoring path)
+    held: deque[tuple[int, int, list[tuple]]] = field(default_factory=deque)  # (start, end, rows) still in memory
 
     @property
     def position_file(self) -> Path:
@@ -87,6 +93,7 @@ class ScoreLog:
         self._owned: list[_Segment] = []  # segments this process ships (the active one last)
         self._active = self._new_segment()
         self._dirty = False
+        self._held_bytes = 0  # journal bytes whose rows are also held in memory (segments' ``held``)
         self._last_sync = time.monotonic()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -122,7 +129,11 @@ class ScoreLog:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._active.fd, view) :]
+            start = self._active.size
             self._active.size += len(data)
+            if self._held_bytes + len(data) <= HELD_BYTES:
+                self._active.held.append((start, start + len(data), list(batch)))
+                self._held_bytes += len(data)
             self._dirty = True
             if self.fsync_seconds <= 0:
                 os.fdatasync(self._active.fd)
@@ -178,13 +189,14 @@ class ScoreLog:
         """Copy every owned segment's new lines to the store; False if the store refused (rows stay)."""
         for seg in list(self._owned):
             while True:
-                lines, end = _whole_lines(seg.path, seg.shipped, SHIP_ROWS)
-                if not lines:
-                    break
+                batch, end = self._held_rows(seg)
+                if not batch:
+                    lines, end = _whole_lines(seg.path, seg.shipped, SHIP_ROWS)
+                    if not lines:
+                        break
+                    batch = orjson.loads(b"[" + b",".join(lines) + b"]")
                 try:
-                    self.store.append_scores(
-                        orjson.loads(b"[" + b",".join(lines) + b"]"), ignore_existing=True
-                    )
+                    self.store.append_scores(batch, ignore_existing=True)
                 except Exception as exc:  # the store is down or busy: keep the rows, try again later
                     self.store_errors += 1
                     self.store_ok = False
@@ -197,11 +209,28 @@ class ScoreLog:
                 self.store_ok = True
                 seg.shipped = end
                 seg.save_position()
-                self.written += len(lines)
+                self.written += len(batch)
                 if deadline is not None and time.monotonic() > deadline:
                     return True
             self._retire(seg)
         return True
+
+    def _held_rows(self, seg: _Segment) -> tuple[list, int]:
+        """The rows held in memory from ``seg.shipped`` on (whole appended batches, about SHIP_ROWS of them) and
+        the byte they end at; none when memory does not hold the rows that come next (they are read from the
+        file). Batches the file reading already shipped are let go."""
+        rows: list = []
+        end = seg.shipped
+        with self._lock:
+            held = seg.held
+            while held and held[0][0] < end:  # shipped from the file (a read that ran into held batches)
+                start, stop, _ = held.popleft()
+                self._held_bytes -= stop - start
+            while held and held[0][0] == end and len(rows) < SHIP_ROWS:
+                start, end, batch = held.popleft()
+                self._held_bytes -= end - start
+                rows.extend(batch)
+        return rows, end
 
     def _retire(self, seg: _Segment, closing: bool = False) -> None:
         """Remove a fully shipped segment that is not being written (or the active one, once it is large, or
@@ -214,6 +243,8 @@ class ScoreLog:
             if seg.size != seg.shipped:
                 return
             self._owned.remove(seg)
+            self._held_bytes -= sum(stop - start for start, stop, _ in seg.held)
+            seg.held.clear()
         seg.path.unlink(missing_ok=True)
         seg.position_file.unlink(missing_ok=True)
         os.close(seg.fd)

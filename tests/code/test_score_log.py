@@ -51,6 +51,54 @@ def test_rows_wait_while_the_store_is_down_and_a_dead_process_is_taken_over(tmp_
     second.close()
 
 
+class Flaky(Store):
+    """Refuses the first write (after the shipper has taken its rows from memory), then takes them all."""
+
+    failed = False
+
+    def append_scores(self, rows, ignore_existing=False):
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("store down")
+        return super().append_scores(rows, ignore_existing)
+
+
+def _logged(store: Store) -> list[tuple]:
+    cols = "request_id, at, as_of, motion, entity_id, model, version, score, tier, route, source, features"
+    return [tuple(r.values()) for r in store.query(f"SELECT {cols} FROM score_log ORDER BY request_id")]
+
+
+def test_rows_shipped_from_memory_equal_the_journal_lines_and_a_failed_write_falls_back_to_the_file(
+    tmp_path, monkeypatch
+):
+    import serving.score_log as score_log
+
+    batches = [_rows(f"m{k}", 3) for k in range(4)]
+    memory = Store(f"sqlite:///{tmp_path}/memory.db")
+    log = ScoreLog(memory, tmp_path / "a")
+    for b in batches:
+        log.append(b)
+    assert sum(len(rows) for _, _, rows in log._active.held) == 12  # held, not read back
+    assert log.ship() and log._held_bytes == 0 and not log._active.held
+    monkeypatch.setattr(score_log, "HELD_BYTES", 0)  # nothing held: every row read back from the journal
+    from_file = Store(f"sqlite:///{tmp_path}/file.db")
+    log2 = ScoreLog(from_file, tmp_path / "b")
+    for b in batches:
+        log2.append(b)
+    assert not log2._active.held and log2.ship()
+    assert _logged(memory) == _logged(from_file) and len(_logged(memory)) == 12
+    monkeypatch.setattr(score_log, "HELD_BYTES", 32 * 2**20)
+    flaky = Flaky(f"sqlite:///{tmp_path}/flaky.db")
+    log3 = ScoreLog(flaky, tmp_path / "c")
+    for b in batches:
+        log3.append(b)
+    assert not log3.ship()  # the rows taken from memory were refused: they are still in the journal
+    assert log3.ship() and _logged(flaky) == _logged(memory)  # read back from the file, each once
+    assert log3._held_bytes == 0 and log3.unshipped_bytes() == 0
+    for log_ in (log, log2, log3):
+        log_.close()
+
+
 def test_past_the_disk_cap_scores_are_refused_not_acknowledged(tmp_path):
     log = ScoreLog(Down(f"sqlite:///{tmp_path}/s.db"), tmp_path / "home", max_mb=0.001)
     log.append(_rows("c", 3))
