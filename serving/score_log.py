@@ -55,7 +55,9 @@ class _Segment:
     fd: int  # holds the segment's flock for as long as this process owns it
     shipped: int  # bytes of whole lines already in the store
     size: int  # bytes in the segment (kept as it is written: no stat on the scoring path)
-    held: deque[tuple[int, int, list[tuple]]] = field(default_factory=deque)  # (start, end, rows) still in memory
+    held: deque[tuple[int, int, list[tuple]]] = field(
+        default_factory=deque
+    )  # (start, end, rows) still in memory
 
     @property
     def position_file(self) -> Path:
