@@ -4,7 +4,7 @@ Plain functions over scores and feature values, configured by conf/<motion>.yaml
 B2B routes by tier and account ownership with stage gates; B2C automates first, respects consent and an
 expected-value floor; hybrid routes early stages B2C-style and later stages with B2B rigor.
 
-``decide_many`` takes a batch as columns and evaluates each condition once for the whole batch (one lead is a
+``decide_columns`` (``decide_many``: the same, one decision per row) takes a batch as columns and evaluates each condition once for the whole batch (one lead is a
 batch of one).
 """
 
@@ -231,7 +231,51 @@ def decide_many(
     consent_email: Sequence[bool | None] | None = None,
     consent_sms: Sequence[bool | None] | None = None,
 ) -> list[RouteDecision]:
-    """Route, owner, SLA, actions, gates and grade for each row of a batch given as columns."""
+    """Route, owner, SLA, actions, gates and grade for each row of a batch given as columns, one decision per
+    row (``decide_columns``'s columns, row by row)."""
+    n = len(tiers)
+    acc = [a or {} for a in accounts] if accounts is not None else None
+    cols = decide_columns(
+        conf, tiers=tiers, features=features, expected_value=expected_value, groups=groups, stages=stages,
+        owner_id=[a.get("owner_id") for a in acc] if acc is not None else None,
+        territory=[a.get("territory") for a in acc] if acc is not None else None,
+        consent_email=consent_email, consent_sms=consent_sms,
+    )  # fmt: skip
+    return (
+        [
+            RouteDecision(route, owner, sla, list(actions), gates, grade, fit, eng)
+            for route, owner, sla, actions, gates, grade, fit, eng in zip(
+                cols["route"],
+                cols["owner"],
+                cols["sla_minutes"],
+                cols["next_actions"],
+                cols["gates"],
+                cols["grade"],
+                cols["fit_score"],
+                cols["engagement_score"],
+                strict=True,
+            )  # fmt: skip
+        ]
+        if n
+        else []
+    )
+
+
+def decide_columns(
+    conf: MotionConfig,
+    *,
+    tiers: Column,
+    features: Mapping[str, Column],
+    expected_value: Column,
+    groups: Mapping[str, Column] | None = None,
+    stages: Sequence[str | None] | None = None,
+    owner_id: Sequence[str | None] | None = None,
+    territory: Sequence[str | None] | None = None,
+    consent_email: Sequence[bool | None] | None = None,
+    consent_sms: Sequence[bool | None] | None = None,
+) -> dict[str, list]:
+    """Route, owner, SLA, next actions, gates, grade, fit and engagement scores of each row, as columns: each
+    condition is evaluated once for the batch, and rows with the same route share its actions list (read-only)."""
     n = len(tiers)
     stages = stages if stages is not None else [None] * n
     b = Batch(
@@ -243,16 +287,39 @@ def decide_many(
         _consent(consent_email, features.get("lifecycle_consent_email"), n),
         _consent(consent_sms, features.get("lifecycle_consent_sms"), n),
     )
-    accounts = accounts if accounts is not None else [None] * n
     routes = conf.routes
-    out = [
-        RouteDecision(r.name, owner_for(r, a), r.sla_minutes, list(r.actions))
-        for r, a in zip((routes[k] for k in pick_routes(routes, b).tolist()), accounts, strict=True)
-    ]
+    pick = pick_routes(routes, b)
+    actions = [list(r.actions) for r in routes]
+    out: dict[str, list] = {
+        "route": np.asarray([r.name for r in routes], dtype=object)[pick].tolist(),
+        "owner": _owner_column(routes, pick, owner_id, territory, n),
+        "sla_minutes": np.asarray([r.sla_minutes for r in routes], dtype=object)[pick].tolist(),
+        "next_actions": [actions[k] for k in pick.tolist()],
+    }
     if motions.get(conf.motion).family == "b2b":
-        for d, g in zip(out, stage_gates(conf, b), strict=True):
-            d.gates = g
-        if groups:
-            for d, g, fit, eng in zip(out, *grades(conf, groups, n), strict=True):
-                d.grade, d.fit_score, d.engagement_score = g, fit, eng
+        out["gates"] = stage_gates(conf, b)
+        out["grade"], out["fit_score"], out["engagement_score"] = (
+            grades(conf, groups, n) if groups else ([None] * n, [None] * n, [None] * n)
+        )
+    else:
+        out["gates"] = [[] for _ in range(n)]
+        out["grade"] = out["fit_score"] = out["engagement_score"] = [None] * n
+    return out
+
+
+def _owner_column(
+    routes: Sequence[Route],
+    pick: np.ndarray,
+    owner_id: Sequence[str | None] | None,
+    territory: Sequence[str | None] | None,
+    n: int,
+) -> list[str | None]:
+    """``owner_for`` each row's route, computed for the rows of routes that name an owner only."""
+    out: list[str | None] = [None] * n
+    owners, places = owner_id or [None] * n, territory or [None] * n
+    for k, r in enumerate(routes):
+        if r.owner not in ("account_owner", "territory_queue"):
+            continue
+        for i in np.flatnonzero(pick == k).tolist():
+            out[i] = owner_for(r, {"owner_id": owners[i], "territory": places[i]})
     return out

@@ -14,7 +14,7 @@ from typing import Any
 
 from features.online_frame import OnlineFeatures, rows_of
 from features.online_store import open_store
-from features.request_frame import RequestTable, records
+from features.request_frame import RequestTable
 from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import ItemError, UserError
@@ -23,7 +23,7 @@ from leadscore.store import new_request_id
 from leadscore.times import epoch_array, epoch_seconds, format_utc
 from model import registry
 from model.artifact import Scores
-from serving.routing import RouteDecision, decide_many
+from serving.routing import RouteDecision, decide_columns, decide_many
 from serving.schemas import ColumnsRequest, ScoreRequest
 
 log = logging.getLogger("leadscore.serving")
@@ -230,14 +230,16 @@ class Scorer:
         stage = table.entity.get("stage") or [None] * n
         life = columns.get("lifecycle_stage") if req.motion == "hybrid" else None
         customer = table.entity if m.family == "b2c" else {}
-        decisions = decide_many(
+        account = table.account or {}
+        decided = decide_columns(
             loaded.conf,
             tiers=scored.tier,
             features=columns,
             expected_value=scored.expected_value,
             groups=scored.groups,
             stages=[s or (life[i] if life is not None else None) for i, s in enumerate(stage)],
-            accounts=_owners(table.account, n),
+            owner_id=account.get("owner_id"),
+            territory=account.get("territory"),
             consent_email=customer.get("consent_email"),
             consent_sms=customer.get("consent_sms"),
         )
@@ -254,27 +256,21 @@ class Scorer:
             "score": scored.score,
             "score_100": scored.score_100,
             "tier": scored.tier.tolist(),
-            "route": [d.route for d in decisions],
-            "owner": [d.owner for d in decisions],
-            "sla_minutes": [d.sla_minutes for d in decisions],
-            "next_actions": [d.actions for d in decisions],
+            "route": decided["route"],
+            "owner": decided["owner"],
+            "sla_minutes": decided["sla_minutes"],
+            "next_actions": decided["next_actions"],
             "expected_value": scored.expected_value,
             "reasons": scored.table,
-            "fit_score": [d.fit_score for d in decisions],
-            "engagement_score": [d.engagement_score for d in decisions],
-            "grade": [d.grade for d in decisions],
-            "gates": [d.gates for d in decisions],
+            "fit_score": decided["fit_score"],
+            "engagement_score": decided["engagement_score"],
+            "grade": decided["grade"],
+            "gates": decided["gates"],
             "unknown_categories": encoded.unseen_per_row(),
             "_features": columns,
             "_as_of": as_of,
             "_latency": (time.perf_counter() - t0) / max(n, 1),
         }
-
-
-def _owners(account: dict[str, list] | None, n: int) -> list[dict] | None:
-    """Per row, the account fields an owner is chosen by (routing reads no others)."""
-    wanted = {k: v for k, v in (account or {}).items() if k in ("owner_id", "territory")}
-    return records(wanted, n) if wanted else None
 
 
 def table_of(req: ColumnsRequest) -> RequestTable:
