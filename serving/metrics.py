@@ -10,12 +10,15 @@ from typing import Any
 import bentoml
 import numpy as np
 
-SCORE = bentoml.metrics.Histogram(
-    name="leadscore_score",
-    documentation="calibrated scores served",
-    labelnames=["motion"],
-    buckets=[i / 10 for i in range(1, 11)],
+# Scores served, counted by tenth of the score range ("0.0" … "0.9": [0, 0.1) … [0.9, 1]): a counter, not a
+# histogram, so a batch of 1,000 scores is ten increments, not a thousand observations (each a locked write to a
+# shared memory map in multiprocess mode: 4.5 µs a lead on /score_columns).
+SCORES = bentoml.metrics.Counter(
+    name="leadscore_scores_total",
+    documentation="calibrated scores served, by tenth of the score range (band 0.3: scores in [0.3, 0.4))",
+    labelnames=["motion", "band"],
 )
+BANDS = [f"{i / 10:.1f}" for i in range(10)]
 TIERS = bentoml.metrics.Counter(
     name="leadscore_tier_total", documentation="scores by tier", labelnames=["motion", "tier"]
 )
@@ -42,18 +45,40 @@ UNKNOWN = bentoml.metrics.Counter(
 
 
 @functools.cache
-def _per_motion(motion: str) -> tuple[Any, Any]:
-    """The motion's score and latency histograms (label lookups cost more than the observations)."""
-    return SCORE.labels(motion=motion), LATENCY.labels(motion=motion)
+def _latency(motion: str) -> Any:
+    """The motion's latency histogram (label lookups cost more than the observations)."""
+    return LATENCY.labels(motion=motion)
+
+
+@functools.cache
+def _band(motion: str, band: int) -> Any:
+    return SCORES.labels(motion=motion, band=BANDS[band])
+
+
+def band_of(score: float) -> int:
+    """The tenth of [0, 1] a score falls in (0 … 9; a score of exactly 1 in the last)."""
+    return min(max(int(score * 10), 0), 9)
+
+
+def score_bands(scores: np.ndarray | list[float]) -> np.ndarray:
+    """How many scores fall in each tenth of [0, 1] (``band_of``, for a whole batch)."""
+    band = np.clip((np.asarray(scores, dtype=np.float64) * 10).astype(np.int64), 0, 9)
+    return np.bincount(band, minlength=10)
+
+
+def _count_scores(motion: str, scores: np.ndarray) -> None:
+    counts = score_bands(scores)
+    for band in np.flatnonzero(counts).tolist():
+        _band(motion, band).inc(int(counts[band]))
 
 
 def observe(results: list[dict[str, Any]], unshipped: int) -> None:
     """Count a batch of scorer results (``Scorer.score_many``); ``unshipped``: the journal's backlog in bytes."""
     tiers: Counter[tuple[str, str]] = Counter()
+    bands: Counter[tuple[str, int]] = Counter()
     for r in results:
-        score, latency = _per_motion(r["motion"])
-        score.observe(r["score"])
-        latency.observe(r["_latency"])
+        _latency(r["motion"]).observe(r["_latency"])
+        bands[r["motion"], band_of(r["score"])] += 1
         tiers[r["motion"], r["tier"]] += 1
         for dependency in r["degraded"]:
             DEGRADED.labels(motion=r["motion"], dependency=dependency).inc()
@@ -61,16 +86,16 @@ def observe(results: list[dict[str, Any]], unshipped: int) -> None:
             UNKNOWN.labels(motion=r["motion"], feature=feature).inc(n)
     for (motion, tier), n in tiers.items():
         TIERS.labels(motion=motion, tier=tier).inc(n)
+    for (motion, band), n in bands.items():
+        _band(motion, band).inc(n)
     JOURNAL.set(unshipped)
 
 
 def observe_columns(result: dict[str, Any], unshipped: int) -> None:
     """Count a columnar result (``Scorer.score_columns``) the same way."""
     motion = result["motion"]
-    score, latency = _per_motion(motion)
-    for s in result["score"].tolist():
-        score.observe(s)
-    latency.observe(result["_latency"])
+    _count_scores(motion, result["score"])
+    _latency(motion).observe(result["_latency"])
     tiers, counts = np.unique(result["tier"], return_counts=True)
     for tier, k in zip(tiers.tolist(), counts.tolist(), strict=True):
         TIERS.labels(motion=motion, tier=tier).inc(k)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from leadscore.config import load_config
 from serving.routing import RouteDecision, decide_many, grades, route_names
 
@@ -243,3 +245,12 @@ def test_a_batch_decides_each_row_as_a_batch_of_one_would():
     ]
     assert [(d.route, d.gates) for d in batch] == [(d.route, d.gates) for d in alone]
     assert len({str(d.gates) for d in batch}) >= 4  # the rows' cases differ
+
+
+def test_scores_are_counted_by_tenth_one_at_a_time_as_in_a_batch():
+    from serving.metrics import band_of, score_bands
+
+    scores = [0.0, 0.05, 0.1, 0.3999, 0.4, 0.95, 0.99999, 1.0]
+    assert [band_of(s) for s in scores] == [0, 0, 1, 3, 4, 9, 9, 9]
+    assert score_bands(scores).tolist() == [2, 1, 0, 1, 1, 0, 0, 0, 0, 3]
+    assert score_bands(scores).tolist() == np.bincount([band_of(s) for s in scores], minlength=10).tolist()

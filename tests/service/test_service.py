@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -233,6 +234,7 @@ def test_unknown_categories_score_and_are_counted(server):
     metrics = httpx.get(f"{url}/metrics").text
     assert 'leadscore_unknown_category_total{feature="fit_industry",motion="b2b"}' in metrics
     assert 'leadscore_tier_total{motion="b2b"' in metrics and "leadscore_scoring_seconds_bucket" in metrics
+    assert re.search(r'leadscore_scores_total{band="0\.\d",motion="b2b"} [1-9]', metrics)
 
 
 def test_score_log_rows_equal_responses_after_a_concurrent_burst(server):
