@@ -40,11 +40,12 @@ class SQLStore:
         distinct = list(dict.fromkeys(keys))
         for s in range(0, len(distinct), 500):
             part = distinct[s : s + 500]
-            rows = self._db.query(
-                f"SELECT key, value FROM leadscore_online WHERE key IN ({','.join('?' * len(part))})",
-                tuple(part),
+            found.update(
+                self._db.query_tuples(
+                    f"SELECT key, value FROM leadscore_online WHERE key IN ({','.join('?' * len(part))})",
+                    tuple(part),
+                )
             )
-            found.update((r["key"], r["value"]) for r in rows)
         return [found.get(k) for k in keys]
 
     def compare_and_set(self, key: str, old: str | None, new: str) -> bool:

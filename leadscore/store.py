@@ -252,6 +252,12 @@ class Store:
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
+    def query_tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """``query``'s rows as tuples in the selected order (no dict per row: the online store's hot read)."""
+        self._ensure_schema()
+        with self._connection() as con:
+            return [tuple(r) for r in con.execute(self._sql(sql), tuple(params)).fetchall()]
+
     def insert_ignore(self) -> str:
         """The portable 'insert unless the key exists' prefix/suffix pair is dialect-specific."""
         return "INSERT OR IGNORE INTO" if self.kind == "sqlite" else "INSERT INTO"
