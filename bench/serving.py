@@ -390,6 +390,12 @@ def main() -> dict:
     results["columns ratio vs fastapi + lightgbm /predict_batch"] = (
         results["leadscore /score_columns leads_per_s"] / peer
     )
+    # Each round's ratio (the two measured back to back): how far the machine's drift moves the figure.
+    for name, key in (("batch", "leadscore /score_batch"), ("columns", "leadscore /score_columns")):
+        results[f"{name} ratio per round"] = [
+            round(a / b, 3)
+            for a, b in zip(batch_rounds[key], batch_rounds["fastapi + lightgbm /predict_batch"], strict=True)
+        ]
     return results
 
 
