@@ -10,6 +10,7 @@ pending, to be applied once the entity appears.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,9 +70,19 @@ def apply_events(
         held.add(e["event_id"])
         out.added += 1
     if out.added:
-        keep = sorted((i for i, t in enumerate(ev["ts"]) if t > now - MAX_WINDOW), key=ev["ts"].__getitem__)
-        ctx["events"] = {k: [v[i] for i in keep] for k, v in ev.items()}
+        ctx["events"] = _in_window(ev, now - MAX_WINDOW)
     return out
+
+
+def _in_window(ev: dict[str, list], cutoff: int) -> dict[str, list]:
+    """The events after ``cutoff`` in time order (a stable sort: events at the same second keep their order).
+    When they are in order already — new events are mostly the latest — only the expired head is cut off."""
+    ts = ev["ts"]
+    if ts == sorted(ts):  # then the stable sort is the identity
+        first = bisect.bisect_right(ts, cutoff)
+        return {k: v[first:] for k, v in ev.items()} if first else ev
+    keep = sorted((i for i, t in enumerate(ts) if t > cutoff), key=ts.__getitem__)
+    return {k: [v[i] for i in keep] for k, v in ev.items()}
 
 
 @dataclass

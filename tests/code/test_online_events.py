@@ -167,3 +167,13 @@ def test_a_materialization_loses_no_event_taken_in_live(data_of, tmp_path):
     assert replay("b2c", store, online, t).changed == ["nobody-yet"]
     states = dict((r["event_id"], r["state"]) for r in store.query("SELECT event_id, state FROM events_in"))
     assert states == {"live-1": "applied", "live-2": "applied"}
+
+
+def test_events_in_window_keep_time_order_whether_or_not_they_arrive_in_it():
+    from features.online_events import _in_window
+
+    ordered = {"ts": [1, 5, 5, 9, 12], "event_id": ["a", "b", "c", "d", "e"]}
+    assert _in_window(ordered, 5) == {"ts": [9, 12], "event_id": ["d", "e"]}  # the expired head cut off
+    assert _in_window(ordered, 0) is ordered
+    late = {"ts": [1, 5, 9, 12, 5, 3], "event_id": ["a", "b", "d", "e", "c", "x"]}  # two arrive late
+    assert _in_window(late, 2) == {"ts": [3, 5, 5, 9, 12], "event_id": ["x", "b", "c", "d", "e"]}  # stable
