@@ -90,6 +90,7 @@ class StoreApplied:
     changed: list[str]  # entities whose context changed
     applied: list[str]  # event ids now in a context (or that were already)
     pending: list[str]  # event ids whose entity is unknown
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the changed ones' contexts as written
 
 
 def apply_to_store(
@@ -97,7 +98,7 @@ def apply_to_store(
 ) -> StoreApplied:
     """Each entity's events into its stored context, read and written back with compare-and-set (two processes
     applying events to one context never lose each other's update: the loser reads again)."""
-    out = StoreApplied([], [], [])
+    out = StoreApplied([], applied=[], pending=[])
     entities = list(by_entity)
     raws = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
     done = {e: apply_events(motion, _context(raws[e]), by_entity[e], now) for e in entities}
@@ -113,6 +114,7 @@ def apply_to_store(
         late = {e["event_id"] for e in done[entity].pending}
         if done[entity].added:
             out.changed.append(entity)
+            out.contexts[entity] = done[entity].context  # type: ignore[assignment]
         out.pending += sorted(late)
         out.applied += [e["event_id"] for e in evs if e["event_id"] not in late]
     return out

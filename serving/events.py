@@ -102,7 +102,9 @@ class EventIngest:
         for r in unique:
             by_entity[entity_of(motion, r)].append(r)
         changed, pending = self._apply(motion, by_entity)
-        rescored, notes = self.rescore(motion, changed, source) if changed else ([], 0)
+        rescored, notes = (
+            self.rescore(motion, list(changed), source, contexts=changed) if changed else ([], 0)
+        )
         return {
             "motion": motion,
             "received": len(rows),
@@ -133,9 +135,9 @@ class EventIngest:
         )  # fmt: skip
         return {r["event_id"] for r in fresh}
 
-    def _apply(self, motion: str, by_entity: dict[str, list[dict]]) -> tuple[list[str], int]:
-        """Each entity's events into its stored context; returns the entities whose context changed and the
-        number of events left pending."""
+    def _apply(self, motion: str, by_entity: dict[str, list[dict]]) -> tuple[dict[str, dict], int]:
+        """Each entity's events into its stored context; returns the entities whose context changed (with their
+        contexts as written) and the number of events left pending."""
         result = apply_to_store(motion, self.online, by_entity, int(time.time()))
         mark(self.store, motion, result)
         if result.pending:
@@ -143,27 +145,40 @@ class EventIngest:
             waiting = {entity for entity, evs in by_entity.items() if any(e["event_id"] in late for e in evs)}
             with self._lock:
                 self._pending[motion] |= waiting
-        return result.changed, len(result.pending)
+        return result.contexts, len(result.pending)
 
     # -- re-scoring
-    def requests_for(self, motion: str, entities: list[str], as_of: int | None = None) -> list[ScoreRequest]:
-        """Score requests rebuilt from the stored contexts (B2B: one per lead of each account)."""
-        raws = self.online.get_many([key(motion, e) for e in entities])
+    def requests_for(
+        self,
+        motion: str,
+        entities: list[str],
+        as_of: int | None = None,
+        contexts: dict[str, dict] | None = None,
+    ) -> list[ScoreRequest]:
+        """Score requests rebuilt from the stored contexts (B2B: one per lead of each account); ``contexts``: the
+        ones just written, by entity (not read again)."""
+        if contexts is None:
+            raws = self.online.get_many([key(motion, e) for e in entities])
+            found = [orjson.loads(raw) for raw in raws if raw]
+        else:
+            found = [contexts[e] for e in entities]
         out = []
-        for raw in raws:
-            if not raw:
-                continue
-            ctx = orjson.loads(raw)
+        for ctx in found:
             for payload in _payloads(motion, ctx):
                 out.append(ScoreRequest.model_validate(payload | {"as_of": as_of}))
         return out
 
     def rescore(
-        self, motion: str, entities: list[str], source: str, as_of: int | None = None
+        self,
+        motion: str,
+        entities: list[str],
+        source: str,
+        as_of: int | None = None,
+        contexts: dict[str, dict] | None = None,
     ) -> tuple[list[dict], int]:
         """Re-score every lead (or customer) of ``entities``; journal the scores, keep each one as the entity's
         latest, and write the triggers it makes to the outbox. Returns (results, notifications)."""
-        reqs = self.requests_for(motion, entities, as_of)
+        reqs = self.requests_for(motion, entities, as_of, contexts)
         if not reqs:
             return [], 0
         results: list[dict] = []
@@ -232,7 +247,9 @@ class EventIngest:
             if entities is None or entity_of(motion, e) in entities:
                 by_entity[entity_of(motion, e)].append(e)
         changed, pending = self._apply(motion, by_entity)
-        rescored, notes = self.rescore(motion, changed, source) if changed else ([], 0)
+        rescored, notes = (
+            self.rescore(motion, list(changed), source, contexts=changed) if changed else ([], 0)
+        )
         self.refresh_pending()
         return {"entities_changed": len(changed), "still_pending": pending, "rescored": len(rescored),
                 "notifications": notes}  # fmt: skip
