@@ -83,7 +83,7 @@ class EventIngest:
             raise UserError(f"motion: unknown motion {motion!r}")
         stamps = _stamps(events)
         frame = self.validate(motion, events, stamps)
-        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        rows = records_of(frame)
         for r, t in zip(rows, stamps or [epoch_seconds(r["ts"]) for r in rows], strict=True):
             r["ts"] = t
         return rows
@@ -269,6 +269,14 @@ class EventIngest:
             if ctx is None or self.online.compare_and_set(k, raw, orjson.dumps(ctx).decode()):
                 break
         return self.apply_pending(motion, [entity])
+
+
+def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as dicts of Python values, a missing value as None (``to_dict("records")`` with NaN as
+    None, a column at a time rather than a value at a time)."""
+    names = list(frame.columns)
+    columns = [frame[c].to_numpy(dtype=object, na_value=None).tolist() for c in names]
+    return [dict(zip(names, r, strict=True)) for r in zip(*columns, strict=True)]
 
 
 def entity_chunks(motion: str, events: list[dict[str, Any]], per: int) -> list[list[dict[str, Any]]]:

@@ -52,3 +52,22 @@ def test_durations_read_as_a_person_writes_them():
     assert parse_duration("1.5m") == 90 and parse_duration("3600") == 3600
     with pytest.raises(UserError, match="older-than"):
         parse_duration("a week")
+
+
+def test_validated_events_become_the_same_records_as_pandas_gives():
+    from serving.events import EventIngest, records_of
+
+    events = [{"event_id": f"e{i}", "ts": 1790000000 + i, "type": "product_view" if i % 3 else "add_to_cart",
+               "customer_id": f"C{i}", "session_id": f"s{i}", "product_id": None if i % 5 == 0 else "p1",
+               "category": "books", "price": None if i % 4 == 0 else 12.5, "quantity": 2 if i % 2 else None}
+              for i in range(50)]  # fmt: skip
+    frame = EventIngest.validate("b2c", events, [e["ts"] for e in events])
+    expected = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    got = records_of(frame)
+    assert (
+        got == expected
+        and got[0]["price"] is None
+        and got[1]["price"] == 12.5
+        and got[0]["product_id"] is None
+    )
+    assert [type(v) for v in got[1].values()] == [type(v) for v in expected[1].values()]
