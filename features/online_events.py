@@ -20,7 +20,7 @@ import orjson
 from features.online_store import OnlineStore, key
 from features.point_in_time import MAX_WINDOW
 from leadscore import motions
-from leadscore.store import Store
+from leadscore.store import Store, Tx
 
 CAS_TRIES = 20
 
@@ -135,14 +135,19 @@ def mark(store: Store, motion: str, result: StoreApplied) -> None:
     """Record in ``events_in`` which events are applied and which wait for their entity (one transaction, a
     statement per 500 ids)."""
     with store.transaction() as tx:
-        for state, ids in (("applied", result.applied), ("pending", result.pending)):
-            for s in range(0, len(ids), 500):
-                part = ids[s : s + 500]
-                tx.execute(
-                    f"UPDATE events_in SET state = '{state}' WHERE motion = ? AND event_id IN "
-                    f"({','.join('?' * len(part))})",
-                    (motion, *part),
-                )
+        mark_in(tx, motion, result)
+
+
+def mark_in(tx: Tx, motion: str, result: StoreApplied) -> None:
+    """``mark`` within a transaction of the caller's (which lands with it, or not at all)."""
+    for state, ids in (("applied", result.applied), ("pending", result.pending)):
+        for s in range(0, len(ids), 500):
+            part = ids[s : s + 500]
+            tx.execute(
+                f"UPDATE events_in SET state = '{state}' WHERE motion = ? AND event_id IN "
+                f"({','.join('?' * len(part))})",
+                (motion, *part),
+            )
 
 
 def replay(motion: str, store: Store, online: OnlineStore, now: int) -> StoreApplied:

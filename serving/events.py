@@ -25,7 +25,7 @@ import orjson
 import pandas as pd
 
 from features.frames import ROLE_CODE, STAGE_RANK
-from features.online_events import CAS_TRIES, apply_to_store, entity_of, mark
+from features.online_events import CAS_TRIES, StoreApplied, apply_to_store, entity_of, mark, mark_in
 from features.online_store import key
 from features.prepare import SENIORITY_RANK
 from leadscore import motions
@@ -101,17 +101,14 @@ class EventIngest:
         by_entity: dict[str, list[dict]] = defaultdict(list)
         for r in unique:
             by_entity[entity_of(motion, r)].append(r)
-        changed, pending = self._apply(motion, by_entity)
-        rescored, notes = (
-            self.rescore(motion, list(changed), source, contexts=changed) if changed else ([], 0)
-        )
+        applied, rescored, notes = self._apply_and_rescore(motion, by_entity, source)
         return {
             "motion": motion,
             "received": len(rows),
             "new": len(new_ids),
             "duplicates": len(rows) - len(new_ids),
-            "pending": pending,
-            "entities_changed": len(changed),
+            "pending": len(applied.pending),
+            "entities_changed": len(applied.changed),
             "rescored": len(rescored),
             "notifications": notes,
         }
@@ -135,17 +132,30 @@ class EventIngest:
         )  # fmt: skip
         return {r["event_id"] for r in fresh}
 
-    def _apply(self, motion: str, by_entity: dict[str, list[dict]]) -> tuple[dict[str, dict], int]:
-        """Each entity's events into its stored context; returns the entities whose context changed (with their
-        contexts as written) and the number of events left pending."""
+    def _apply(self, motion: str, by_entity: dict[str, list[dict]]) -> StoreApplied:
+        """Each entity's events into its stored context (which events are applied and which wait for their
+        entity is recorded by the caller: ``_apply_and_rescore``)."""
         result = apply_to_store(motion, self.online, by_entity, int(time.time()))
-        mark(self.store, motion, result)
         if result.pending:
             late = set(result.pending)
             waiting = {entity for entity, evs in by_entity.items() if any(e["event_id"] in late for e in evs)}
             with self._lock:
                 self._pending[motion] |= waiting
-        return result.contexts, len(result.pending)
+        return result
+
+    def _apply_and_rescore(
+        self, motion: str, by_entity: dict[str, list[dict]], source: str
+    ) -> tuple[StoreApplied, list[dict], int]:
+        """Apply, re-score what changed, and record the events' states in the transaction that keeps the new
+        scores (one write fewer; after a crash before it, the events are still ``received`` and applying them
+        again finds them in their contexts)."""
+        applied = self._apply(motion, by_entity)
+        if applied.changed:
+            rescored, notes = self.rescore(motion, applied.changed, source, contexts=applied.contexts,
+                                           applied=applied)  # fmt: skip
+            return applied, rescored, notes
+        mark(self.store, motion, applied)
+        return applied, [], 0
 
     # -- re-scoring
     def requests_for(
@@ -175,22 +185,26 @@ class EventIngest:
         source: str,
         as_of: int | None = None,
         contexts: dict[str, dict] | None = None,
+        applied: StoreApplied | None = None,
     ) -> tuple[list[dict], int]:
         """Re-score every lead (or customer) of ``entities``; journal the scores, keep each one as the entity's
-        latest, and write the triggers it makes to the outbox. Returns (results, notifications)."""
+        latest, and write the triggers it makes to the outbox (with ``applied``: and the events' states, in the
+        same transaction). Returns (results, notifications)."""
         reqs = self.requests_for(motion, entities, as_of, contexts)
         if not reqs:
+            if applied is not None:
+                mark(self.store, motion, applied)
             return [], 0
         results: list[dict] = []
         for s in range(0, len(reqs), 1000):
             results += self.scorer.score_many(reqs[s : s + 1000])
         self.journal.append(log_rows(results, source))  # durable before anything says "re-scored"
-        notes = self._remember(motion, results)
+        notes = self._remember(motion, results, applied)
         if notes and self.dispatcher is not None:
             self.dispatcher.wake()
         return results, notes
 
-    def _remember(self, motion: str, results: list[dict]) -> int:
+    def _remember(self, motion: str, results: list[dict], applied: StoreApplied | None = None) -> int:
         conf = self.scorer.models[motion].conf
         ids = [r["lead_id"] for r in results]
         old: dict[str, dict] = {}
@@ -219,6 +233,8 @@ class EventIngest:
             "tier = excluded.tier, route = excluded.route, body = excluded.body"
         )
         with self.store.transaction() as tx:
+            if applied is not None:
+                mark_in(tx, motion, applied)
             tx.executemany(upsert, latest)
             n = enqueue(tx, notices, (self.store.insert_ignore(), self.store.on_conflict_ignore()))
         return n
@@ -246,12 +262,9 @@ class EventIngest:
             e = orjson.loads(r["body"])
             if entities is None or entity_of(motion, e) in entities:
                 by_entity[entity_of(motion, e)].append(e)
-        changed, pending = self._apply(motion, by_entity)
-        rescored, notes = (
-            self.rescore(motion, list(changed), source, contexts=changed) if changed else ([], 0)
-        )
+        applied, rescored, notes = self._apply_and_rescore(motion, by_entity, source)
         self.refresh_pending()
-        return {"entities_changed": len(changed), "still_pending": pending, "rescored": len(rescored),
+        return {"entities_changed": len(applied.changed), "still_pending": len(applied.pending), "rescored": len(rescored),
                 "notifications": notes}  # fmt: skip
 
     def adopt(self, req: ScoreRequest) -> dict[str, int] | None:
