@@ -10,7 +10,8 @@ import pytest
 
 from leadscore.settings import Settings
 from leadscore.store import Store, new_request_id
-from serving.score_log import JournalFull, MemoryScoreLog, ScoreLog, open_score_log
+from serving.journal_off import MemoryScoreLog
+from serving.score_log import JournalFull, ScoreLog, open_score_log
 
 
 def _rows(tag: str, n: int) -> list[tuple]:
