@@ -33,7 +33,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 # — past the knee, connections only queue.
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 KNEE = int(os.environ.get("BENCH_KNEE_CONNECTIONS", "16"))
-BATCH_ROUNDS = int(os.environ.get("BENCH_BATCH_ROUNDS", "3"))
+BATCH_ROUNDS = int(os.environ.get("BENCH_BATCH_ROUNDS", "5"))
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
