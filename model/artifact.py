@@ -74,14 +74,16 @@ class LeadScoreModel(PythonModel):
             self._table = TreeTable.from_booster(self.booster) or False
         return self._table if isinstance(self._table, TreeTable) else None
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
+    def contributions(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
         """Per-row SHAP values (log-odds) plus the expected value last; they sum to the raw log-odds. A blend's
-        are the weighted sum of the booster's and the linear half's, which sum to the blended log-odds."""
+        are the weighted sum of the booster's and the linear half's, which sum to the blended log-odds.
+        ``threads``: LightGBM's, for models too large for the SHAP table (0: every core, for a batch process;
+        a service worker keeps to one)."""
         table = self.table
         if table is not None:
             tree = table.contributions(X)
         else:
-            tree = np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1))
+            tree = np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=threads))
         if self.linear is None:
             return tree
         return (1 - self.blend) * tree + self.blend * self.linear.contributions(X)
@@ -125,14 +127,16 @@ class LeadScoreModel(PythonModel):
             return X[:, self.columns.index(self.value_feature)]
         return None
 
-    def score_matrix(self, X: np.ndarray, reasons: int = 3, worded: str = "dicts") -> Scores:
+    def score_matrix(
+        self, X: np.ndarray, reasons: int = 3, worded: str = "dicts", threads: int = 1
+    ) -> Scores:
         """Score, tier, expected value, reasons and per-group contributions for each row of ``X``.
 
         With reasons, one contributions call: SHAP contributions sum exactly to the raw log-odds. ``worded``:
         ``dicts`` (a dict per reason, the API's), ``table`` (one table of columns with each reason's row,
         /score_columns') or ``text`` (one line per row in ``texts``, batch scoring's).
         """
-        contrib = self.contributions(X) if reasons else None
+        contrib = self.contributions(X, threads) if reasons else None
         if contrib is not None:
             raw = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1)))
             p = np.clip(self.calibrator.predict(raw), 0.0, 1.0)

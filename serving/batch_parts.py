@@ -14,11 +14,12 @@ from serving.routing import route_names
 
 
 def score_chunk(model: Any, conf: Any, part: pd.DataFrame, ids: np.ndarray, id_name: str,
-                consent: tuple[np.ndarray, np.ndarray] | None, reasons: int) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+                consent: tuple[np.ndarray, np.ndarray] | None, reasons: int,
+                threads: int = 1) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """One chunk scored, explained (a line of reasons per row) and routed, all on columns; and the readable
-    model inputs the score log keeps."""
+    model inputs the score log keeps. ``threads``: see ``LeadScoreModel.contributions``."""
     X = model.preprocessor.transform(part)
-    scored = model.score_matrix(X, reasons, worded="text")
+    scored = model.score_matrix(X, reasons, worded="text", threads=threads)
     shown = model.preprocessor.display_columns(X)  # what the model saw, readable (levels, not codes)
     rules = shown | (
         {c: part[c].to_numpy() for c in part.columns if c not in shown} if model.feature_set else {}

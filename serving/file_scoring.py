@@ -146,8 +146,8 @@ def _score_file(
         for s in range(0, len(inputs), CHUNK):
             part = inputs.iloc[s : s + CHUNK]
             span = None if consent is None else (consent[0][s : s + CHUNK], consent[1][s : s + CHUNK])
-            result, shown = score_chunk(
-                model, conf, part, ids.to_numpy()[s : s + CHUNK], id_name, span, reasons
+            result, shown = score_chunk(  # this process scores alone: LightGBM's SHAP may use every core
+                model, conf, part, ids.to_numpy()[s : s + CHUNK], id_name, span, reasons, threads=0
             )
             writer.write(result)
             journal.append(chunk_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,

@@ -56,7 +56,7 @@ def evaluate(
     vcol = model.columns.index(model.value_feature) if model.value_feature else None
     tiers_te = model.tiers.assign(p, Xte[:, vcol] if vcol is not None else None)
     value_te = label_value[te] if label_value is not None else None
-    contrib = model.contributions(Xte[:5000])[:, :-1]
+    contrib = model.contributions(Xte[:5000], threads=0)[:, :-1]
     mean_abs = pd.Series(np.abs(contrib).mean(0), index=pre.features_)
     tables = {
         "deciles": metrics.by_decile(yte, p),

@@ -100,3 +100,6 @@ def test_large_trees_fall_back_to_lightgbm():
         num_boost_round=5,
     )
     assert TreeTable.from_booster(booster) is None
+    # A batch process computes the fallback on every core (``contributions(X, threads=0)``): the same values.
+    one = booster.predict(X, pred_contrib=True, num_threads=1)
+    assert np.array_equal(booster.predict(X, pred_contrib=True, num_threads=0), one)
