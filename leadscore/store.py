@@ -256,7 +256,7 @@ class Store:
         """``query``'s rows as tuples in the selected order (no dict per row: the online store's hot read)."""
         self._ensure_schema()
         with self._connection() as con:
-            return [tuple(r) for r in con.execute(self._sql(sql), tuple(params)).fetchall()]
+            return con.execute(self._sql(sql), tuple(params)).fetchall()
 
     def insert_ignore(self) -> str:
         """The portable 'insert unless the key exists' prefix/suffix pair is dialect-specific."""

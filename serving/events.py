@@ -151,8 +151,7 @@ class EventIngest:
         again finds them in their contexts)."""
         applied = self._apply(motion, by_entity)
         if applied.changed:
-            rescored, notes = self.rescore(motion, applied.changed, source, contexts=applied.contexts,
-                                           applied=applied)  # fmt: skip
+            rescored, notes = self.rescore(motion, applied.changed, source, applied=applied)
             return applied, rescored, notes
         mark(self.store, motion, applied)
         return applied, [], 0
@@ -184,13 +183,12 @@ class EventIngest:
         entities: list[str],
         source: str,
         as_of: int | None = None,
-        contexts: dict[str, dict] | None = None,
         applied: StoreApplied | None = None,
     ) -> tuple[list[dict], int]:
         """Re-score every lead (or customer) of ``entities``; journal the scores, keep each one as the entity's
-        latest, and write the triggers it makes to the outbox (with ``applied``: and the events' states, in the
-        same transaction). Returns (results, notifications)."""
-        reqs = self.requests_for(motion, entities, as_of, contexts)
+        latest, and write the triggers it makes to the outbox (with ``applied``, the events just applied: from the
+        contexts they wrote, and their states in the same transaction). Returns (results, notifications)."""
+        reqs = self.requests_for(motion, entities, as_of, applied.contexts if applied is not None else None)
         if not reqs:
             if applied is not None:
                 mark(self.store, motion, applied)

@@ -4,8 +4,8 @@ Plain functions over scores and feature values, configured by conf/<motion>.yaml
 B2B routes by tier and account ownership with stage gates; B2C automates first, respects consent and an
 expected-value floor; hybrid routes early stages B2C-style and later stages with B2B rigor.
 
-``decide_columns`` (``decide_many``: the same, one decision per row) takes a batch as columns and evaluates each condition once for the whole batch (one lead is a
-batch of one).
+``decide_columns`` (``decide_many``: the same, one decision per row) takes a batch as columns and evaluates each
+condition once for the whole batch (one lead is a batch of one).
 """
 
 from __future__ import annotations
@@ -233,7 +233,6 @@ def decide_many(
 ) -> list[RouteDecision]:
     """Route, owner, SLA, actions, gates and grade for each row of a batch given as columns, one decision per
     row (``decide_columns``'s columns, row by row)."""
-    n = len(tiers)
     acc = [a or {} for a in accounts] if accounts is not None else None
     cols = decide_columns(
         conf, tiers=tiers, features=features, expected_value=expected_value, groups=groups, stages=stages,
@@ -241,24 +240,22 @@ def decide_many(
         territory=[a.get("territory") for a in acc] if acc is not None else None,
         consent_email=consent_email, consent_sms=consent_sms,
     )  # fmt: skip
-    return (
-        [
-            RouteDecision(route, owner, sla, list(actions), gates, grade, fit, eng)
-            for route, owner, sla, actions, gates, grade, fit, eng in zip(
-                cols["route"],
-                cols["owner"],
-                cols["sla_minutes"],
-                cols["next_actions"],
-                cols["gates"],
-                cols["grade"],
-                cols["fit_score"],
-                cols["engagement_score"],
-                strict=True,
-            )  # fmt: skip
-        ]
-        if n
-        else []
+    columns = (
+        "route",
+        "owner",
+        "sla_minutes",
+        "next_actions",
+        "gates",
+        "grade",
+        "fit_score",
+        "engagement_score",
     )
+    return [
+        RouteDecision(route, owner, sla, list(actions), gates, grade, fit, eng)
+        for route, owner, sla, actions, gates, grade, fit, eng in zip(
+            *(cols[c] for c in columns), strict=True
+        )
+    ]
 
 
 def decide_columns(
