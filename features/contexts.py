@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,16 +156,26 @@ class ContextMemo:
         """The decoded stored context of each entity id (an empty one where nothing is stored)."""
         return self.read(keys)[0]
 
-    def read(self, keys: list[str]) -> tuple[list[Any], bool]:
+    def read(
+        self, keys: list[str], written: Mapping[str, tuple[str, dict]] | None = None
+    ) -> tuple[list[Any], bool]:
         """The decoded stored context of each entity id, and whether the store could not be read: then each
         entity gets the context it had when last read (if the memo still holds it) or an empty one, so scoring
-        goes on from the request's own data."""
+        goes on from the request's own data. ``written``: contexts the caller has just stored, by entity id (their
+        text and their JSON form), taken as they are rather than read back."""
         empty = self.empty
         if self.store is None:
             return [empty] * len(keys), False
         memo = self._memo
+        written = written or {}
         try:
-            stored = self.store.get_many([key(self.motion, k) for k in keys])
+            rest = [k for k in keys if k not in written]
+            found = (
+                dict(zip(rest, self.store.get_many([key(self.motion, k) for k in rest]), strict=True))
+                if rest
+                else {}
+            )
+            stored = [written[k][0] if k in written else found[k] for k in keys]
         except Exception as exc:  # the online store is down: degrade, never fail the request
             self.failed_reads += 1
             log.warning(
@@ -183,7 +194,7 @@ class ContextMemo:
                 memo.move_to_end(k)
                 out.append(hit[1])
                 continue
-            d = self._decode(orjson.loads(raw))
+            d = self._decode(written[k][1] if k in written else orjson.loads(raw))
             self._remember(k, raw, d)
             out.append(d)
         return out, False

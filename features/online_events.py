@@ -90,7 +90,15 @@ class StoreApplied:
     changed: list[str]  # entities whose context changed
     applied: list[str]  # event ids now in a context (or that were already)
     pending: list[str]  # event ids whose entity is unknown
-    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the changed ones' contexts as written
+    held: list[str] = field(default_factory=list)  # entities whose context held all their events already
+    contexts: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # changed and held ones' contexts as stored
+    texts: dict[str, str] = field(default_factory=dict)  # and their stored text
+
+    def written(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The changed contexts as ``ContextMemo.read`` takes them: by entity, (stored text, JSON form)."""
+        return {e: (self.texts[e], c) for e, c in self.contexts.items()}
 
 
 def apply_to_store(
@@ -103,11 +111,12 @@ def apply_to_store(
     raws = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
     done = {e: apply_events(motion, _context(raws[e]), by_entity[e], now) for e in entities}
     writes = [e for e in entities if done[e].added]
+    texts = {e: orjson.dumps(done[e].context).decode() for e in writes}
     landed = online.compare_and_set_many(
-        [(key(motion, e), raws[e], orjson.dumps(done[e].context).decode()) for e in writes]
+        [(key(motion, e), raws[e], texts[e]) for e in writes]
     )  # one write for the batch
     for entity in (e for e, ok in zip(writes, landed, strict=True) if not ok):
-        done[entity] = _apply_one(
+        done[entity], texts[entity] = _apply_one(
             motion, online, entity, by_entity[entity], now
         )  # another process came first
     for entity, evs in by_entity.items():
@@ -115,19 +124,29 @@ def apply_to_store(
         if done[entity].added:
             out.changed.append(entity)
             out.contexts[entity] = done[entity].context  # type: ignore[assignment]
+            out.texts[entity] = texts[entity]
+        elif done[entity].already and done[entity].context is not None:
+            out.held.append(entity)  # (applied before this call: by another process, or before a crash)
+            out.contexts[entity] = done[entity].context  # type: ignore[assignment]
+            out.texts[entity] = texts.get(entity) or raws[entity]  # type: ignore[assignment]
         out.pending += sorted(late)
         out.applied += [e["event_id"] for e in evs if e["event_id"] not in late]
     return out
 
 
-def _apply_one(motion: str, online: OnlineStore, entity: str, evs: list[dict], now: int) -> Applied:
-    """One context read again and written with compare-and-set until it lands."""
+def _apply_one(
+    motion: str, online: OnlineStore, entity: str, evs: list[dict], now: int
+) -> tuple[Applied, str]:
+    """One context read again and written with compare-and-set until it lands; with its stored text."""
     k = key(motion, entity)
     for _ in range(CAS_TRIES):
         raw = online.get_many([k])[0]
         done = apply_events(motion, _context(raw), evs, now)
-        if not done.added or online.compare_and_set(k, raw, orjson.dumps(done.context).decode()):
-            return done
+        if not done.added:
+            return done, raw or ""
+        text = orjson.dumps(done.context).decode()
+        if online.compare_and_set(k, raw, text):
+            return done, text
     raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
 
 

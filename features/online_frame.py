@@ -9,6 +9,7 @@ assembled with whole-batch array operations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -62,18 +63,23 @@ class OnlineFeatures:
         return rows_of(self.compute_columns(payloads, as_of)) if payloads else []
 
     def compute_columns(
-        self, payloads: list[dict], as_of: int, degraded: list[str] | None = None
+        self,
+        payloads: list[dict],
+        as_of: int,
+        degraded: list[str] | None = None,
+        written: Mapping[str, tuple[str, dict]] | None = None,
     ) -> dict[str, np.ndarray]:
         """The feature values of the payloads as columns (row i: payload i); a bad payload raises ItemError.
-        ``degraded`` gets "online_store" when the stored contexts could not be read (scored without them)."""
+        ``degraded`` gets "online_store" when the stored contexts could not be read (scored without them);
+        ``written``: contexts just stored, by entity id (``ContextMemo.read``)."""
         if not payloads:
             raise ValueError("compute_columns needs at least one payload")
         whole: B2BFrame | B2CFrame
         if motions.get(self.conf.motion).family == "b2c":
-            whole = self._b2c_frame(payloads, degraded)
+            whole = self._b2c_frame(payloads, degraded, written)
             n = whole.n
         else:
-            whole = self._b2b_frame(payloads, degraded)
+            whole = self._b2b_frame(payloads, degraded, written)
             n = whole.n_leads
         return self._rows(whole, n, len(payloads), as_of)
 
@@ -89,16 +95,25 @@ class OnlineFeatures:
             raise ItemError(i, f"the entity was created after as_of ({as_of}); nothing to score yet")
         return {k: v[row] for k, v in compute(fr, as_of, self.conf, self.fs).items()}
 
-    def _contexts(self, keys: list[str], degraded: list[str] | None) -> list[Any]:
-        contexts, failed = self.memo.read(keys)
+    def _contexts(
+        self,
+        keys: list[str],
+        degraded: list[str] | None,
+        written: Mapping[str, tuple[str, dict]] | None = None,
+    ) -> list[Any]:
+        contexts, failed = self.memo.read(keys, written)
         if failed and degraded is not None:
             degraded.append("online_store")
         return contexts
 
-    def _b2b_frame(self, payloads: list[dict], degraded: list[str] | None) -> B2BFrame:
+    def _b2b_frame(
+        self, payloads: list[dict], degraded: list[str] | None, written: Mapping[str, tuple[str, dict]] | None
+    ) -> B2BFrame:
         """Rows 0..n-1: the request leads; then each account's other stored contacts. Events: the stored ones,
         then the request's new ones."""
-        ctxs: list[B2BContext] = self._contexts([str(p["lead"]["account_id"]) for p in payloads], degraded)
+        ctxs: list[B2BContext] = self._contexts(
+            [str(p["lead"]["account_id"]) for p in payloads], degraded, written
+        )
         return b2b_assemble(b2b_from_payloads(payloads, ctxs), ctxs)
 
     def compute_table(
@@ -114,7 +129,9 @@ class OnlineFeatures:
         whole = b2b_assemble(b2b_from_columns(table, ctxs), ctxs)
         return self._rows(whole, whole.n_leads, table.n, as_of)
 
-    def _b2c_frame(self, payloads: list[dict], degraded: list[str] | None) -> B2CFrame:
+    def _b2c_frame(
+        self, payloads: list[dict], degraded: list[str] | None, written: Mapping[str, tuple[str, dict]] | None
+    ) -> B2CFrame:
         """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
         n = len(payloads)
         cust: dict[str, list[Any]] = {
@@ -127,7 +144,7 @@ class OnlineFeatures:
         n_sessions = np.zeros(n, dtype=np.int64)
         categories: dict[str, int] = {}
         ctxs: list[B2CContext] = self._contexts(
-            [str(p["customer"]["customer_id"]) for p in payloads], degraded
+            [str(p["customer"]["customer_id"]) for p in payloads], degraded, written
         )
         add_each(
             payloads, ctxs, lambda i, p, c: _b2c_request(i, p, c, cust, ev, orders, n_sessions, categories)

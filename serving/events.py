@@ -1,13 +1,13 @@
 """Behaviour taken in as it happens: events applied to the online state, what they change re-scored, triggers
 pushed. One pipeline for ``POST /events``, the Redis stream consumer and ``leadscore rescore``.
 
-``ingest``: the events are validated as the events table is, recorded in the store's ``events_in`` (one row per
-event id: a retried event counts once), applied to their entity's stored context (``features.online_events``,
-compare-and-set so two processes never lose each other's update), and every entity whose context changed is
-re-scored — for B2B every lead of the account, since account intent and the buying group are features of each.
-New scores go to the score-log journal with source ``event`` (durable before the answer), each entity's latest
-score is kept in ``last_scores``, and the triggers that the change makes are written to the outbox in the same
-transaction. An event whose entity is unknown (no context; a lead its account's context does not list) is kept
+``ingest``: the events are validated as the events table is; those the store's ``events_in`` does not hold yet
+(one row per event id: a retried event counts once) are applied to their entity's stored context
+(``features.online_events``, compare-and-set so two processes never lose each other's update), and every entity
+whose context changed is re-scored — for B2B every lead of the account, since account intent and the buying group
+are features of each. New scores go to the score-log journal with source ``event`` (durable before the answer);
+each entity's latest score (``last_scores``), the triggers the change makes (the outbox) and the events themselves
+(``events_in``) are written in one transaction. An event whose entity is unknown (no context; a lead its account's context does not list) is kept
 ``pending`` and applied when the entity appears: a materialization (``apply_pending``), or a ``/score`` that
 carries its fields (``adopt``).
 """
@@ -25,13 +25,13 @@ import orjson
 import pandas as pd
 
 from features.frames import ROLE_CODE, STAGE_RANK
-from features.online_events import CAS_TRIES, StoreApplied, apply_to_store, entity_of, mark, mark_in
+from features.online_events import CAS_TRIES, StoreApplied, apply_to_store, entity_of, mark_in
 from features.online_store import key
 from features.prepare import SENIORITY_RANK
 from leadscore import motions
 from leadscore.errors import UserError
 from leadscore.schema import TABLES, SchemaError, coerce
-from leadscore.store import Store, StoreUnavailable
+from leadscore.store import Store, StoreUnavailable, Tx
 from leadscore.times import epoch_seconds, format_utc
 from serving.log_rows import rows as log_rows
 from serving.schemas import ScoreRequest
@@ -83,7 +83,7 @@ class EventIngest:
             raise UserError(f"motion: unknown motion {motion!r}")
         stamps = _stamps(events)
         frame = self.validate(motion, events, stamps)
-        rows = records_of(frame)
+        rows = records_of(frame.drop(columns="ts") if stamps is not None else frame)
         for r, t in zip(rows, stamps or [epoch_seconds(r["ts"]) for r in rows], strict=True):
             r["ts"] = t
         return rows
@@ -92,45 +92,54 @@ class EventIngest:
         return self.ingest_rows(motion, self.rows(motion, events), source)
 
     def ingest_rows(self, motion: str, rows: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
-        """Record, apply, re-score and trigger (``rows``: from ``rows``)."""
+        """Apply, re-score, trigger and record (``rows``: from ``rows``). The events the store has not taken in
+        yet are applied; they are recorded in ``events_in`` in the transaction that keeps their scores, so an
+        event is recorded only once its effects are: after a crash before it, the event is taken in again when
+        the caller retries, and its entity, whose context holds it already, is re-scored (``StoreApplied.held``)."""
         first: dict[str, dict] = {}
         for r in rows:
             first.setdefault(r["event_id"], r)
-        unique = list(first.values())
-        new_ids = self._record(motion, unique)
+        fresh = self._fresh(motion, list(first.values()))
         by_entity: dict[str, list[dict]] = defaultdict(list)
-        for r in unique:
+        for r in fresh:
             by_entity[entity_of(motion, r)].append(r)
-        applied, rescored, notes = self._apply_and_rescore(motion, by_entity, source)
+        applied, rescored, notes = self._apply_and_rescore(motion, by_entity, source, fresh)
         return {
             "motion": motion,
             "received": len(rows),
-            "new": len(new_ids),
-            "duplicates": len(rows) - len(new_ids),
+            "new": len(fresh),
+            "duplicates": len(rows) - len(fresh),
             "pending": len(applied.pending),
             "entities_changed": len(applied.changed),
             "rescored": len(rescored),
             "notifications": notes,
         }
 
-    def _record(self, motion: str, rows: list[dict]) -> set[str]:
-        """Insert the events the store does not have yet; returns their ids (a retried event is not new)."""
+    def _fresh(self, motion: str, rows: list[dict]) -> list[dict]:
+        """The events the store has not taken in yet (a retried event is not new)."""
         ids = [r["event_id"] for r in rows]
         have: set[str] = set()
         for s in range(0, len(ids), 500):
             part = ids[s : s + 500]
-            have |= {r["event_id"] for r in self.store.query(
+            have.update(r[0] for r in self.store.query_tuples(
                 f"SELECT event_id FROM events_in WHERE motion = ? AND event_id IN ({','.join('?' * len(part))})",
-                (motion, *part))}  # fmt: skip
+                (motion, *part)))  # fmt: skip
+        return [r for r in rows if r["event_id"] not in have]
+
+    def _settle(self, tx: Tx, motion: str, applied: StoreApplied, fresh: list[dict] | None) -> None:
+        """Within the caller's transaction: ``fresh`` events recorded in ``events_in`` as applied or pending (or,
+        without them, the recorded events' states updated)."""
+        if fresh is None:
+            mark_in(tx, motion, applied)
+            return
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        fresh = [r for r in rows if r["event_id"] not in have]
-        self.store.executemany(
+        late = set(applied.pending)
+        tx.executemany(
             f"{self.store.insert_ignore()} events_in (motion, event_id, entity_id, ts, received_at, body, state) "
-            f"VALUES (?, ?, ?, ?, ?, ?, 'received'){self.store.on_conflict_ignore()}",
-            [(motion, r["event_id"], entity_of(motion, r), r["ts"], now,
-              orjson.dumps(r, default=str).decode()) for r in fresh],
+            f"VALUES (?, ?, ?, ?, ?, ?, ?){self.store.on_conflict_ignore()}",
+            [(motion, r["event_id"], entity_of(motion, r), r["ts"], now, orjson.dumps(r, default=str).decode(),
+              "pending" if r["event_id"] in late else "applied") for r in fresh],
         )  # fmt: skip
-        return {r["event_id"] for r in fresh}
 
     def _apply(self, motion: str, by_entity: dict[str, list[dict]]) -> StoreApplied:
         """Each entity's events into its stored context (which events are applied and which wait for their
@@ -144,16 +153,17 @@ class EventIngest:
         return result
 
     def _apply_and_rescore(
-        self, motion: str, by_entity: dict[str, list[dict]], source: str
+        self, motion: str, by_entity: dict[str, list[dict]], source: str, fresh: list[dict] | None = None
     ) -> tuple[StoreApplied, list[dict], int]:
-        """Apply, re-score what changed, and record the events' states in the transaction that keeps the new
-        scores (one write fewer; after a crash before it, the events are still ``received`` and applying them
-        again finds them in their contexts)."""
+        """Apply, re-score what changed (and what held the events already), and record the events (``fresh``:
+        new to the store; else their states) in the transaction that keeps the new scores."""
         applied = self._apply(motion, by_entity)
-        if applied.changed:
-            rescored, notes = self.rescore(motion, applied.changed, source, applied=applied)
+        touched = applied.changed + applied.held
+        if touched:
+            rescored, notes = self.rescore(motion, touched, source, applied=applied, fresh=fresh)
             return applied, rescored, notes
-        mark(self.store, motion, applied)
+        with self.store.transaction() as tx:
+            self._settle(tx, motion, applied, fresh)
         return applied, [], 0
 
     # -- re-scoring
@@ -184,25 +194,35 @@ class EventIngest:
         source: str,
         as_of: int | None = None,
         applied: StoreApplied | None = None,
+        fresh: list[dict] | None = None,
     ) -> tuple[list[dict], int]:
         """Re-score every lead (or customer) of ``entities``; journal the scores, keep each one as the entity's
         latest, and write the triggers it makes to the outbox (with ``applied``, the events just applied: from the
-        contexts they wrote, and their states in the same transaction). Returns (results, notifications)."""
+        contexts they wrote, and the events recorded in the same transaction: ``_settle``). Returns (results,
+        notifications)."""
         reqs = self.requests_for(motion, entities, as_of, applied.contexts if applied is not None else None)
         if not reqs:
             if applied is not None:
-                mark(self.store, motion, applied)
+                with self.store.transaction() as tx:
+                    self._settle(tx, motion, applied, fresh)
             return [], 0
+        written = applied.written() if applied is not None else None
         results: list[dict] = []
         for s in range(0, len(reqs), 1000):
-            results += self.scorer.score_many(reqs[s : s + 1000])
+            results += self.scorer.score_many(reqs[s : s + 1000], written)
         self.journal.append(log_rows(results, source))  # durable before anything says "re-scored"
-        notes = self._remember(motion, results, applied)
+        notes = self._remember(motion, results, applied, fresh)
         if notes and self.dispatcher is not None:
             self.dispatcher.wake()
         return results, notes
 
-    def _remember(self, motion: str, results: list[dict], applied: StoreApplied | None = None) -> int:
+    def _remember(
+        self,
+        motion: str,
+        results: list[dict],
+        applied: StoreApplied | None = None,
+        fresh: list[dict] | None = None,
+    ) -> int:
         conf = self.scorer.models[motion].conf
         ids = [r["lead_id"] for r in results]
         old: dict[str, dict] = {}
@@ -232,7 +252,7 @@ class EventIngest:
         )
         with self.store.transaction() as tx:
             if applied is not None:
-                mark_in(tx, motion, applied)
+                self._settle(tx, motion, applied, fresh)
             tx.executemany(upsert, latest)
             n = enqueue(tx, notices, (self.store.insert_ignore(), self.store.on_conflict_ignore()))
         return n

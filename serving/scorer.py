@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,10 +113,13 @@ class Scorer:
     def score(self, req: ScoreRequest) -> dict[str, Any]:
         return self.score_many([req])[0]
 
-    def score_many(self, reqs: list[ScoreRequest]) -> list[dict[str, Any]]:
+    def score_many(
+        self, reqs: list[ScoreRequest], written: Mapping[str, tuple[str, dict]] | None = None
+    ) -> list[dict[str, Any]]:
         """Score requests (any mix of motions): per motion and as-of, one feature pass and one model call.
 
-        Errors name the field, prefixed by the item's index in a batch.
+        Errors name the field, prefixed by the item's index in a batch. ``written``: stored contexts the caller
+        has just written, by entity id (``ContextMemo.read``: not read back).
         """
 
         def fail(i: int, message: str) -> UserError:
@@ -143,7 +147,7 @@ class Scorer:
             t0 = time.perf_counter()
             try:
                 degraded: list[str] = []
-                columns = loaded.online.compute_columns([payloads[i] for i in idx], as_of, degraded)
+                columns = loaded.online.compute_columns([payloads[i] for i in idx], as_of, degraded, written)
             except ItemError as exc:
                 raise fail(idx[exc.index], str(exc)) from None
             t1 = time.perf_counter()

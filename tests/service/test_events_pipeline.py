@@ -45,6 +45,38 @@ def test_an_account_event_rescores_every_lead_of_the_account(trained, b2b_dir, m
             ingest.ingest(motion, [{"event_id": "z", "ts": now, "type": "pricing_page", "lead_id": lead}])
 
 
+def test_events_applied_before_a_crash_are_rescored_and_recorded_when_retried(trained, b2b_dir):
+    """A crash after the events reached the context but before the transaction that records them and keeps the
+    scores: the caller got no answer and retries; the entity is re-scored from the context, the events recorded."""
+    from features.online_events import apply_to_store, entity_of
+
+    leads = pd.read_parquet(b2b_dir / "leads.parquet")
+    account = leads["account_id"].value_counts().index[1]
+    with pipeline(Settings.load()) as ingest:
+        ctx = orjson.loads(ingest.online.get_many([key("b2b", account)])[0])
+        lead, now = ctx["leads"]["lead_id"][0], time.time()
+        events = [{"event_id": f"crash-{account}-{i}", "ts": now - 60 * i, "type": "pricing_page", "account_id": account,
+                   "lead_id": lead} for i in range(3)]  # fmt: skip
+        rows = ingest.rows("b2b", events)
+        first = apply_to_store(
+            "b2b", ingest.online, {entity_of("b2b", rows[0]): rows}, int(now)
+        )  # then the crash
+        assert first.changed == [account]
+        r = ingest.ingest("b2b", events)
+        assert (r["new"], r["duplicates"], r["entities_changed"], r["rescored"]) == (
+            3,
+            0,
+            0,
+            len(ctx["leads"]["lead_id"]),
+        )
+        states = ingest.store.query(
+            "SELECT state FROM events_in WHERE event_id LIKE ?", (f"crash-{account}-%",)
+        )
+        assert [s["state"] for s in states] == ["applied"] * 3
+        again = ingest.ingest("b2b", events)
+        assert (again["new"], again["duplicates"], again["rescored"]) == (0, 3, 0)
+
+
 def test_durations_read_as_a_person_writes_them():
     assert (
         parse_duration("7d") == 7 * 86_400 and parse_duration("90s") == 90 and parse_duration("12h") == 43_200
