@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,7 +48,7 @@ def _receiver(arrivals: dict[str, float], bodies: list[dict]) -> ThreadingHTTPSe
     return server
 
 
-def _events(customers: list[str], per_customer: int, start_id: int, now: float) -> list[dict]:
+def _events(customers: list[str], per_customer: int, start_id: str, now: float) -> list[dict]:
     out = []
     for i, c in enumerate(customers):
         for j in range(per_customer):
@@ -57,27 +58,31 @@ def _events(customers: list[str], per_customer: int, start_id: int, now: float) 
 
 
 def intake(url: str, customers: list[str], per_customer: int, seconds: float) -> dict:
-    """Clients posting 1,000-event bodies back to back; events per second over all of them."""
+    """Clients posting 1,000-event bodies back to back; events per second over all of them. Every event is new
+    (ids unique across calls of this function too: a duplicate costs the service a lookup, not an event)."""
     per_call = 1000 // per_customer
+    run = uuid.uuid4().hex[:8]
 
-    def client(k: int) -> int:
-        n, call, t_end = 0, 0, time.perf_counter() + seconds
+    def client(k: int) -> tuple[int, int]:
+        n, new, call, t_end = 0, 0, 0, time.perf_counter() + seconds
         rng = np.random.default_rng(k)
         with httpx.Client(timeout=120) as c:
             while time.perf_counter() < t_end:
                 who = [customers[i] for i in rng.choice(len(customers), per_call, replace=False)]
                 body = {
                     "motion": "b2c",
-                    "events": _events(who, per_customer, k * 1_000_000 + call, time.time()),
+                    "events": _events(who, per_customer, f"{run}-{k}-{call}", time.time()),
                 }
-                c.post(url, json=body).raise_for_status()
-                n += len(body["events"])
+                answer = c.post(url, json=body).raise_for_status().json()
+                n, new = n + len(body["events"]), new + answer["new"]
                 call += 1
-        return n
+        return n, new
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
-        n = sum(pool.map(client, range(CLIENTS)))
+        done = list(pool.map(client, range(CLIENTS)))
+    n, new = sum(d[0] for d in done), sum(d[1] for d in done)
+    assert new == n, f"{n - new} of {n} events were taken as duplicates: the load must send new events only"
     return {"events": n, "events_per_s": round(n / (time.perf_counter() - t0))}
 
 

@@ -39,14 +39,17 @@ class Applied:
 
 
 def apply_events(
-    motion: str, context: dict[str, Any] | None, events: list[dict[str, Any]], now: int
+    motion: str, context: dict[str, Any] | None, events: list[dict[str, Any]], now: int, owned: bool = False
 ) -> Applied:
-    """``events``: canonical event rows of one entity, ``ts`` in epoch seconds."""
+    """``events``: canonical event rows of one entity, ``ts`` in epoch seconds. ``owned``: the caller hands the
+    context over (just decoded from its text), so its lists are appended to rather than copied."""
     if context is None:
         return Applied(None, pending=list(events))
     b2c = motions.get(motion).family == "b2c"
-    ctx = dict(context)
-    ev = {k: list(v) for k, v in (ctx.get("events") or _empty(b2c)).items()}
+    ctx = context if owned else dict(context)
+    ev = ctx.get("events") or _empty(b2c)
+    if not owned:
+        ev = {k: list(v) for k, v in ev.items()}
     held = set(ev["event_id"])
     out = Applied(ctx)
     lead_row = {} if b2c else {k: j for j, k in enumerate((ctx.get("leads") or {}).get("lead_id", []))}
@@ -109,7 +112,7 @@ def apply_to_store(
     out = StoreApplied([], applied=[], pending=[])
     entities = list(by_entity)
     raws = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
-    done = {e: apply_events(motion, _context(raws[e]), by_entity[e], now) for e in entities}
+    done = {e: apply_events(motion, _context(raws[e]), by_entity[e], now, owned=True) for e in entities}
     writes = [e for e in entities if done[e].added]
     texts = {e: orjson.dumps(done[e].context).decode() for e in writes}
     landed = online.compare_and_set_many(
@@ -141,7 +144,7 @@ def _apply_one(
     k = key(motion, entity)
     for _ in range(CAS_TRIES):
         raw = online.get_many([k])[0]
-        done = apply_events(motion, _context(raw), evs, now)
+        done = apply_events(motion, _context(raw), evs, now, owned=True)
         if not done.added:
             return done, raw or ""
         text = orjson.dumps(done.context).decode()

@@ -55,6 +55,7 @@ from serving.schemas import (
 )
 from serving.score_log import JournalFull, open_score_log
 from serving.scorer import Scorer
+from serving.shortest_first import ShortestFirst
 from serving.webhooks import Dispatcher
 
 log_warning = logging.getLogger("leadscore.serving").warning
@@ -144,7 +145,8 @@ class LeadScore:
         # threads share the cores through the GIL's switch interval instead.
         self.events_scorer = Scorer(settings)
         self.events_scorer.reload()
-        self.events_executor = ThreadPoolExecutor(1, thread_name_prefix="events")
+        # One events thread, smallest body first: a one-event body is not queued behind 1,000-event ones.
+        self.events_executor = ShortestFirst("events")
         self.events = EventIngest(
             self.events_scorer, self.store, self.log, settings.webhook_url, self.dispatcher
         )
@@ -194,7 +196,9 @@ class LeadScore:
         observe(results, self.log.unshipped_bytes())
         bodies = [_json(r) for r in results]
         if self.events._pending:
-            self.events_executor.submit(self._adopt, reqs)  # after this batch's answers, on the events thread
+            self.events_executor.submit(
+                len(reqs), self._adopt, reqs
+            )  # after the answers, on the events thread
         return bodies
 
     def _run_columns(self, req: ColumnsRequest) -> bytes:
@@ -312,15 +316,16 @@ class LeadScore:
         """Take in behaviour as it happens (canonical events rows of one motion): idempotent by event_id, applied
         to the online state, the leads or customers it changes re-scored (source 'event'), triggers pushed as
         webhooks. Answered once the events, the scores and the notifications are durable."""
-        loop = asyncio.get_running_loop()
         try:
             # validated whole first (a bad row refuses the body before anything is applied), then in parts
-            rows = await loop.run_in_executor(
-                self.events_executor, self.events.rows, motion, [dict(e) for e in events]
+            rows = await asyncio.wrap_future(
+                self.events_executor.submit(len(events), self.events.rows, motion, [dict(e) for e in events])
             )
             r: dict[str, Any] = {}
             for part in entity_chunks(motion, rows, EVENT_CHUNK_ENTITIES):
-                done = await loop.run_in_executor(self.events_executor, self.events.ingest_rows, motion, part)
+                done = await asyncio.wrap_future(
+                    self.events_executor.submit(len(part), self.events.ingest_rows, motion, part)
+                )
                 r = {k: (r.get(k, 0) + v if isinstance(v, int) else v) for k, v in done.items()}
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
