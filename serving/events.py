@@ -36,7 +36,7 @@ from leadscore.times import epoch_seconds, format_utc
 from serving.log_rows import rows as log_rows
 from serving.schemas import ScoreRequest
 from serving.scorer import Scorer
-from serving.triggers import fired
+from serving.triggers import fired, watched
 from serving.webhooks import Dispatcher, enqueue
 
 log = logging.getLogger("leadscore.events")
@@ -232,12 +232,13 @@ class EventIngest:
                 f"SELECT entity_id, score, tier, route, body FROM last_scores WHERE motion = ? AND entity_id IN "
                 f"({','.join('?' * len(part))})", (motion, *part)):  # fmt: skip
                 old[r["entity_id"]] = orjson.loads(r["body"])
-        now = time.time()
+        now, keep = time.time(), watched(conf)
         latest, notices = [], []
         for r in results:
+            f = r["_features"]
             state = {"entity_id": r["lead_id"], "account_id": r.get("_account_id"), "score": r["score"],
                      "tier": r["tier"], "route": r["route"], "owner": r["owner"], "sla_minutes": r["sla_minutes"],
-                     "features": r["_features"], "reasons": r["reasons"]}  # fmt: skip
+                     "features": {k: f.get(k) for k in keep}, "reasons": r["reasons"]}  # fmt: skip
             for f in fired(conf, old.get(r["lead_id"]), state, now):
                 url = f.trigger.url or self.webhook_url
                 if url:

@@ -19,6 +19,12 @@ class Fired:
     body: dict[str, Any]
 
 
+def watched(conf: MotionConfig) -> tuple[str, ...]:
+    """The features a motion's triggers read (the rest need not be kept with an entity's latest score)."""
+    names = [n for t in conf.triggers for n in ((t.feature,) if t.feature else ()) + tuple(t.require)]
+    return tuple(dict.fromkeys(names))
+
+
 def _number(features: dict[str, Any], name: str | None) -> float:
     v = features.get(name) if name else None
     try:

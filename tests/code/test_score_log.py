@@ -162,6 +162,17 @@ def test_generated_request_ids_sort_by_time_and_an_old_log_loses_its_entity_inde
     ids = [new_request_id() for _ in range(2000)]
     assert len(set(ids)) == 2000 and all(len(i) == 32 for i in ids)
     assert [i[:12] for i in ids] == sorted(i[:12] for i in ids)  # the log's unique index grows at its end
+    read, write = os.pipe()  # a forked child (a worker) draws its own ids, not its parent's next ones
+    if (pid := os.fork()) == 0:
+        os.write(write, "".join(new_request_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100 * 32).decode()
+    theirs, ours = (
+        {child[k : k + 32][12:] for k in range(0, len(child), 32)},
+        {new_request_id()[12:] for _ in range(100)},
+    )
+    assert len(theirs) == 100 and not theirs & ours and not theirs & {i[12:] for i in ids}
     old = sqlite3.connect(tmp_path / "s.db")
     old.execute(
         "CREATE TABLE score_log (id INTEGER PRIMARY KEY, request_id TEXT, motion TEXT, entity_id TEXT, as_of TEXT)"
