@@ -102,11 +102,14 @@ def new_request_id() -> str:
 
 class _Ids:
     def __init__(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
         self.prefix, self.counter = secrets.token_hex(6), itertools.count()
 
 
 _ids = _Ids()
-os.register_at_fork(after_in_child=lambda: _ids.__init__())
+os.register_at_fork(after_in_child=_ids.draw)
 
 
 class StoreUnavailable(RuntimeError):
