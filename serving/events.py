@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -88,8 +89,25 @@ class EventIngest:
             r["ts"] = t
         return rows
 
-    def ingest(self, motion: str, events: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
-        return self.ingest_rows(motion, self.rows(motion, events), source)
+    def ingest(
+        self,
+        motion: str,
+        events: list[dict[str, Any]],
+        source: str = "event",
+        part: int = 10_000,
+        between: Callable[[int], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Validate the whole body (a bad row refuses it before anything is applied), then take it in by parts of
+        at most ``part`` events; ``between(size)`` runs before each part (the service's events thread lets smaller
+        bodies waiting go first there). The answers of the parts summed."""
+        rows = self.rows(motion, events)
+        out: dict[str, Any] = {}
+        for chunk in entity_parts(motion, rows, part):
+            if between is not None:
+                between(len(chunk))
+            done = self.ingest_rows(motion, chunk, source)
+            out = {k: (out.get(k, 0) + v if isinstance(v, int) else v) for k, v in done.items()}
+        return out or self.ingest_rows(motion, [], source)
 
     def ingest_rows(self, motion: str, rows: list[dict[str, Any]], source: str = "event") -> dict[str, Any]:
         """Apply, re-score, trigger and record (``rows``: from ``rows``). The events the store has not taken in
@@ -311,13 +329,18 @@ def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in zip(*columns, strict=True)]
 
 
-def entity_chunks(motion: str, events: list[dict[str, Any]], per: int) -> list[list[dict[str, Any]]]:
-    """The events in parts of at most ``per`` entities each (an entity's events stay together, in order)."""
+def entity_parts(motion: str, events: list[dict[str, Any]], most: int) -> list[list[dict[str, Any]]]:
+    """The events in parts of at most ``most`` events each (an entity's events stay together, in order: an entity
+    with more is a part of its own)."""
     by: dict[str, list[dict]] = {}
     for e in events:
         by.setdefault(entity_of(motion, e), []).append(e)
-    groups = list(by.values())
-    return [[e for g in groups[s : s + per] for e in g] for s in range(0, len(groups), per)]
+    parts: list[list[dict[str, Any]]] = [[]]
+    for group in by.values():
+        if parts[-1] and len(parts[-1]) + len(group) > most:
+            parts.append([])
+        parts[-1] += group
+    return parts if parts[0] else []
 
 
 def _stamps(events: list[dict[str, Any]]) -> list[int] | None:

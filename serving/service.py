@@ -31,7 +31,7 @@ from leadscore.store import Store, StoreUnavailable
 from leadscore.times import epoch_seconds, format_utc
 from serving.auth import KeyAuth
 from serving.errors import body as error_body
-from serving.events import EventIngest, entity_chunks
+from serving.events import EventIngest
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
 from serving.log_rows import column_rows, rows
@@ -60,8 +60,9 @@ from serving.webhooks import Dispatcher
 
 log_warning = logging.getLogger("leadscore.serving").warning
 HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BATCH sets the service's own
-# entities taken in (recorded, applied, re-scored) at a time: bounds the memory and the transaction of one part
-EVENT_CHUNK_ENTITIES = 256
+# events taken in (recorded, applied, re-scored) at a time: bounds a part's memory and transaction, and how long a
+# small body waits for the part in progress
+EVENT_PART = 512
 
 
 def _freeze_heap() -> None:
@@ -317,16 +318,12 @@ class LeadScore:
         to the online state, the leads or customers it changes re-scored (source 'event'), triggers pushed as
         webhooks. Answered once the events, the scores and the notifications are durable."""
         try:
-            # validated whole first (a bad row refuses the body before anything is applied), then in parts
-            rows = await asyncio.wrap_future(
-                self.events_executor.submit(len(events), self.events.rows, motion, [dict(e) for e in events])
+            # one job on the events thread, smallest body first; between its parts, smaller bodies go first
+            body = [dict(e) for e in events]
+            pool = self.events_executor
+            r = await asyncio.wrap_future(
+                pool.submit(len(body), self.events.ingest, motion, body, "event", EVENT_PART, pool.yield_to)
             )
-            r: dict[str, Any] = {}
-            for part in entity_chunks(motion, rows, EVENT_CHUNK_ENTITIES):
-                done = await asyncio.wrap_future(
-                    self.events_executor.submit(len(part), self.events.ingest_rows, motion, part)
-                )
-                r = {k: (r.get(k, 0) + v if isinstance(v, int) else v) for k, v in done.items()}
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
         except JournalFull as exc:

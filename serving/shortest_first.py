@@ -1,9 +1,9 @@
-"""One worker thread that runs the smallest waiting job first (``POST /events`` bodies and their parts).
+"""One worker thread that runs the smallest waiting job first (``POST /events`` bodies).
 
 A FIFO thread makes a one-event body — the abandoned cart whose webhook should leave within a second — wait
-behind every 1,000-event body queued before it; here it waits for the job in progress only. Jobs of equal size
-run in the order they came. A large body is not starved for good: its parts are small jobs too, and the queue
-empties whenever the load pauses.
+behind every 1,000-event body queued before it; here it waits for the part of a job in progress only: a large job
+calls ``yield_to`` between its parts, which runs the smaller jobs waiting then. Jobs of equal size run in the
+order they came; a large one is not starved for good, as the queue empties whenever the load pauses.
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ class ShortestFirst:
     def waiting(self) -> int:
         return len(self._heap)
 
+    def yield_to(self, size: int) -> int:
+        """From a job on the worker thread, between its parts: run the waiting jobs smaller than ``size`` now.
+        Returns how many ran."""
+        ran = 0
+        while True:
+            with self._cond:
+                if not self._heap or self._heap[0][0] >= size:
+                    return ran
+                _, _, fut, fn, args = heapq.heappop(self._heap)
+            _run_one(fut, fn, args)
+            ran += 1
+
     def shutdown(self, wait: bool = True) -> None:
         """No new jobs; the waiting ones still run (``wait``: until they have)."""
         with self._cond:
@@ -54,9 +66,13 @@ class ShortestFirst:
                 if not self._heap:
                     return
                 _, _, fut, fn, args = heapq.heappop(self._heap)
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:  # the caller gets it from the future
-                fut.set_exception(exc)
+            _run_one(fut, fn, args)
+
+
+def _run_one(fut: Future, fn: Callable[..., Any], args: tuple) -> None:
+    if not fut.set_running_or_notify_cancel():
+        return
+    try:
+        fut.set_result(fn(*args))
+    except BaseException as exc:  # the caller gets it from the future
+        fut.set_exception(exc)

@@ -42,3 +42,25 @@ def test_shutdown_runs_what_waits_then_refuses_new_jobs():
     assert ran == ["queued"]
     with pytest.raises(RuntimeError, match="shut down"):
         pool.submit(1, ran.append, "late")
+
+
+def test_a_large_job_lets_the_smaller_waiting_ones_run_between_its_parts():
+    pool, started, gate, ran = ShortestFirst("t"), threading.Event(), threading.Event(), []
+
+    def large() -> None:
+        started.set()
+        gate.wait()
+        for part in ("part-1", "part-2"):
+            pool.yield_to(256)  # only jobs smaller than a part go first
+            ran.append(part)
+
+    job = pool.submit(1000, large)
+    assert started.wait(5)
+    futures = [
+        pool.submit(size, ran.append, name) for size, name in [(1, "probe"), (300, "medium"), (5, "small")]
+    ]
+    gate.set()
+    for f in [job, *futures]:
+        f.result(timeout=5)
+    assert ran == ["probe", "small", "part-1", "part-2", "medium"]
+    pool.shutdown()

@@ -77,6 +77,24 @@ def test_events_applied_before_a_crash_are_rescored_and_recorded_when_retried(tr
         assert (again["new"], again["duplicates"], again["rescored"]) == (0, 3, 0)
 
 
+def test_a_body_goes_in_parts_of_whole_entities_in_order():
+    from serving.events import entity_parts
+
+    events = [{"event_id": f"e{i}", "customer_id": c} for i, c in enumerate("aabbbcdddde")]
+    parts = entity_parts("b2c", events, 4)
+    assert [[e["customer_id"] for e in p] for p in parts] == [
+        ["a", "a"],
+        ["b", "b", "b", "c"],
+        ["d"] * 4,
+        ["e"],
+    ]
+    assert [e["event_id"] for p in parts for e in p] == [f"e{i}" for i in range(11)]
+    assert entity_parts("b2c", [{"event_id": "x", "customer_id": "big"}] * 6, 4) == [
+        [{"event_id": "x", "customer_id": "big"}] * 6
+    ]
+    assert entity_parts("b2c", [], 4) == []
+
+
 def test_durations_read_as_a_person_writes_them():
     assert (
         parse_duration("7d") == 7 * 86_400 and parse_duration("90s") == 90 and parse_duration("12h") == 43_200
