@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -123,6 +124,62 @@ def decode_b2c(ctx: dict) -> B2CContext:
     )
 
 
+def decode_b2c_many(ctxs: list[dict]) -> list[B2CContext]:
+    """``decode_b2c`` for many contexts at once: each column built once for all of them and each context's arrays
+    views into it (a context's own arrays cost more to build than its few dozen events do)."""
+    evs = [c.get("events") or _EMPTY_B2C_EVENTS for c in ctxs]
+    orders = [c.get("orders") or _EMPTY_ORDERS for c in ctxs]
+
+    def column(parts: list[dict], name: str, dtype: Any) -> np.ndarray:
+        return _readonly(np.array(list(chain.from_iterable(p[name] for p in parts)), dtype))
+
+    n_ev = [len(e["ts"]) for e in evs]
+    types = chain.from_iterable(e["type"] for e in evs)
+    ts, price, qty = (
+        column(evs, "ts", np.int64),
+        column(evs, "price", np.float64),
+        column(evs, "quantity", np.float64),
+    )
+    ev_type = _readonly(np.fromiter(map(B2C_CODE.__getitem__, types), np.int8, sum(n_ev)))
+    session_codes, category_codes, vocabularies = [], [], []
+    for e in evs:
+        s_codes, sessions = _code_list([str(x) for x in e["session"]])
+        c_codes, categories = _code_list(e["category"])
+        session_codes += s_codes
+        category_codes += c_codes
+        vocabularies.append((sessions, categories))
+    session, category = (
+        _readonly(np.array(session_codes, np.int64)),
+        _readonly(np.array(category_codes, np.int64)),
+    )
+    o_ts, o_amount = column(orders, "ts", np.int64), column(orders, "amount", np.float64)
+    out = []
+    e0 = o0 = 0
+    for c, e, o, (sessions, categories) in zip(ctxs, evs, orders, vocabularies, strict=True):
+        e1, o1 = e0 + len(e["ts"]), o0 + len(o["ts"])
+        out.append(
+            B2CContext(
+                customer=c.get("customer", {}), ev_ts=ts[e0:e1], ev_type=ev_type[e0:e1], ev_session=session[e0:e1],
+                sessions={k: j for j, k in enumerate(sessions)}, ev_category=category[e0:e1],
+                categories=categories, ev_price=price[e0:e1], ev_qty=qty[e0:e1],
+                event_ids=frozenset(e["event_id"]), ord_ts=o_ts[o0:o1], ord_amount=o_amount[o0:o1],
+            )
+        )  # fmt: skip
+        e0, o0 = e1, o1
+    return out
+
+
+def _code_list(values: list) -> tuple[list[int], tuple]:
+    """``_codes`` as a list."""
+    vocab: dict = {}
+    return [vocab.setdefault(v, len(vocab)) if v is not None else -1 for v in values], tuple(vocab)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
 MEMO_COST = 5  # an entry's memory, in multiples of its stored text (the text, and arrays about four times it)
 
 Context = B2BContext | B2CContext
@@ -141,7 +198,11 @@ class ContextMemo:
         self._memo: OrderedDict[str, tuple[str, Context]] = OrderedDict()  # entity id → (text, decoded)
         self._used = 0
         self.failed_reads = 0
-        self._decode = decode_b2c if motions.get(motion).family == "b2c" else decode_b2b
+        b2c = motions.get(motion).family == "b2c"
+        self._decode = decode_b2c if b2c else decode_b2b
+        self._decode_many: Callable[[list[dict]], list[Any]] = (
+            decode_b2c_many if b2c else lambda ctxs: [decode_b2b(c) for c in ctxs]
+        )
         self.empty: Context = self._decode({})
 
     def __len__(self) -> int:
@@ -184,8 +245,9 @@ class ContextMemo:
                 len(keys),
             )
             return [memo[k][1] if k in memo else empty for k in keys], True
-        out = []
-        for k, raw in zip(keys, stored, strict=True):
+        out: list[Any] = []
+        fresh: list[int] = []  # contexts just written: decoded together below, and not kept (the next event
+        for k, raw in zip(keys, stored, strict=True):  # for the entity writes another)
             if not raw:
                 out.append(empty)
                 continue
@@ -194,9 +256,17 @@ class ContextMemo:
                 memo.move_to_end(k)
                 out.append(hit[1])
                 continue
-            d = self._decode(written[k][1] if k in written else orjson.loads(raw))
+            if k in written:
+                fresh.append(len(out))
+                out.append(None)
+                continue
+            d = self._decode(orjson.loads(raw))
             self._remember(k, raw, d)
             out.append(d)
+        if fresh:
+            decoded = self._decode_many([written[keys[i]][1] for i in fresh])
+            for i, d in zip(fresh, decoded, strict=True):
+                out[i] = d
         return out, False
 
     def _remember(self, entity: str, raw: str, context: Context) -> None:
@@ -224,6 +294,7 @@ _EMPTY_LEADS: dict[str, list[Any]] = {
     "stage": [],
 }
 _EMPTY_B2B_EVENTS: dict[str, list[Any]] = {"ts": [], "type": [], "lead": [], "topic": [], "event_id": []}
+_EMPTY_ORDERS: dict[str, list[Any]] = {"ts": [], "amount": []}
 _EMPTY_B2C_EVENTS: dict[str, list[Any]] = {
     "ts": [],
     "type": [],

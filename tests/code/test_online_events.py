@@ -14,7 +14,7 @@ from features.online_store import key
 from features.prepare import prepare
 from leadscore.config import load_config
 from leadscore.schema import load_dataset
-from serving.events import _payloads
+from serving.context_requests import payloads as context_payloads
 
 DAY = 86_400
 
@@ -66,7 +66,7 @@ def _features(store: DictStore, motion: str, as_of: int) -> pd.DataFrame:
     payloads = [
         p | {"events": [], "orders": []}
         for raw in store.d.values()
-        for p in _payloads(motion, orjson.loads(raw))
+        for p in context_payloads(motion, orjson.loads(raw))
     ]
     for p in payloads:  # as a /score request carries its entity
         if "lead" in p:
