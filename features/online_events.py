@@ -53,6 +53,7 @@ def apply_events(
     held = set(ev["event_id"])
     out = Applied(ctx)
     lead_row = {} if b2c else {k: j for j, k in enumerate((ctx.get("leads") or {}).get("lead_id", []))}
+    ordered: bool | None = None  # the stored events in time order (checked once, when an event arrives late)
     for e in events:
         if e["event_id"] in held:
             out.already += 1
@@ -68,8 +69,14 @@ def apply_events(
                 continue
             row = {"ts": int(e["ts"]), "type": e["type"], "lead": lead_row[lead] if lead is not None else -1,
                    "topic": e.get("topic"), "event_id": e["event_id"]}  # fmt: skip
-        for k, v in row.items():
-            ev[k].append(v)
+        ts = ev["ts"]
+        if ts and row["ts"] < ts[-1] and (ordered := ordered if ordered is not None else ts == sorted(ts)):
+            at = bisect.bisect_right(ts, row["ts"])  # where the stable sort in _in_window would put it
+            for k, v in row.items():
+                ev[k].insert(at, v)
+        else:
+            for k, v in row.items():
+                ev[k].append(v)
         held.add(e["event_id"])
         out.added += 1
     if out.added:

@@ -177,3 +177,29 @@ def test_events_in_window_keep_time_order_whether_or_not_they_arrive_in_it():
     assert _in_window(ordered, 0) is ordered
     late = {"ts": [1, 5, 9, 12, 5, 3], "event_id": ["a", "b", "d", "e", "c", "x"]}  # two arrive late
     assert _in_window(late, 2) == {"ts": [3, 5, 5, 9, 12], "event_id": ["x", "b", "c", "d", "e"]}  # stable
+
+
+def test_late_events_land_where_a_stable_sort_of_all_events_puts_them():
+    from features.online_events import _in_window, apply_events
+
+    def ctx(ts: list[int]) -> dict:
+        n = len(ts)
+        return {"customer": {"customer_id": "A"}, "events": {
+            "ts": list(ts), "type": ["page_view"] * n, "session": ["s"] * n, "category": [None] * n, "price": [None] * n,
+            "quantity": [None] * n, "event_id": [f"old{i}" for i in range(n)]}}  # fmt: skip
+
+    new = [
+        {"event_id": f"new{i}", "ts": t, "type": "search", "session_id": "s"}
+        for i, t in enumerate([7, 5, 20, 5, 1])
+    ]
+    for stored in (
+        [1, 5, 5, 9, 12],
+        [9, 1, 5, 12, 5],
+    ):  # in time order (insertion), and not (the stable sort)
+        got = apply_events("b2c", ctx(stored), new, now=30, owned=True).context["events"]
+        whole = ctx(stored)["events"]
+        for e in new:
+            for k, v in {"ts": e["ts"], "type": e["type"], "session": "s", "category": None, "price": None,
+                         "quantity": None, "event_id": e["event_id"]}.items():  # fmt: skip
+                whole[k].append(v)
+        assert got == _in_window(whole, 30 - 90 * 86_400), stored
