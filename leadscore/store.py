@@ -79,7 +79,10 @@ INDEXES = [
     "DROP INDEX IF EXISTS score_log_entity",
     "CREATE INDEX IF NOT EXISTS score_log_motion_as_of ON score_log (motion, as_of)",
     "CREATE INDEX IF NOT EXISTS outcomes_entity ON outcomes (motion, entity_id, occurred_at)",
-    "CREATE INDEX IF NOT EXISTS events_in_entity ON events_in (motion, entity_id, state)",
+    # Events are read back by state only while they wait for their entity (almost every one is applied at once):
+    # an index of the waiting ones alone, not one every event is inserted into at a random place.
+    "DROP INDEX IF EXISTS events_in_entity",
+    "CREATE INDEX IF NOT EXISTS events_in_waiting ON events_in (motion, entity_id) WHERE state <> 'applied'",
     "CREATE INDEX IF NOT EXISTS last_scores_age ON last_scores (motion, scored_at)",
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at)",
 ]

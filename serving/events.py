@@ -275,7 +275,9 @@ class EventIngest:
 
     # -- entities that appear later
     def refresh_pending(self) -> None:
-        rows = self.store.query("SELECT DISTINCT motion, entity_id FROM events_in WHERE state = 'pending'")
+        rows = self.store.query(
+            "SELECT DISTINCT motion, entity_id FROM events_in WHERE state <> 'applied' AND state = 'pending'"
+        )  # (the first term: the partial index of waiting events)
         fresh: dict[str, set[str]] = defaultdict(set)
         for r in rows:
             fresh[r["motion"]].add(r["entity_id"])
@@ -289,7 +291,7 @@ class EventIngest:
         self, motion: str, entities: list[str] | None = None, source: str = "event"
     ) -> dict[str, int]:
         """Apply the pending events of ``entities`` (default: all) whose entity the online state now knows."""
-        sql = "SELECT body FROM events_in WHERE motion = ? AND state IN ('pending', 'received')"
+        sql = "SELECT body FROM events_in WHERE motion = ? AND state <> 'applied'"  # pending, or received (a crash)
         rows = self.store.query(sql, (motion,))
         by_entity: dict[str, list[dict]] = defaultdict(list)
         for r in rows:
