@@ -68,9 +68,14 @@ class B2CContext:
 
 def _codes(values: list) -> tuple[np.ndarray, tuple]:
     """Local codes (-1 for None) and the distinct values they index, in order of first appearance."""
+    codes, vocab = _code_list(values)
+    return np.array(codes, dtype=np.int64), vocab
+
+
+def _code_list(values: list) -> tuple[list[int], tuple]:
+    """``_codes`` as a list."""
     vocab: dict = {}
-    codes = [vocab.setdefault(v, len(vocab)) if v is not None else -1 for v in values]
-    return np.array(codes, dtype=np.int64), tuple(vocab)
+    return [vocab.setdefault(v, len(vocab)) if v is not None else -1 for v in values], tuple(vocab)
 
 
 def _block(columns: list, dtype: type) -> np.ndarray:
@@ -103,7 +108,9 @@ def decode_b2b(ctx: dict) -> B2BContext:
 
 
 def decode_b2c(ctx: dict) -> B2CContext:
-    ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or {"ts": [], "amount": []}
+    """One customer's stored context (``decode_b2c_many`` decodes many at once, the same way: tested equal; this
+    one is cheaper for a single context, as /score reads them)."""
+    ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or _EMPTY_ORDERS
     session, sessions = _codes([str(x) for x in ev["session"]])  # as a request's session ids are read
     category, categories = _codes(ev["category"])
     return _frozen(
@@ -125,8 +132,8 @@ def decode_b2c(ctx: dict) -> B2CContext:
 
 
 def decode_b2c_many(ctxs: list[dict]) -> list[B2CContext]:
-    """``decode_b2c`` for many contexts at once: each column built once for all of them and each context's arrays
-    views into it (a context's own arrays cost more to build than its few dozen events do)."""
+    """Customers' stored contexts decoded at once: each column built once for all of them and each context's
+    arrays read-only views into it (a context's own arrays cost more to build than its few dozen events do)."""
     evs = [c.get("events") or _EMPTY_B2C_EVENTS for c in ctxs]
     orders = [c.get("orders") or _EMPTY_ORDERS for c in ctxs]
 
@@ -167,12 +174,6 @@ def decode_b2c_many(ctxs: list[dict]) -> list[B2CContext]:
         )  # fmt: skip
         e0, o0 = e1, o1
     return out
-
-
-def _code_list(values: list) -> tuple[list[int], tuple]:
-    """``_codes`` as a list."""
-    vocab: dict = {}
-    return [vocab.setdefault(v, len(vocab)) if v is not None else -1 for v in values], tuple(vocab)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -101,13 +101,12 @@ class StoreApplied:
     applied: list[str]  # event ids now in a context (or that were already)
     pending: list[str]  # event ids whose entity is unknown
     held: list[str] = field(default_factory=list)  # entities whose context held all their events already
-    contexts: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # changed and held ones' contexts as stored
-    texts: dict[str, str] = field(default_factory=dict)  # and their stored text
+    # the changed and held ones' contexts as stored, and their stored text
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def written(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """The changed contexts as ``ContextMemo.read`` takes them: by entity, (stored text, JSON form)."""
+        """The changed and held contexts as ``ContextMemo.read`` takes them: by entity, (stored text, JSON form)."""
         return {e: (self.texts[e], c) for e, c in self.contexts.items()}
 
 

@@ -7,9 +7,9 @@ pushed. One pipeline for ``POST /events``, the Redis stream consumer and ``leads
 whose context changed is re-scored — for B2B every lead of the account, since account intent and the buying group
 are features of each. New scores go to the score-log journal with source ``event`` (durable before the answer);
 each entity's latest score (``last_scores``), the triggers the change makes (the outbox) and the events themselves
-(``events_in``) are written in one transaction. An event whose entity is unknown (no context; a lead its account's context does not list) is kept
-``pending`` and applied when the entity appears: a materialization (``apply_pending``), or a ``/score`` that
-carries its fields (``adopt``).
+(``events_in``) are written in one transaction. An event whose entity is unknown (no context; a lead its account's
+context does not list) is kept ``pending`` and applied when the entity appears: a materialization
+(``apply_pending``), or a ``/score`` that carries its fields (``adopt``).
 """
 
 from __future__ import annotations

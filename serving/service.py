@@ -196,10 +196,8 @@ class LeadScore:
         self.log.append(rows(results, source))
         observe(results, self.log.unshipped_bytes())
         bodies = [_json(r) for r in results]
-        if self.events._pending:
-            self.events_executor.submit(
-                len(reqs), self._adopt, reqs
-            )  # after the answers, on the events thread
+        if self.events._pending:  # after the answers, on the events thread
+            self.events_executor.submit(len(reqs), self._adopt, reqs)
         return bodies
 
     def _run_columns(self, req: ColumnsRequest) -> bytes:

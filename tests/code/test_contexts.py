@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 
 from features.contexts import ContextMemo, decode_b2c, decode_b2c_many
+from features.frames import B2C_CODE
 from features.online_store import key
 
 
@@ -36,6 +37,13 @@ def test_many_contexts_decode_as_each_one_does_alone_and_read_only():
             else:
                 assert a == b, f.name
     assert decode_b2c_many([]) == []
+    a = decode_b2c(ctxs[0])  # the stored JSON form read as the feature code needs it
+    assert a.sessions == {"s1": 0, "7": 1} and a.ev_session.tolist() == [0, 1, 0]
+    assert a.categories == ("books", "toys") and a.ev_category.tolist() == [0, -1, 1]
+    assert a.ev_type.tolist() == [B2C_CODE[t] for t in ("product_view", "add_to_cart", "search")]
+    np.testing.assert_array_equal(a.ev_price, [12.0, np.nan, 3.5])
+    assert a.ev_ts.tolist() == [10, 20, 30] and a.ord_ts.tolist() == [5] and a.ord_amount.tolist() == [99.0]
+    assert a.event_ids == {"a1", "a2", "a3"} and len(decode_b2c(ctxs[1]).ev_ts) == 0
 
 
 class _Store:
