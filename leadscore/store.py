@@ -192,6 +192,8 @@ class Store:
                 from psycopg_pool import PoolTimeout
 
                 try:
+                    if not self._ready or self._pool.get_stats().get("pool_size", 1) == 0:
+                        self._probe()
                     with self._pool.connection(timeout=self.timeout) as con:
                         yield con
                 except (PoolTimeout, psycopg.OperationalError) as exc:
@@ -205,6 +207,15 @@ class Store:
             if "locked" not in str(exc) and "unable to open" not in str(exc):
                 raise
             raise StoreUnavailable(f"the store {self.url} is not available: {exc}") from exc
+
+    def _probe(self) -> None:
+        """The database has not been reached yet, or the pool holds no connection (it was down): one direct
+        attempt, so a refused connection fails the operation at once instead of after the pool's whole wait (a
+        service starting, or stopping, with its store down would otherwise spend ``timeout`` seconds on every
+        operation)."""
+        import psycopg
+
+        psycopg.connect(self.url, connect_timeout=max(1, round(self.timeout))).close()
 
     @classmethod
     def default(cls, settings: Settings | None = None) -> Store:

@@ -92,12 +92,17 @@ class Dispatcher:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
+        down = 0.0  # seconds to wait before the next try while the store is unavailable (doubling, up to 5)
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
+                down = 0.0
             except StoreUnavailable as exc:
-                log.warning("outbox unavailable: %s", exc)
-                busy = 0
+                if not down:  # once per outage, not once per try
+                    log.warning("outbox unavailable: %s", exc)
+                down = min(max(2 * down, self.poll_seconds), 5.0)
+                self._stop.wait(down)
+                continue
             except Exception:  # a bug must not stop delivery for good
                 log.exception("webhook dispatcher")
                 busy = 0

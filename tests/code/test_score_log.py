@@ -183,3 +183,28 @@ def test_generated_request_ids_sort_by_time_and_an_old_log_loses_its_entity_inde
     store = Store(f"sqlite:///{tmp_path}/s.db")
     names = {r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "score_log_entity" not in names and "score_log_motion_as_of" in names
+
+
+def test_a_store_that_refuses_connections_fails_each_operation_at_once(pg_schema_url, caplog):
+    """Down: each operation raises ``StoreUnavailable`` at once (not after the pool's 5 s wait), so a service
+    starting or stopping with its store down is not held up; the outbox says so once per outage."""
+    import logging
+    import time
+
+    from leadscore.store import StoreUnavailable
+    from serving.webhooks import Dispatcher
+
+    t0 = time.perf_counter()
+    down = Store("postgresql://postgres@127.0.0.1:1/nowhere", timeout=5.0)  # refused: port 1
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable, match="not reachable"):
+            down.query("SELECT 1 AS one")
+    assert time.perf_counter() - t0 < 3.0
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        d = Dispatcher(down, "secret", poll_seconds=0.05).start()
+        time.sleep(1.5)  # with backoff: a handful of tries, not one every poll
+        d.stop()
+    assert d._thread is not None and not d._thread.is_alive()
+    assert sum("outbox unavailable" in m for m in caplog.messages) == 1
+    up = Store(pg_schema_url)  # a live store: probed once, then served by its pool
+    assert up.query("SELECT 1 AS one") == [{"one": 1}]
