@@ -95,7 +95,15 @@ def retrain(
     force: bool = False,
     conf: MotionConfig | None = None,
 ) -> RetrainDecision:
-    store = store or Store.default()
+    """Weigh the evidence; when it says so, fit a challenger and put it through the promotion gate. The decision
+    is recorded in ``store`` (default: the settings' store, closed afterwards)."""
+    with Store.borrowed(store) as owned:
+        return _retrain(motion, owned, data, force, conf)
+
+
+def _retrain(
+    motion: str, store: Store, data: str | Path | None, force: bool, conf: MotionConfig | None
+) -> RetrainDecision:
     conf = conf or load_config(motion)
     with stage("weighing the evidence (new labels, drift, decay)"):
         reasons, rows, facts = evidence(motion, store, conf)

@@ -221,6 +221,20 @@ class Store:
     def default(cls, settings: Settings | None = None) -> Store:
         return cls((settings or Settings.load()).store_url)
 
+    @classmethod
+    @contextmanager
+    def borrowed(cls, store: Store | None, settings: Settings | None = None) -> Iterator[Store]:
+        """``store`` as it is (its owner closes it), or the default store opened for the block and closed after
+        it: a job that opens its own store leaves no PostgreSQL pool or connection behind."""
+        if store is not None:
+            yield store
+            return
+        own = cls.default(settings)
+        try:
+            yield own
+        finally:
+            own.close()
+
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.kind == "postgres" else sql
 

@@ -63,19 +63,29 @@ def audit(
     metrics_: dict | None = None,
     store: Store | None = None,
 ) -> None:
-    s = store or Store.default()
-    s.execute(
-        "INSERT INTO alias_audit (at, who, model, alias, from_version, to_version, action, why, metrics) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (_now(), _who(), name, alias, from_v, to_v, action, why, json.dumps(metrics_ or {}, default=float)),
-    )
+    with Store.borrowed(store) as s:
+        s.execute(
+            "INSERT INTO alias_audit (at, who, model, alias, from_version, to_version, action, why, metrics) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _now(),
+                _who(),
+                name,
+                alias,
+                from_v,
+                to_v,
+                action,
+                why,
+                json.dumps(metrics_ or {}, default=float),
+            ),
+        )
 
 
 def audit_log(name: str | None = None, store: Store | None = None) -> list[dict]:
-    s = store or Store.default()
-    if name:
-        return s.query("SELECT * FROM alias_audit WHERE model = ? ORDER BY id", (name,))
-    return s.query("SELECT * FROM alias_audit ORDER BY id")
+    with Store.borrowed(store) as s:
+        if name:
+            return s.query("SELECT * FROM alias_audit WHERE model = ? ORDER BY id", (name,))
+        return s.query("SELECT * FROM alias_audit ORDER BY id")
 
 
 class RegistryUnavailable(UserError):

@@ -50,9 +50,9 @@ def score_file(
     """Score a file (spec models: an export of the training file's shape, read as the model's own reader reads
     it; ``spec_path`` overrides) or a folder of canonical tables (motion models). The output keeps the id column
     under its own name and the input order; ``result.attrs`` carries ``missing_inputs`` and ``routes``."""
-    with steps() as step:
+    with steps() as step, Store.borrowed(store) as owned:
         step("loading the model")
-        return _score_file(step, model_ref, data, out, as_of, reasons, store, spec_path, allow_missing,
+        return _score_file(step, model_ref, data, out, as_of, reasons, owned, spec_path, allow_missing,
                            scheduler if scheduler is not None else Settings.load().dask_scheduler)  # fmt: skip
 
 
@@ -63,7 +63,7 @@ def _score_file(
     out: str | Path,
     as_of: str | None,
     reasons: int,
-    store: Store | None,
+    store: Store,
     spec_path: str | None,
     allow_missing: bool = False,
     scheduler: str | None = None,
@@ -131,7 +131,7 @@ def _score_file(
         no_consent_warning = False
     settings = Settings.load()
     # its shipper thread copies rows into the store while the next chunks are scored (the other core)
-    journal = ScoreLog(store or Store.default(), settings.home, max_mb=settings.journal_max_mb).start()
+    journal = ScoreLog(store, settings.home, max_mb=settings.journal_max_mb).start()
     batch = f"batch-{uuid.uuid4().hex[:12]}"
     now = datetime.now(UTC).isoformat(timespec="seconds")
     as_of_text = (

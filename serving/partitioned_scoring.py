@@ -65,7 +65,7 @@ def event_rows(data: Path) -> int:
 
 
 def score_in_parts(step: Callable[[str], None], model: Any, name: str, version: str, conf: Any, data: Path,
-                    out: Path, as_of: str | None, reasons: int, store: Store | None) -> pd.DataFrame:  # fmt: skip
+                    out: Path, as_of: str | None, reasons: int, store: Store) -> pd.DataFrame:  # fmt: skip
     """A motion model's batch scoring in this process for tables too large to hold: partitioned by entity on
     disk (``features.partitioned``, Dask's local scheduler), then one partition at a time — features, scores,
     reasons, routes — appended to the one output file and the score log. Memory is a partition's."""
@@ -85,7 +85,7 @@ def score_in_parts(step: Callable[[str], None], model: Any, name: str, version: 
         layout = partition(data, model.motion, work, n)
     t = epoch_seconds(as_of) if as_of else layout.ts_max
     out.parent.mkdir(parents=True, exist_ok=True)
-    journal = ScoreLog(store or Store.default(), settings.home, max_mb=settings.journal_max_mb).start()
+    journal = ScoreLog(store, settings.home, max_mb=settings.journal_max_mb).start()
     batch, now = f"batch-{uuid.uuid4().hex[:12]}", datetime.now(UTC).isoformat(timespec="seconds")
     id_name = motions.get(model.motion).id_column
     writer, counts, start = Writer(out), [], 0
@@ -132,11 +132,12 @@ def _one_partition(layout: Any, features_at: Callable, model: Any, name: str, ve
     )
     result.to_parquet(out / f"part-{k:05d}.parquet", index=False)
     settings = Settings.load()
-    journal = ScoreLog(Store(settings.store_url), settings.home)
     as_of = frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
-    journal.append(chunk_log_rows(f"{batch}-{k}", 0, datetime.now(UTC).isoformat(timespec="seconds"), as_of, model.motion,
-                             name, version, result, id_name, shown))  # fmt: skip
-    journal.close(timeout=60)
+    with Store.borrowed(None, settings) as store:  # a worker's store for this partition, closed after it
+        journal = ScoreLog(store, settings.home)
+        journal.append(chunk_log_rows(f"{batch}-{k}", 0, datetime.now(UTC).isoformat(timespec="seconds"), as_of,
+                                      model.motion, name, version, result, id_name, shown))  # fmt: skip
+        journal.close(timeout=60)
     return pd.DataFrame({"partition": [k], "rows": [len(result)],
                          "tiers": [json.dumps(result["tier"].value_counts().to_dict())],
                          "routes": [json.dumps(result["route"].value_counts().to_dict())]})  # fmt: skip

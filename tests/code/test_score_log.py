@@ -208,3 +208,15 @@ def test_a_store_that_refuses_connections_fails_each_operation_at_once(pg_schema
     assert sum("outbox unavailable" in m for m in caplog.messages) == 1
     up = Store(pg_schema_url)  # a live store: probed once, then served by its pool
     assert up.query("SELECT 1 AS one") == [{"one": 1}]
+
+
+def test_a_borrowed_store_is_closed_only_when_it_was_opened_for_the_block(pg_schema_url, monkeypatch):
+    monkeypatch.setenv("LEADSCORE_STORE_URL", pg_schema_url)
+    with Store.borrowed(None) as opened:
+        assert opened.query("SELECT 1 AS one") == [{"one": 1}]
+    assert opened._pool.closed  # the default store, opened for the block: no pool or connection left behind
+    given = Store(pg_schema_url)
+    with Store.borrowed(given) as same:
+        assert same is given
+    assert not given._pool.closed and given.query("SELECT 1 AS one") == [{"one": 1}]  # its owner closes it
+    given.close()
