@@ -259,6 +259,57 @@ def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> p
     return out
 
 
+def plain_rows(
+    table: Table, rows: list[dict], stamps: list[int], now: pd.Timestamp | None = None
+) -> list[dict] | None:
+    """``rows`` already in canonical form — every value of its column's type and within its rules, the time
+    column read as epoch seconds (``stamps``) — as ``coerce`` and a missing value as None would give them (the
+    table's columns in order, the time column last, as epoch seconds), without a frame. None when a value needs
+    casting (a number as text, say) or breaks a rule: then ``coerce`` reads the rows and names the rule. A
+    table with a datetime column besides its time column is never plain."""
+    if stamps and max(stamps) > int(_limit(now).timestamp()):
+        return None
+    checks = []
+    for col in table.columns:
+        if col.name == table.time_column:
+            continue
+        if col.kind == "datetime":
+            return None
+        allowed = frozenset(col.allowed) if col.allowed is not None else None
+        checks.append((col.name, col.kind, col.nullable, allowed, col.min_value, col.unique))
+    out: list[dict] = []
+    for r, t in zip(rows, stamps, strict=True):
+        row = {}
+        for name, kind, nullable, allowed, low, _ in checks:
+            v = r.get(name)
+            if v is None:
+                if not nullable:
+                    return None
+            elif kind == "str":
+                if type(v) is not str or (allowed is not None and v not in allowed):
+                    return None
+            elif kind in ("int", "float"):
+                if type(v) is not float and type(v) is not int:
+                    return None
+                v = float(v)
+                if v != v or v in (_INF, -_INF) or (low is not None and v < low):
+                    return None
+            elif type(v) is not bool:  # a boolean column
+                return None
+            row[name] = v
+        row[table.time_column] = t
+        out.append(row)
+    for name, *_, unique in checks:
+        if unique:
+            seen = [r[name] for r in out if r[name] is not None]
+            if len(set(seen)) != len(seen):
+                return None
+    return out
+
+
+_INF = float("inf")
+
+
 def row_problems(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
     """Every rule ``coerce`` applies, per row: the reasons a row breaks them ('' when it is clean).
 

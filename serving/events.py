@@ -29,7 +29,7 @@ from features.online_events import CAS_TRIES, StoreApplied, apply_to_store, enti
 from features.online_store import key
 from leadscore import motions
 from leadscore.errors import UserError
-from leadscore.schema import TABLES, SchemaError, coerce
+from leadscore.schema import TABLES, SchemaError, coerce, plain_rows
 from leadscore.store import Store, StoreUnavailable, Tx
 from leadscore.times import epoch_seconds, format_utc
 from serving.context_requests import payloads, with_entity
@@ -80,6 +80,8 @@ class EventIngest:
         if motion not in motions.NAMES:
             raise UserError(f"motion: unknown motion {motion!r}")
         stamps = _stamps(events)
+        if stamps is not None and (plain := plain_rows(TABLES[motion]["events"], events, stamps)) is not None:
+            return plain  # the usual body: nothing to cast, no rule broken (no frame needed to say so)
         frame = self.validate(motion, events, stamps)
         rows = records_of(frame.drop(columns="ts") if stamps is not None else frame)
         for r, t in zip(rows, stamps or [epoch_seconds(r["ts"]) for r in rows], strict=True):

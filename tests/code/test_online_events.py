@@ -3,6 +3,8 @@ for both motion families; a repeated event counts once; an event of an unknown e
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pandas as pd
 import pytest
@@ -203,3 +205,53 @@ def test_late_events_land_where_a_stable_sort_of_all_events_puts_them():
                          "quantity": None, "event_id": e["event_id"]}.items():  # fmt: skip
                 whole[k].append(v)
         assert got == _in_window(whole, 30 - 90 * 86_400), stored
+
+
+def _pandas_rows(motion: str, events: list[dict], stamps: list[int]) -> list[dict]:
+    """The events read through the table's frame rules (``coerce``), as ``EventIngest.rows`` does for a body
+    that needs casting."""
+    from serving.events import EventIngest, records_of
+
+    rows = records_of(EventIngest.validate(motion, events, stamps).drop(columns="ts"))
+    return [r | {"ts": t} for r, t in zip(rows, stamps, strict=True)]
+
+
+def test_a_plain_body_reads_as_the_table_rules_read_it_and_anything_else_goes_to_them():
+    from leadscore.schema import TABLES, plain_rows
+
+    now = int(time.time())
+    b2c = [
+        {"event_id": "e1", "ts": now, "customer_id": "c1", "session_id": "s", "type": "add_to_cart",
+         "category": "books", "price": 12, "quantity": 2.0, "extra": "ignored"},
+        {"event_id": "e2", "ts": now - 60, "customer_id": "c1", "session_id": "s", "type": "page_view",
+         "price": None},
+        {"event_id": "e3", "ts": now - 90, "customer_id": "c2", "session_id": "", "type": "search",
+         "product_id": "p", "price": 0.0},
+    ]  # fmt: skip
+    b2b = [
+        {"event_id": "x1", "ts": now, "account_id": "a", "lead_id": "l", "type": "pricing_page", "topic": "t"},
+        {"event_id": "x2", "ts": now, "account_id": "a", "type": "third_party_intent"},
+    ]  # fmt: skip
+    for motion, events in (("b2c", b2c), ("b2b", b2b)):
+        stamps = [e["ts"] for e in events]
+        plain = plain_rows(TABLES[motion]["events"], events, stamps)
+        assert plain is not None
+        assert plain == _pandas_rows(motion, events, stamps)
+        assert [list(r) for r in plain] == [list(r) for r in _pandas_rows(motion, events, stamps)]
+    table = TABLES["b2c"]["events"]
+    for change in (
+        {"type": "teleport"},  # a rule broken: the rules name it
+        {"customer_id": None},
+        {"price": -1.0},
+        {"price": float("inf")},
+        {"price": float("nan")},
+        {"price": "12.5"},  # values to cast: the frame casts them
+        {"price": True},
+        {"event_id": 7},
+        {"ts": now + 3 * 86400},  # in the future
+    ):
+        events = [b2c[0] | change, b2c[1]]
+        assert plain_rows(table, events, [e["ts"] for e in events]) is None, change
+    good = [e | {"price": "12.5"} for e in b2c]
+    stamps = [e["ts"] for e in good]
+    assert _pandas_rows("b2c", good, stamps)[0]["price"] == 12.5  # what the frame path makes of it
