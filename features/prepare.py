@@ -3,7 +3,10 @@ computation reads (event ids deduplicated, events of unknown entities dropped, b
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,13 +93,36 @@ def _epoch(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[s]").astype(np.int64)
 
 
+def _concurrently(*calls: tuple[Any, ...]) -> list[Any]:
+    """Independent passes over columns (``(function, *args)`` each) on a thread per core: Arrow's kernels and
+    Polars' release the GIL, so the hash passes over millions of ids run side by side."""
+    with ThreadPoolExecutor(max(1, min(len(calls), os.cpu_count() or 1))) as pool:
+        futures = [pool.submit(f, *args) for f, *args in calls]
+        return [f.result() for f in futures]
+
+
+def _lookup(values: pd.Series, mapping: dict[str, Any], missing: Any, dtype: Any) -> np.ndarray:
+    """``mapping[value]`` for each value (``missing`` where it is absent or not a key), by one hash pass rather
+    than a Python call per value."""
+    table = np.append(np.asarray(list(mapping.values()), dtype=dtype), np.asarray([missing], dtype=dtype))
+    return table[_codes(values, pd.Index(list(mapping)))]
+
+
 def _clean_events(
-    events: pd.DataFrame, entity_col: str, known: pd.Index, drops: DropReport
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Drop duplicate event ids (keep the first) and events of unknown entities; return codes too."""
-    dup = _duplicated(events["event_id"])
+    events: pd.DataFrame,
+    entity_col: str,
+    known: pd.Index,
+    drops: DropReport,
+    also: tuple[tuple[str, pd.Index], ...] = (),
+) -> tuple[pd.DataFrame, np.ndarray, list[np.ndarray]]:
+    """Drop duplicate event ids (keep the first) and events of unknown entities; return the entity codes, and
+    the codes of each ``also`` column in its categories, of the events kept (all computed side by side)."""
+    dup, codes, *more = _concurrently(
+        (_duplicated, events["event_id"]),
+        (_codes, events[entity_col], known),
+        *((_codes, events[c], cats) for c, cats in also),
+    )
     drops.add("duplicate event_id (kept the first)", int(dup.sum()))
-    codes = _codes(events[entity_col], known)
     unknown = codes < 0
     if entity_col == "lead_id":  # account-level events have no lead
         unknown &= events["lead_id"].notna().to_numpy()
@@ -104,8 +130,8 @@ def _clean_events(
     drops.add(f"events for an unknown {entity_col}", int(unknown.sum()))
     keep = ~dup & ~unknown
     if keep.all():
-        return events, codes
-    return events.loc[keep], codes[keep]
+        return events, codes, more
+    return events.loc[keep], codes[keep], [m[keep] for m in more]
 
 
 def prepare(motion: str, tables: dict[str, pd.DataFrame]) -> Prepared:
@@ -117,12 +143,14 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
     acc, leads = t["accounts"], t["leads"]
     acc_idx = pd.Index(acc["account_id"])
     lead_idx = pd.Index(leads["lead_id"])
-    ev, ev_lead = _clean_events(t["events"], "lead_id", lead_idx, drops)
-    ev_acc = _codes(ev["account_id"], acc_idx)
+    ev, ev_lead, (ev_acc, ev_type) = _clean_events(
+        t["events"], "lead_id", lead_idx, drops, (("account_id", acc_idx), ("type", pd.Index(list(B2B_CODE))))
+    )
     bad_acc = ev_acc < 0
     drops.add("events for an unknown account_id", int(bad_acc.sum()))
     if bad_acc.any():
-        ev, ev_lead, ev_acc = ev.loc[~bad_acc], ev_lead[~bad_acc], ev_acc[~bad_acc]
+        ok = ~bad_acc
+        ev, ev_lead, ev_acc, ev_type = ev.loc[ok], ev_lead[ok], ev_acc[ok], ev_type[ok]
     # An event's account is its lead's account when it has a lead (the CRM is the source of truth).
     lead_account = _codes(leads["account_id"], acc_idx)
     ev_account = np.where(ev_lead >= 0, lead_account[np.maximum(ev_lead, 0)], ev_acc)
@@ -130,8 +158,8 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
     fr = B2BFrame(
         lead_account=lead_account,
         lead_created=_epoch(leads["created_at"]),
-        lead_role=leads["buying_role"].map(ROLE_CODE).to_numpy(dtype=np.int64),
-        lead_seniority=leads["seniority"].map(SENIORITY_RANK).to_numpy(dtype=np.float64, na_value=np.nan),
+        lead_role=_lookup(leads["buying_role"], ROLE_CODE, -1, np.int64),
+        lead_seniority=_lookup(leads["seniority"], SENIORITY_RANK, np.nan, np.float64),
         lead_business=(leads["email_domain_type"] == "business").to_numpy(dtype=np.float64),
         lead_stage=np.zeros(len(leads), dtype=np.int64),
         acc_industry=acc["industry"].to_numpy(dtype=object, na_value=None),
@@ -139,7 +167,7 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
         acc_revenue=acc["annual_revenue"].to_numpy(dtype=np.float64, na_value=np.nan),
         acc_region=acc["region"].to_numpy(dtype=object, na_value=None),
         ev_ts=_epoch(ev["ts"]),
-        ev_type=_codes(ev["type"], pd.Index(list(B2B_CODE))).astype(np.int8),
+        ev_type=ev_type.astype(np.int8),
         ev_lead=ev_lead,
         ev_account=ev_account,
         ev_topic=_codes(ev["topic"], topics),
@@ -152,7 +180,7 @@ def _prepare_b2b(motion: str, t: dict[str, pd.DataFrame]) -> Prepared:
     stages = (
         o_lead[ok],
         _epoch(out["occurred_at"])[ok],
-        out["stage"].map(STAGE_RANK).to_numpy(dtype=np.int64)[ok],
+        _lookup(out["stage"], STAGE_RANK, -1, np.int64)[ok],
     )
     match = leads.attrs.get("account_match")
     return Prepared(
@@ -174,7 +202,9 @@ def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
     drops = DropReport()
     cust = t["customers"]
     cidx = pd.Index(cust["customer_id"])
-    ev, ev_cust = _clean_events(t["events"], "customer_id", cidx, drops)
+    ev, ev_cust, (ev_type,) = _clean_events(
+        t["events"], "customer_id", cidx, drops, (("type", pd.Index(list(B2C_CODE))),)
+    )
     orders = t["orders"]
     o_c = _codes(orders["customer_id"], cidx)
     drops.add("orders for an unknown customer_id", int((o_c < 0).sum()))
@@ -187,7 +217,7 @@ def _prepare_b2c(t: dict[str, pd.DataFrame]) -> Prepared:
         cust_consent_email=cust["consent_email"].fillna(False).to_numpy(dtype=np.float64),
         cust_consent_sms=cust["consent_sms"].fillna(False).to_numpy(dtype=np.float64),
         ev_ts=_epoch(ev["ts"]),
-        ev_type=_codes(ev["type"], pd.Index(list(B2C_CODE))).astype(np.int8),
+        ev_type=ev_type.astype(np.int8),
         ev_cust=ev_cust,
         ev_session=sess_codes.astype(np.int64),
         ev_category=_codes(ev["category"], cats),

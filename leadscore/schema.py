@@ -267,11 +267,12 @@ def plain_rows(
     table's columns in order, the time column last, as epoch seconds), without a frame. None when a value needs
     casting (a number as text, say) or breaks a rule: then ``coerce`` reads the rows and names the rule. A
     table with a datetime column besides its time column is never plain."""
-    if stamps and max(stamps) > int(_limit(now).timestamp()):
+    time = table.time_column
+    if time is None or (stamps and max(stamps) > int(_limit(now).timestamp())):
         return None
     checks = []
     for col in table.columns:
-        if col.name == table.time_column:
+        if col.name == time:
             continue
         if col.kind == "datetime":
             return None
@@ -297,7 +298,7 @@ def plain_rows(
             elif type(v) is not bool:  # a boolean column
                 return None
             row[name] = v
-        row[table.time_column] = t
+        row[time] = t
         out.append(row)
     for name, *_, unique in checks:
         if unique:
