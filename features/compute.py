@@ -8,6 +8,7 @@ only events with ``ts <= as_of`` (point-in-time), so appending later events chan
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from features.definitions import FeatureSet
 from features.frames import (
@@ -65,18 +66,24 @@ def _surge(c7: np.ndarray, c35: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- B2B
 
 
-def _known(v: object) -> bool:
-    return v is not None and v == v
+def _known_in(values: np.ndarray, allowed: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which values are known (not None or NaN) and which are in ``allowed``: an account per value, one or a few
+    online (a loop), hundreds of thousands in a batch (pandas' hash kernels)."""
+    if len(values) < 1000:
+        ok = set(allowed)
+        return (
+            np.fromiter((v is not None and v == v for v in values), bool, len(values)),
+            np.fromiter((v in ok for v in values), bool, len(values)),
+        )
+    s = pd.Series(values, dtype=object, copy=False)
+    return s.notna().to_numpy(), s.isin(allowed).to_numpy()
 
 
 def b2b_fit(fr: B2BFrame, conf: MotionConfig) -> dict[str, np.ndarray]:
     """ICP match per account (then gathered to its leads) plus the lead's own email, seniority and role."""
     icp = conf.icp
-    industries, regions = set(icp.industries), set(icp.regions)
-    ind_known = np.fromiter((_known(v) for v in fr.acc_industry), bool, fr.n_accounts)
-    reg_known = np.fromiter((_known(v) for v in fr.acc_region), bool, fr.n_accounts)
-    ind_ok = np.fromiter((v in industries for v in fr.acc_industry), bool, fr.n_accounts)
-    reg_ok = np.fromiter((v in regions for v in fr.acc_region), bool, fr.n_accounts)
+    ind_known, ind_ok = _known_in(fr.acc_industry, icp.industries)
+    reg_known, reg_ok = _known_in(fr.acc_region, icp.regions)
     emp, rev = fr.acc_employees, fr.acc_revenue
     acc = np.vstack(
         [
