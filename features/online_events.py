@@ -25,9 +25,14 @@ from leadscore.store import Store, Tx
 CAS_TRIES = 20
 
 
+ENTITY_FIELD = {
+    name: "customer_id" if m.family == "b2c" else "account_id" for name, m in motions.MOTIONS.items()
+}
+
+
 def entity_of(motion: str, event: dict[str, Any]) -> str:
     """The context an event belongs to: its account (B2B, hybrid) or its customer (B2C)."""
-    return str(event["customer_id"] if motions.get(motion).family == "b2c" else event["account_id"])
+    return str(event[ENTITY_FIELD[motion]])
 
 
 @dataclass
