@@ -7,6 +7,7 @@ before anything is written.  Timestamps are UTC, stored tz-naive at second resol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,26 +263,20 @@ def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> p
 def plain_rows(
     table: Table, rows: list[dict], stamps: list[int], now: pd.Timestamp | None = None
 ) -> list[dict] | None:
-    """``rows`` already in canonical form — every value of its column's type and within its rules, the time
-    column read as epoch seconds (``stamps``) — as ``coerce`` and a missing value as None would give them (the
-    table's columns in order, the time column last, as epoch seconds), without a frame. None when a value needs
-    casting (a number as text, say) or breaks a rule: then ``coerce`` reads the rows and names the rule. A
-    table with a datetime column besides its time column is never plain."""
+    """``rows`` as ``coerce`` would give them (None for missing, numbers as floats, the time column last as ``stamps``)
+    when each value is of its column's type and within its rules, without a frame (an events body's usual case);
+    None when one needs casting or breaks a rule (``coerce`` then names it), or for another datetime or unique column."""
     time = table.time_column
     if time is None or (stamps and max(stamps) > int(_limit(now).timestamp())):
         return None
-    checks = []
-    for col in table.columns:
-        if col.name == time:
-            continue
-        if col.kind == "datetime":
-            return None
-        allowed = frozenset(col.allowed) if col.allowed is not None else None
-        checks.append((col.name, col.kind, col.nullable, allowed, col.min_value, col.unique))
+    cols = [c for c in table.columns if c.name != time]
+    if any(c.kind == "datetime" or c.unique for c in cols):
+        return None
+    checks = [(c.name, c.kind, c.nullable, c.allowed and frozenset(c.allowed), c.min_value) for c in cols]
     out: list[dict] = []
     for r, t in zip(rows, stamps, strict=True):
         row = {}
-        for name, kind, nullable, allowed, low, _ in checks:
+        for name, kind, nullable, allowed, low in checks:
             v = r.get(name)
             if v is None:
                 if not nullable:
@@ -293,22 +288,14 @@ def plain_rows(
                 if type(v) is not float and type(v) is not int:
                     return None
                 v = float(v)
-                if v != v or v in (_INF, -_INF) or (low is not None and v < low):
+                if not math.isfinite(v) or (low is not None and v < low):
                     return None
             elif type(v) is not bool:  # a boolean column
                 return None
             row[name] = v
         row[time] = t
         out.append(row)
-    for name, *_, unique in checks:
-        if unique:
-            seen = [r[name] for r in out if r[name] is not None]
-            if len(set(seen)) != len(seen):
-                return None
     return out
-
-
-_INF = float("inf")
 
 
 def row_problems(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.Series:
