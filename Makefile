@@ -23,7 +23,7 @@ demo: install ## generate → features → train b2b/b2c/hybrid → register →
 	$(BIN)/leadscore demo --data $(DEMO_DATA) --port $(PORT)
 
 test: install ## the full test suite (slow tests included)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 test-fast: install ## the suite without slow tests
 	$(BIN)/python -m pytest -q -m "not slow"
