@@ -27,6 +27,9 @@ def _is_number(v: Any) -> bool:
 
 def epoch_seconds(v: Any) -> int:
     """Epoch seconds, a datetime (``pd.Timestamp`` too) or an ISO-8601 string (UTC if no zone) → epoch seconds."""
+    kind = type(v)
+    if (kind is int or kind is float) and MIN_EPOCH <= v <= MAX_EPOCH:
+        return int(v)  # the usual case (an events body holds thousands), answered before the general checks
     if _is_number(v):
         if v != v or v in (float("inf"), float("-inf")):
             raise UserError("timestamp must be finite")

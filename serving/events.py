@@ -31,7 +31,7 @@ from leadscore import motions
 from leadscore.errors import UserError
 from leadscore.schema import TABLES, SchemaError, coerce, plain_rows
 from leadscore.store import Store, StoreUnavailable, Tx
-from leadscore.times import MAX_EPOCH, MIN_EPOCH, epoch_seconds, format_utc
+from leadscore.times import epoch_seconds, format_utc
 from serving.context_requests import payloads, with_entity
 from serving.log_rows import rows as log_rows
 from serving.schemas import ScoreRequest
@@ -346,19 +346,11 @@ def entity_parts(motion: str, events: list[dict[str, Any]], most: int) -> list[l
 
 def _stamps(events: list[dict[str, Any]]) -> list[int] | None:
     """Every event's ``ts`` as epoch seconds, or None when one is missing or unreadable (the table's rules then
-    name it). A number in range is read here (the usual case, as the service's body model leaves it), anything
-    else by ``epoch_seconds``."""
-    out = []
+    name it)."""
     try:
-        for e in events:
-            t = e["ts"]
-            kind = type(t)
-            out.append(
-                int(t) if (kind is int or kind is float) and MIN_EPOCH <= t <= MAX_EPOCH else epoch_seconds(t)
-            )
+        return [epoch_seconds(e["ts"]) for e in events]
     except (UserError, KeyError, TypeError):
         return None
-    return out
 
 
 def _iso(t: Any) -> Any:
