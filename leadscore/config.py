@@ -128,6 +128,18 @@ class Route(_Strict):
     sla_minutes: int | None = None
     actions: list[str] = []
 
+    def features(self) -> list[str]:
+        """The features its conditions read."""
+        return [c.feature for c in self.when if c.feature is not None]
+
+
+def routes_lacking(routes: list[Route], inputs: list[str]) -> dict[str, list[str]]:
+    """Routes that read a feature not among ``inputs``, with those features: such a route never applies (a flat
+    export scored on a motion's routes, which name the motion's own features)."""
+    have = set(inputs)
+    out = {r.name: [f for f in r.features() if f not in have] for r in routes}
+    return {name: lacking for name, lacking in out.items() if lacking}
+
 
 class Gate(_Strict):
     """Evidence required before a lead may advance to ``stage``; ``missing`` is what a rep reads."""
@@ -218,7 +230,21 @@ class MotionConfig(_Strict):
     def _routes_end_with_fallback(self) -> MotionConfig:
         if not self.routes or self.routes[-1].when:
             raise ValueError("the last route must have no conditions (the fallback)")
+        tiers = {t.name for t in self.tiers.levels}
+        for r in self.routes:
+            unknown = [t for c in r.when for t in c.tier or [] if t not in tiers]
+            if unknown:
+                raise ValueError(f"route {r.name!r}: tier {unknown[0]!r} is not one of {sorted(tiers)}")
         return self
+
+    def with_routes(self, routes: list[Route]) -> MotionConfig:
+        """These settings with other routes (a spec's), checked as the motion's own are."""
+        try:
+            return MotionConfig.model_validate(
+                self.model_dump() | {"routes": [r.model_dump() for r in routes]}
+            )
+        except ValidationError as exc:
+            raise UserError(f"routes: {exc.errors()[0]['msg']}") from None
 
 
 def load_config(motion_or_path: str | Path, settings: Settings | None = None) -> MotionConfig:

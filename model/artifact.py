@@ -28,6 +28,7 @@ class LeadScoreModel(PythonModel):
     reader: ExportReader | None = None  # a spec model: how files of its export's shape are read (and consent)
     linear: LinearPart | None = None  # a blended model's linear half (log-odds weight ``blend``)
     blend: float = 0.0
+    routes: list[dict] | None = None  # a spec model's own routes (the spec's ``routes:``), as plain data
 
     def __init__(
         self,

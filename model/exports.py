@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from leadscore.config import Route
 from leadscore.errors import UserError
 from leadscore.motions import MotionName
 from leadscore.schema import read_table
@@ -93,6 +94,9 @@ class DataSpec(BaseModel):
     consent: ConsentSpec | None = None
     # a deal-value column: expected value = probability × this value (− cost of contact)
     value: str | None = None
+    # this export's routes, in place of the motion's (whose conditions name the motion's features): conditions
+    # on the export's columns as the model reads them, tiers, consent, expected value
+    routes: list[Route] | None = None
     base_dir: Path = Path(".")
 
     def cleaning(self) -> Cleaning:

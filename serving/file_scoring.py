@@ -19,7 +19,7 @@ import pandas as pd
 from features.historical import features_as_of, latest_time
 from features.prepare import prepare
 from leadscore import motions
-from leadscore.config import load_config
+from leadscore.config import Route, load_config, routes_lacking
 from leadscore.errors import UserError
 from leadscore.progress import steps
 from leadscore.schema import load_dataset, read_table
@@ -71,6 +71,8 @@ def _score_file(
     name, version = resolve(model_ref)
     model, version = load(f"{name}/{version}")
     conf = load_config(model.motion)
+    if model.routes:  # a spec model's own routes, in place of the motion's
+        conf = conf.with_routes([Route.model_validate(r) for r in model.routes])
     data = Path(data)
     consent: tuple[np.ndarray, np.ndarray] | None = None  # a spec model's mapped consent
     coverage = None
@@ -115,6 +117,11 @@ def _score_file(
                 [c for c, _ in coverage.missing],
             )
         consent = reader.consent_of(inputs) if reader is not None else None
+        if lacking := routes_lacking(conf.routes, model.columns):
+            log.warning(
+                "%s routes %s read features model %s lacks: they never apply (declare `routes:` in its spec)",
+                model.motion, ", ".join(lacking), name,
+            )  # fmt: skip
         ids = (
             inputs[id_col].astype(str)
             if id_col and id_col in inputs.columns

@@ -94,15 +94,38 @@ def test_the_id_column_is_kept_and_consent_is_mapped(shared_data, tmp_path, capl
         holdout["Do Not Email"].eq("Yes").to_numpy(),
         holdout["Do Not Call"].eq("Yes").to_numpy(),
     )
-    suppressed = scored["route"].eq("suppress_no_consent").to_numpy()
-    assert (suppressed == (no_email & no_call)).all()  # opted out of both: suppressed; the others by tier
-    assert scored.loc[~suppressed, "route"].nunique() >= 2
+    route = scored["route"]
+    suppressed = route.eq("suppress_no_consent").to_numpy()
+    assert (suppressed == (no_email & no_call)).all()  # opted out of both: suppressed
+    # The others by the spec's own routes (the motion's read cart features this export lacks): by tier and by
+    # the channel each lead allows — a counsellor calls the hot ones who may be called, nobody opted out of
+    # email is emailed.
+    hot = scored["tier"].isin(["high", "medium"]).to_numpy()
+    assert (route.eq("counsellor_call").to_numpy() == (hot & ~no_call)).all()
+    assert not route[no_email].isin(["counsellor_email", "nurture"]).any()
+    assert {"counsellor_call", "counsellor_email", "nurture"} <= set(route)
 
-    # Without a consent mapping every lead is unknown: suppressed — and the run says so, with the routes.
+    # Routes that read a column the export lacks, or a tier the motion does not have: refused before training.
+    for bad, said in (
+        ({"name": "call", "when": [{"feature": "Visits", "value": 3}]}, "route 'call' reads 'Visits'"),
+        ({"name": "call", "when": [{"tier": ["A"]}]}, "route 'call': tier 'A' is not one of"),
+    ):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(s | {"routes": [bad, {"name": "rest"}]}))
+        r = run("train", "--spec", tmp_path / "bad.yaml")
+        assert r.exit_code == 2 and said in r.output, r.output
+
+    # Without a consent mapping every lead is unknown: suppressed — and the run says so, with the routes. Without
+    # its own routes, the motion's that read features the export lacks are named.
     s.pop("consent")
+    s.pop("routes")
     (tmp_path / "no-consent.yaml").write_text(yaml.safe_dump(s | {"name": "xed_noconsent"}))
     assert run("train", "--spec", tmp_path / "no-consent.yaml", "--search-seconds", 3).exit_code == 0
+    lacking = [m for m in caplog.messages if "read features this export lacks" in m]
+    assert len(lacking) == 1 and "human_concierge" in lacking[0] and "cart_value" in lacking[0]
     r = run("score", "--model", "xed_noconsent", "--data", tmp_path / "holdout.csv", "--out", out)
     assert r.exit_code == 0 and pd.read_csv(out)["route"].eq("suppress_no_consent").all()
     said = [m for m in caplog.messages if "maps no consent columns" in m]
     assert len(said) == 1 and "suppress_no_consent" in said[0]  # once per run, with the route counts
+    assert any(
+        "human_concierge" in m and "never apply" in m and "xed_noconsent" in m for m in caplog.messages
+    )

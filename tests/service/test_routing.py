@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from leadscore.config import load_config
 from serving.routing import RouteDecision, decide_many, grades, route_names
@@ -254,3 +255,31 @@ def test_scores_are_counted_by_tenth_one_at_a_time_as_in_a_batch():
     assert [band_of(s) for s in scores] == [0, 0, 1, 3, 4, 9, 9, 9]
     assert score_bands(scores).tolist() == [2, 1, 0, 1, 1, 0, 0, 0, 0, 3]
     assert score_bands(scores).tolist() == np.bincount([band_of(s) for s in scores], minlength=10).tolist()
+
+
+def test_a_spec_replaces_the_routes_checked_as_a_motions_and_routes_on_missing_features_are_named():
+    from leadscore.config import Route, routes_lacking
+    from leadscore.errors import UserError
+
+    conf = load_config("b2c")
+    # The motion's routes read its own features: on a flat export's columns, those routes can never apply.
+    assert routes_lacking(conf.routes, ["TotalVisits", "Lead Origin"]) == {
+        "human_concierge": ["cart_value"],
+        "cart_recovery": ["cart_abandoned"],
+        "browse_abandonment": ["behavior_product_views_7d"],
+    }
+    own = [
+        Route(name="call", when=[{"tier": ["high"]}, {"feature": "TotalVisits", "op": ">=", "value": 5}]),
+        Route(name="rest"),
+    ]
+    mine = conf.with_routes(own)
+    assert [r.name for r in mine.routes] == ["call", "rest"] and routes_lacking(
+        mine.routes, ["TotalVisits"]
+    ) == {}
+    names = route_names(mine, tiers=["high", "high", "low"], features={"TotalVisits": [7.0, 2.0, 9.0]},
+                        expected_value=[1.0, 1.0, 1.0])  # fmt: skip
+    assert names.tolist() == ["call", "rest", "rest"]
+    with pytest.raises(UserError, match="the last route must have no conditions"):
+        conf.with_routes(own[:1])
+    with pytest.raises(UserError, match="route 'call': tier 'A' is not one of"):
+        conf.with_routes([Route(name="call", when=[{"tier": ["A"]}]), Route(name="rest")])
