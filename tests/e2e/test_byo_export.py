@@ -60,6 +60,9 @@ def test_a_raw_export_scores_without_its_spec_and_a_wrong_separator_is_refused(s
     assert len(a) == len(holdout) and np.allclose(a["score"], b["score"], atol=1e-12)
     assert a["reasons"].notna().all() and b["reasons"].isna().all()
     assert a["score"].nunique() > 100  # not one score for every row
+    # the spec's own routes, by tier (the motion's read cart features a bank export lacks)
+    assert (a["route"].eq("call_this_week") == a["tier"].isin(["high", "medium"])).all()
+    assert a["route"].eq("call_this_week").any() and a["route"].eq("not_this_campaign").any()
     assert (a["route"] != "suppress_no_consent").all()  # the spec's consent policy: the bank's own clients
 
     # The same holdout written with commas: read with the model's ";" it is one column — refused, named.
