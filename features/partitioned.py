@@ -23,7 +23,8 @@ from features.prepare import Prepared, prepare
 from leadscore import motions
 from leadscore.config import MotionConfig
 from leadscore.errors import UserError
-from leadscore.schema import TABLES, find_table_file, validate_tables
+from leadscore.files import find_table_file
+from leadscore.schema import TABLES, validate_tables
 
 PART = "_part"
 DAY = 86_400

@@ -11,7 +11,8 @@ import pandas as pd
 
 from leadscore import motions
 from leadscore.errors import UserError
-from leadscore.schema import TABLES, SchemaError, coerce, read_table, row_problems
+from leadscore.files import read_table
+from leadscore.schema import TABLES, SchemaError, coerce, row_problems
 from leadscore.store import Store
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.accounts import match_accounts
-from leadscore.errors import UserError
+from leadscore.files import find_table_file, read_table
 from leadscore.motions import (
     B2B_EVENT_TYPES,
     B2B_STAGES,
@@ -324,30 +324,6 @@ def _to_bool(v: object) -> bool | None:
     if t.endswith(".0"):
         t = t[:-2]
     return True if t in _TRUE else False if t in _FALSE else None
-
-
-def read_table(path: str | Path, **read_options) -> pd.DataFrame:
-    """Read a Parquet or CSV file as it is (no casting): the one reader every entry point uses."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no such file: {p}")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-        if suffix in (".csv", ".txt", ".tsv") or suffix == ".gz":
-            return pd.read_csv(p, **({"sep": "\t"} if suffix == ".tsv" else {}) | read_options)
-    except Exception as exc:  # a reader's own message is the most precise
-        raise UserError(f"cannot read {p}: {exc}") from exc
-    raise UserError(f"cannot read {p}: unsupported format {suffix!r} (use .parquet or .csv)")
-
-
-def find_table_file(data_dir: Path, name: str) -> Path:
-    for ext in (".parquet", ".csv", ".csv.gz"):
-        cand = data_dir / f"{name}{ext}"
-        if cand.exists():
-            return cand
-    raise FileNotFoundError(f"table {name!r} not found in {data_dir} (expected {name}.parquet or {name}.csv)")
 
 
 def load_dataset(

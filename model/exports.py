@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from leadscore.config import Route
 from leadscore.errors import UserError
+from leadscore.files import read_table
 from leadscore.motions import MotionName
-from leadscore.schema import read_table
 from model.cleaning import Cleaning
 
 

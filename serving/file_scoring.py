@@ -21,8 +21,9 @@ from features.prepare import prepare
 from leadscore import motions
 from leadscore.config import Route, load_config, routes_lacking
 from leadscore.errors import UserError
+from leadscore.files import read_table
 from leadscore.progress import steps
-from leadscore.schema import load_dataset, read_table
+from leadscore.schema import load_dataset
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.times import epoch_seconds, format_utc

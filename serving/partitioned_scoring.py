@@ -58,7 +58,7 @@ def event_rows(data: Path) -> int:
     """The events table's row count from its Parquet metadata (0 for CSV: read whole, as before)."""
     import pyarrow.parquet as pq
 
-    from leadscore.schema import find_table_file
+    from leadscore.files import find_table_file
 
     path = find_table_file(data, "events")
     return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else 0

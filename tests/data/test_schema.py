@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leadscore.schema import TABLES, SchemaError, coerce, load_dataset, read_table
+from leadscore.files import read_table
+from leadscore.schema import TABLES, SchemaError, coerce, load_dataset
 
 NOW = pd.Timestamp("2026-11-23")
 
@@ -138,3 +139,18 @@ def test_unreadable_and_missing_files(tmp_path):
         read_table(tmp_path / "bad.parquet")
     with pytest.raises(FileNotFoundError, match="table 'accounts' not found"):
         load_dataset(tmp_path, "b2b")
+
+
+def test_a_csv_that_does_not_read_says_what_it_looks_like(tmp_path):
+    # A European spreadsheet's export: ';' between fields, ',' in the numbers (read with the default ',').
+    (tmp_path / "eu.csv").write_text("name;visits;rate\nAna;3;0,5\nBo;12,5;1,25\nCy;4;2\n")
+    with pytest.raises(ValueError, match=r"it looks ';'-separated; it was read with sep=','"):
+        read_table(tmp_path / "eu.csv")
+    assert read_table(tmp_path / "eu.csv", sep=";", decimal=",")["rate"].tolist()[0] == 0.5
+    # Another encoding: named, with the option that reads it.
+    (tmp_path / "latin.csv").write_bytes("name,city\nAna,Mal\xe9\n".encode("cp1252"))
+    with pytest.raises(
+        ValueError, match=r"not UTF-8: give its encoding, e\.g\. read_options: \{encoding: cp1252\}"
+    ):
+        read_table(tmp_path / "latin.csv")
+    assert read_table(tmp_path / "latin.csv", encoding="cp1252")["city"].tolist() == ["Malé"]
