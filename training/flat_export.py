@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +23,11 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
     needed = [spec.label.column] + [c for c in (spec.id, spec.timestamp, spec.value) if c]
     missing = [c for c in needed + spec.exclude + spec.keep if c not in df.columns]
     if missing:
+        near = {m: close[0] for m in missing if (close := _close(m, list(df.columns)))}
+        hint = "; ".join(f"{m!r}: did you mean {c!r}?" for m, c in near.items())
         raise UserError(
-            f"column(s) {missing} named in spec {spec.name!r} are not in the data "
-            f"(columns: {list(df.columns)[:30]})"
+            f"column(s) {missing} named in spec {spec.name!r} are not in the data"
+            + (f" ({hint})" if hint else f" (columns: {list(df.columns)[:30]})")
         )
     if spec.drop_duplicates:
         df = df.drop_duplicates(ignore_index=True)
@@ -48,3 +52,14 @@ def read_flat(spec: DataSpec, override: str | Path | None = None, with_raw: bool
     )  # the export's own shape and types (the model cleans it itself)
     X = spec.cleaning().apply(raw).drop(columns=[c for c in [spec.id, *spec.exclude] if c])
     return (X, y, ids, raw) if with_raw else (X, y, ids)
+
+
+def _close(name: str, columns: list[str]) -> list[str]:
+    """Columns that differ from ``name`` only in case, spacing or punctuation, or are spelt nearly alike."""
+    squash = {re.sub(r"[^0-9a-z]", "", str(c).lower()): c for c in columns}
+    same = squash.get(re.sub(r"[^0-9a-z]", "", name.lower()))
+    return (
+        [same]
+        if same is not None
+        else difflib.get_close_matches(name, [str(c) for c in columns], n=1, cutoff=0.8)
+    )

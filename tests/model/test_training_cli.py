@@ -75,6 +75,11 @@ def test_failure_paths_give_clear_errors_and_register_nothing(tmp_path, trained)
     )
     r = run("train", "--spec", tmp_path / "nolabel.yaml")
     assert r.exit_code == 2 and "['outcome']" in r.output and "not in the data" in r.output
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(base | {"label": {"column": "Won", "positive": [1]}}))
+    r = run(
+        "train", "--spec", tmp_path / "case.yaml"
+    )  # a column named as the user remembers it: the near one
+    assert r.exit_code == 2 and "'Won': did you mean 'won'?" in r.output, r.output
     (tmp_path / "broken.parquet").write_text("not a parquet file")
     r = run("train", "--spec", tmp_path / "few.yaml", "--data", tmp_path / "broken.parquet")
     assert r.exit_code == 2 and "cannot read" in r.output
