@@ -98,7 +98,15 @@ def _score_file(
                 f"model {name!r} is a spec model: pass the flat file it was trained on the shape of"
             )
         step("reading the export")
-        reader = load_spec(spec_path).reader() if spec_path else model.reader
+        spec = load_spec(spec_path) if spec_path else None
+        reader = spec.reader() if spec is not None else model.reader
+        if spec is not None and spec.routes:  # routes are policy: the spec's as it reads now, no retraining
+            conf = conf.with_routes(spec.routes)
+            if lacking := routes_lacking(conf.routes, model.columns):
+                route, cols = next(iter(lacking.items()))
+                raise UserError(
+                    f"{spec_path}: route {route!r} reads {cols[0]!r}, which model {name!r} does not read"
+                )
         inputs = reader.read(data) if reader is not None else read_table(data)
         id_col = reader.id if reader is not None else None
         settings = Settings.load()

@@ -108,6 +108,24 @@ def test_the_id_column_is_kept_and_consent_is_mapped(shared_data, tmp_path, capl
     assert not route[no_email].isin(["counsellor_email", "nurture"]).any()
     assert {"counsellor_call", "counsellor_email", "nurture"} <= set(route)
 
+    # Routes are policy: the spec's as it reads now apply when it is given at scoring, without retraining.
+    wider = [r | ({"when": [{"tier": ["high", "medium", "low"]}, {"consent": "sms"}]} if r["name"] ==
+                  "counsellor_call" else {}) for r in s["routes"]]  # fmt: skip
+    (tmp_path / "wider.yaml").write_text(yaml.safe_dump(s | {"routes": wider}))
+    r = run("score", "--model", "xed_byo", "--spec", tmp_path / "wider.yaml", "--data", tmp_path / "holdout.csv",
+            "--out", out, "--reasons", 0)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    again = pd.read_csv(out)
+    assert np.allclose(again["score"], scored["score"], atol=1e-12)
+    warm = again["tier"].isin(["high", "medium", "low"]).to_numpy()
+    assert (again["route"].eq("counsellor_call").to_numpy() == (warm & ~no_call)).all()
+    (tmp_path / "elsewhere.yaml").write_text(
+        yaml.safe_dump(s | {"routes": [{"name": "x", "when": [{"feature": "Visits"}]}, {"name": "rest"}]})
+    )
+    r = run("score", "--model", "xed_byo", "--spec", tmp_path / "elsewhere.yaml", "--data",
+            tmp_path / "holdout.csv", "--out", out)  # fmt: skip
+    assert r.exit_code == 2 and "route 'x' reads 'Visits', which model 'xed_byo' does not read" in r.output
+
     # Routes that read a column the export lacks, or a tier the motion does not have: refused before training.
     for bad, said in (
         ({"name": "call", "when": [{"feature": "Visits", "value": 3}]}, "route 'call' reads 'Visits'"),
