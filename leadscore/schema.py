@@ -242,7 +242,11 @@ def violations(
 def _require_columns(table: Table, df: pd.DataFrame) -> None:
     missing = [c for c in table.names if c not in df.columns]
     if missing:
-        raise SchemaError(table.name, missing[0], f"required column missing (have: {list(df.columns)[:20]})")
+        seps = [s for s in (";", "\t", "|", ",") if len(df.columns) == 1 and s in str(df.columns[0])]
+        why = f"; the file reads as a single column: it looks {seps[0]!r}-separated" if seps else ""
+        raise SchemaError(
+            table.name, missing[0], f"required column missing (have: {list(df.columns)[:20]}{why})"
+        )
 
 
 def coerce(table: Table, df: pd.DataFrame, now: pd.Timestamp | None = None) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 
@@ -64,6 +66,8 @@ def test_each_rule_names_table_column_rule_and_rows(override, column, rule):
 def test_missing_column_is_named():
     err = _err(_leads().drop(columns=["buying_role"]))
     assert err.column == "buying_role" and "required column missing" in err.rule
+    one = pd.read_csv(io.StringIO(_leads().to_csv(sep=";", index=False)))  # a ';' CSV read with ','
+    assert "the file reads as a single column: it looks ';'-separated" in _err(one).rule
 
 
 def test_numbers_booleans_and_minimums():
