@@ -6,6 +6,7 @@ gates, promotion gates and feedback bounds.  Unknown keys are errors, so a typo 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from leadscore.errors import UserError
 from leadscore.motions import MotionName
 from leadscore.settings import Settings
+
+log = logging.getLogger("leadscore.config")
 
 
 class _Strict(BaseModel):
@@ -139,6 +142,26 @@ def routes_lacking(routes: list[Route], inputs: list[str]) -> dict[str, list[str
     have = set(inputs)
     out = {r.name: [f for f in r.features() if f not in have] for r in routes}
     return {name: lacking for name, lacking in out.items() if lacking}
+
+
+def check_routes(conf: MotionConfig, inputs: list[str], model: str, own: bool) -> None:
+    """Routes must read what ``model`` reads (``inputs``): a spec's ``own`` routes that do not are refused (a
+    UserError naming the route and the column); the motion's are named once in a warning (they never apply)."""
+    lacking = routes_lacking(conf.routes, inputs)
+    if not lacking:
+        return
+    if own:
+        route, cols = next(iter(lacking.items()))
+        raise UserError(
+            f"route {route!r} reads {cols[0]!r}, which model {model!r} does not read (it reads: "
+            f"{', '.join(inputs[:12])}{', …' if len(inputs) > 12 else ''})"
+        )
+    log.warning(
+        "%s routes %s read features this export lacks (%s): they never apply for model %s, so its leads go to %s; "
+        "declare `routes:` in its spec to route them on its own columns",
+        conf.motion, ", ".join(lacking), ", ".join(sorted({c for cs in lacking.values() for c in cs})), model,
+        ", ".join(r.name for r in conf.routes if r.name not in lacking),
+    )  # fmt: skip
 
 
 class Gate(_Strict):

@@ -19,7 +19,7 @@ import pandas as pd
 from features.historical import features_as_of, latest_time
 from features.prepare import prepare
 from leadscore import motions
-from leadscore.config import Route, load_config, routes_lacking
+from leadscore.config import Route, check_routes, load_config
 from leadscore.errors import UserError
 from leadscore.files import read_table
 from leadscore.progress import steps
@@ -102,11 +102,7 @@ def _score_file(
         reader = spec.reader() if spec is not None else model.reader
         if spec is not None and spec.routes:  # routes are policy: the spec's as it reads now, no retraining
             conf = conf.with_routes(spec.routes)
-            if lacking := routes_lacking(conf.routes, model.columns):
-                route, cols = next(iter(lacking.items()))
-                raise UserError(
-                    f"{spec_path}: route {route!r} reads {cols[0]!r}, which model {name!r} does not read"
-                )
+        check_routes(conf, model.columns, name, own=bool(model.routes or (spec and spec.routes)))
         inputs = reader.read(data) if reader is not None else read_table(data)
         id_col = reader.id if reader is not None else None
         settings = Settings.load()
@@ -126,11 +122,6 @@ def _score_file(
                 [c for c, _ in coverage.missing],
             )
         consent = reader.consent_of(inputs) if reader is not None else None
-        if lacking := routes_lacking(conf.routes, model.columns):
-            log.warning(
-                "%s routes %s read features model %s lacks: they never apply (declare `routes:` in its spec)",
-                model.motion, ", ".join(lacking), name,
-            )  # fmt: skip
         ids = (
             inputs[id_col].astype(str)
             if id_col and id_col in inputs.columns

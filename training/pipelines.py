@@ -3,7 +3,6 @@ registered model version."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,7 @@ from features.definitions import feature_set
 from features.historical import training_set
 from features.prepare import prepare
 from leadscore import motions
-from leadscore.config import MotionConfig, load_config, routes_lacking
-from leadscore.errors import UserError
+from leadscore.config import MotionConfig, check_routes, load_config
 from leadscore.motions import ID_COLUMNS
 from leadscore.progress import stage
 from leadscore.schema import load_dataset
@@ -24,8 +22,6 @@ from training.fit import Fitted, TrainingRows, fit_and_evaluate
 from training.flat_export import read_flat
 from training.split import TIME
 from training.track import TrainResult, log_and_register
-
-log = logging.getLogger("leadscore.training")
 
 
 def motion_frame(
@@ -137,7 +133,7 @@ def fit_spec(
         conf = conf.with_routes(spec.routes)
     with stage("reading the export"):
         X, y, _, raw = read_flat(spec, data, with_raw=True)
-    _check_routes(spec, conf, list(X.columns))
+    check_routes(conf, list(X.columns), spec.name, own=bool(spec.routes))
     rows = TrainingRows(
         X,
         y,
@@ -152,35 +148,7 @@ def fit_spec(
     with stage(f"{what}fitting, calibrating and evaluating beside the baselines"):
         fitted = fit_and_evaluate(rows, conf, name=spec.name, fs=None, search_seconds=budget)
     fitted.model.reader = spec.reader()  # scoring a raw export then needs no spec
-    _check_routes(spec, conf, fitted.model.columns, after_cleaning=True)
+    if spec.routes:  # a column the cleaning dropped (leakage guard, id-like, constant) is not read either
+        check_routes(conf, fitted.model.columns, spec.name, own=True)
     fitted.model.routes = [r.model_dump() for r in spec.routes] if spec.routes else None
     return fitted
-
-
-def _check_routes(
-    spec: DataSpec, conf: MotionConfig, inputs: list[str], after_cleaning: bool = False
-) -> None:
-    """The spec's routes must read model inputs (a route on a column the model lacks would never apply): a
-    UserError naming the route and the column. Without spec routes, the motion's routes that read features this
-    export lacks are named once (they never apply: its leads fall through to the routes that do)."""
-    lacking = routes_lacking(conf.routes, inputs)
-    if not lacking:
-        return
-    if spec.routes:
-        route, cols = next(iter(lacking.items()))
-        why = (
-            "dropped by the cleaning (leakage guard, id-like or constant)"
-            if after_cleaning
-            else "not a column"
-        )
-        raise UserError(
-            f"{spec.name}: route {route!r} reads {cols[0]!r}, {why} of the export (the model reads: "
-            f"{', '.join(inputs[:12])}{', …' if len(inputs) > 12 else ''})"
-        )
-    if not after_cleaning:
-        log.warning(
-            "%s routes %s read features this export lacks (%s): they never apply, so its leads go to %s; declare "
-            "`routes:` in the spec to route them on its own columns",
-            conf.motion, ", ".join(lacking), ", ".join(sorted({c for cs in lacking.values() for c in cs})),
-            ", ".join(r.name for r in conf.routes if r.name not in lacking),
-        )  # fmt: skip
