@@ -60,6 +60,7 @@ class Fitted:
     split: Split
     calibration_briers: dict[str, float] = field(default_factory=dict)
     test_predictions: dict[str, np.ndarray] = field(default_factory=dict)  # per model, on split.test rows
+    test_labels: np.ndarray | None = None  # the labels of split.test rows
 
 
 def _lgb_params(conf: MotionConfig, seed: int) -> dict[str, Any]:
@@ -210,4 +211,5 @@ def fit_and_evaluate(
         split,
         briers,
         ev.predictions,
+        y[split.test],
     )
