@@ -74,10 +74,28 @@ class SQLStore:
 
 
 class RedisStore:
+    # KEYS: the keys; ARGV, three per key: '1' and the value read (or '0' and '' when none was), the new value
+    CAS = """
+local landed = {}
+for i, k in ipairs(KEYS) do
+  local had, old, new = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  local now = redis.call('GET', k)
+  if (had == '0' and not now) or (had == '1' and now == old) then
+    redis.call('SET', k, new)
+    landed[i] = 1
+  else
+    landed[i] = 0
+  end
+end
+return landed
+"""
+    CAS_PART = 500  # keys per script: a script blocks the server while it runs
+
     def __init__(self, url: str):
         import redis
 
         self._r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=0.5)
+        self._cas = self._r.register_script(self.CAS)
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> int:
         n = 0
@@ -94,23 +112,18 @@ class RedisStore:
         return [v.decode() if isinstance(v, bytes) else v for v in self._r.mget(keys)] if keys else []
 
     def compare_and_set(self, key: str, old: str | None, new: str) -> bool:
-        import redis
-
-        with self._r.pipeline() as pipe:
-            try:
-                pipe.watch(key)
-                now = pipe.get(key)
-                if (now.decode() if isinstance(now, bytes) else now) != old:
-                    return False
-                pipe.multi()
-                pipe.set(key, new)
-                pipe.execute()
-                return True
-            except redis.WatchError:
-                return False
+        return self.compare_and_set_many([(key, old, new)])[0]
 
     def compare_and_set_many(self, items: list[tuple[str, str | None, str]]) -> list[bool]:
-        return [self.compare_and_set(k, old, new) for k, old, new in items]
+        """``compare_and_set`` for each (key, old, new) in one script per ``CAS_PART`` keys: Redis runs a script
+        alone, so each key is compared and set with nothing in between, in one round trip for the part (a
+        WATCH/MULTI transaction per key took a round trip each, several per key)."""
+        out: list[bool] = []
+        for s in range(0, len(items), self.CAS_PART):
+            part = items[s : s + self.CAS_PART]
+            args = [a for _, old, new in part for a in (("0", "") if old is None else ("1", old)) + (new,)]
+            out += [bool(x) for x in self._cas(keys=[k for k, _, _ in part], args=args)]
+        return out
 
     def close(self) -> None:
         self._r.close()

@@ -296,3 +296,20 @@ def test_compare_and_set_many_writes_what_is_unchanged_and_refuses_what_moved(ba
     assert store.get_many(k) == ["a2", "b", "c", "there"]
     assert store.compare_and_set_many([]) == []
     store.close()
+
+
+def test_redis_compare_and_set_many_over_several_script_parts(redis_url):
+    store = open_store(redis_url)
+    n = 2 * store.CAS_PART + 7  # type: ignore[attr-defined]
+    keys = [f"leadscore:t:{uuid.uuid4()}" for _ in range(n)]
+    store.put_many([(k, f"v{i}") for i, k in enumerate(keys)])
+    # every third key moved since it was read: refused, wherever it falls among the parts
+    read = [f"v{i}" if i % 3 else "moved" for i in range(n)]
+    landed = store.compare_and_set_many(
+        [(k, r, f"w{i}") for i, (k, r) in enumerate(zip(keys, read, strict=True))]
+    )
+    assert landed == [bool(i % 3) for i in range(n)]
+    assert store.get_many(keys) == [f"w{i}" if i % 3 else f"v{i}" for i in range(n)]
+    assert store.compare_and_set(keys[0], "v0", "x") and not store.compare_and_set(keys[0], "v0", "y")
+    assert store.compare_and_set(f"leadscore:t:{uuid.uuid4()}", None, "new")
+    store.close()
