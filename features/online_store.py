@@ -3,11 +3,12 @@ request-time scoring reads it. SQLite (the embedded default), Redis or PostgreSQ
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from leadscore.errors import UserError
-from leadscore.store import Store
+from leadscore.store import Store, StoreUnavailable, redacted
 
 
 class OnlineStore(Protocol):
@@ -94,22 +95,38 @@ return landed
     def __init__(self, url: str):
         import redis
 
+        self.url = url
         self._r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=0.5)
         self._cas = self._r.register_script(self.CAS)
 
+    @contextmanager
+    def _reached(self) -> Iterator[None]:
+        """Redis down or not answering is ``StoreUnavailable``, as for the SQL stores (a 503 at the service, which
+        acknowledges nothing it could not store; reads for scoring degrade instead)."""
+        import redis
+
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"online store {redacted(self.url)} unavailable: {exc}") from None
+
     def put_many(self, items: Iterable[tuple[str, str]]) -> int:
         n = 0
-        pipe = self._r.pipeline(transaction=False)
-        for k, v in items:
-            pipe.set(k, v)
-            n += 1
-            if n % 5000 == 0:
-                pipe.execute()
-        pipe.execute()
+        with self._reached():
+            pipe = self._r.pipeline(transaction=False)
+            for k, v in items:
+                pipe.set(k, v)
+                n += 1
+                if n % 5000 == 0:
+                    pipe.execute()
+            pipe.execute()
         return n
 
     def get_many(self, keys: list[str]) -> list[str | None]:
-        return [v.decode() if isinstance(v, bytes) else v for v in self._r.mget(keys)] if keys else []
+        if not keys:
+            return []
+        with self._reached():
+            return [v.decode() if isinstance(v, bytes) else v for v in self._r.mget(keys)]
 
     def compare_and_set(self, key: str, old: str | None, new: str) -> bool:
         return self.compare_and_set_many([(key, old, new)])[0]
@@ -122,7 +139,8 @@ return landed
         for s in range(0, len(items), self.CAS_PART):
             part = items[s : s + self.CAS_PART]
             args = [a for _, old, new in part for a in (("0", "") if old is None else ("1", old)) + (new,)]
-            out += [bool(x) for x in self._cas(keys=[k for k, _, _ in part], args=args)]
+            with self._reached():
+                out += [bool(x) for x in self._cas(keys=[k for k, _, _ in part], args=args)]
         return out
 
     def close(self) -> None:

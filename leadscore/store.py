@@ -175,7 +175,7 @@ class Store:
         ) as exc:  # PostgreSQL not reachable yet: created on the first operation that reaches it
             if self.kind == "sqlite":
                 raise
-            log.warning("store %s not reachable yet (%s)", _redacted(url), exc)
+            log.warning("store %s not reachable yet (%s)", redacted(url), exc)
 
     def _statements(self) -> list[str]:
         if self._ddl is not None:
@@ -208,7 +208,7 @@ class Store:
                         yield con
                 except (PoolTimeout, psycopg.OperationalError) as exc:
                     raise StoreUnavailable(
-                        f"the store {_redacted(self.url)} is not reachable: {exc}"
+                        f"the store {redacted(self.url)} is not reachable: {exc}"
                     ) from exc
             else:
                 with self._lock:
@@ -361,7 +361,7 @@ def _unique_request_ids(con: Any, sql: Callable[[str], str]) -> None:
         con.execute("CREATE UNIQUE INDEX IF NOT EXISTS score_log_request ON score_log (request_id)")
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """A URL without its password, for logs."""
     password = urlsplit(url).password
     return url.replace(f":{password}@", ":***@") if password else url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import numpy as np
@@ -313,3 +314,19 @@ def test_redis_compare_and_set_many_over_several_script_parts(redis_url):
     assert store.compare_and_set(keys[0], "v0", "x") and not store.compare_and_set(keys[0], "v0", "y")
     assert store.compare_and_set(f"leadscore:t:{uuid.uuid4()}", None, "new")
     store.close()
+
+
+def test_redis_down_is_store_unavailable_for_writes():
+    """Redis not answering: the events path gets StoreUnavailable (a 503 that acknowledges nothing), as with the SQL
+    stores, not a raw client error (a 500)."""
+    from leadscore.store import StoreUnavailable
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = open_store(f"redis://:secret@127.0.0.1:{port}/0")
+    for call in (lambda: store.get_many(["k"]), lambda: store.put_many([("k", "v")]),
+                 lambda: store.compare_and_set_many([("k", None, "v")])):  # fmt: skip
+        with pytest.raises(StoreUnavailable, match="unavailable") as e:
+            call()
+        assert "secret" not in str(e.value)
