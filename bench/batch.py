@@ -69,7 +69,9 @@ def main() -> dict:
 
     generate("b2b", 8000, 5, tmp / "train")
     train_motion("b2b", tmp / "train")
+    t0 = time.perf_counter()
     generate("b2b", LEADS, 9, tmp / "big", scale=EVENTS_PER_LEAD)
+    generated = time.perf_counter() - t0
     import pyarrow.parquet as pq
 
     events = pq.ParquetFile(tmp / "big" / "events.parquet").metadata.num_rows
@@ -91,6 +93,7 @@ def main() -> dict:
     return {
         "leads": scored["leads"],
         "events": events,
+        "generator seconds (synthetic data, not scored)": round(generated, 1),
         "floor leads/s": round(floor["leads"] / f),
         "leadscore score leads/s": round(scored["leads"] / s),
         "ratio vs floor": round(f / s, 3),
