@@ -207,9 +207,7 @@ class Store:
                     with self._pool.connection(timeout=self.timeout) as con:
                         yield con
                 except (PoolTimeout, psycopg.OperationalError) as exc:
-                    raise StoreUnavailable(
-                        f"the store {redacted(self.url)} is not reachable: {exc}"
-                    ) from exc
+                    raise StoreUnavailable(f"the store {redacted(self.url)} is not reachable: {exc}") from exc
             else:
                 with self._lock:
                     yield self._con
