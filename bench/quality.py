@@ -78,10 +78,10 @@ def summarise(name: str, runs: list[dict]) -> dict:
     out["model_ece_floor_mean"] = round(float(col("model_ece_floor").mean()), 4)
     # every split's test predictions pooled: one fold's ECE carries noise of about its floor (0.02 on 2,300 rows),
     # and ECE only grows with noise; pooled over the splits' out-of-sample predictions, the floor falls by √J
-    y = np.concatenate([r["_test"][0] for r in runs])
-    p = np.concatenate([r["_test"][1] for r in runs])
-    out["model_ece_pooled"] = round(metrics.ece(y, p), 4)
-    out["model_ece_pooled_floor"] = round(metrics.ece_noise_floor(p), 4)
+    labels = np.concatenate([r["_test"][0] for r in runs])
+    pooled = np.concatenate([r["_test"][1] for r in runs])
+    out["model_ece_pooled"] = round(metrics.ece(labels, pooled), 4)
+    out["model_ece_pooled_floor"] = round(metrics.ece_noise_floor(pooled), 4)
     for p in PEERS:
         d = col("model_auc") - col(f"{p}_auc")
         low, high = corrected_interval(d, ratio)
