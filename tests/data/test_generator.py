@@ -82,7 +82,7 @@ def test_cli_generate_smoke(tmp_path):
     )
 
 
-def test_chunks_join_into_one_data_set_at_any_density(tmp_path):
+def test_chunks_join_into_one_data_set(tmp_path):
     """Large data sets are written a chunk of leads at a time (accounts kept whole): the chunks must join into one
     valid data set. (The generator's speed and memory at 1M leads and 50M events are figures of ``make bench``,
     part ``batch-large``, which generates them.)"""
