@@ -6,12 +6,10 @@ The features are exactly what the model saw (stored with the score), the label c
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from leadscore import motions
+from leadscore import motions, score_rows
 from leadscore.config import MotionConfig
 from leadscore.store import Store
 
@@ -35,11 +33,7 @@ def outcomes(store: Store, motion: str) -> pd.DataFrame:
 
 
 def scores(store: Store, motion: str, since: str | None = None) -> pd.DataFrame:
-    sql = (
-        "SELECT request_id, at, as_of, motion, entity_id, model, version, score, tier, route, source, features "
-        "FROM score_log WHERE motion = ?"
-    )
-    df = pd.DataFrame(store.query(sql, [motion]))
+    df = pd.DataFrame(score_rows.read(store, motion))
     if df.empty:
         return df
     df["as_of"] = pd.to_datetime(df["as_of"], format="mixed", utc=True).dt.tz_localize(None)
@@ -75,5 +69,5 @@ def labelled(
 
 def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The features the model saw, one column each, plus ``as_of`` (for time splits)."""
-    feats = pd.DataFrame([json.loads(f) for f in rows["features"]], index=rows.index)
+    feats = pd.DataFrame(list(rows["features"]), index=rows.index)
     return feats.assign(as_of=rows["as_of"].to_numpy())

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from model.artifact import Coverage
+from serving.log_rows import batches
 from serving.routing import route_names
 
 
@@ -72,27 +73,13 @@ class Writer:
         self.tmp.unlink(missing_ok=True)
 
 
-def chunk_log_rows(batch: str, start: int, now: str, as_of: np.ndarray, motion: str, name: str, version: str,
-              result: pd.DataFrame, id_name: str, shown: dict[str, np.ndarray]) -> list[tuple]:  # fmt: skip
-    """Score-log rows for a chunk: the features as JSON text encoded for the whole chunk at once."""
-    import polars as pl
-
-    feats = pl.DataFrame(
-        {
-            c: pl.Series(c, v, nan_to_null=True)
-            if v.dtype.kind == "f"
-            else pl.Series(c, v.tolist(), dtype=pl.String)
-            for c, v in shown.items()
-        }  # fmt: skip
-    )
-    text = (feats.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list() if feats.width
-            else ["{}"] * len(result))  # fmt: skip
+def chunk_log_batches(batch: str, start: int, as_of: np.ndarray, motion: str, name: str, version: str,
+                      result: pd.DataFrame, id_name: str, shown: dict[str, np.ndarray]) -> list[tuple]:  # fmt: skip
+    """A chunk's score log as score batches (its scores in columns, a few store rows for the whole chunk)."""
     n = len(result)
-    return list(zip(
-        [f"{batch}-{i}" for i in range(start, start + n)], [now] * n, as_of.tolist(), [motion] * n,
-        result[id_name].astype(str).tolist(), [name] * n, [version] * n, result["score"].astype(float).tolist(),
-        result["tier"].tolist(), result["route"].tolist(), ["batch"] * n, text, strict=True,
-    ))  # fmt: skip
+    return batches(motion, name, version, "batch", [f"{batch}-{i}" for i in range(start, start + n)], as_of,
+                   result[id_name].astype(str).to_numpy(dtype=object), result["score"].to_numpy(dtype=np.float64),
+                   result["tier"].to_numpy(dtype=object), result["route"].to_numpy(dtype=object), shown)  # fmt: skip
 
 
 def track_run(name: str, version: str, data: Path, result: pd.DataFrame, coverage: Coverage | None) -> None:

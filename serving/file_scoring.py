@@ -10,7 +10,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from leadscore.store import Store
 from leadscore.times import epoch_seconds, format_utc
 from model.exports import load_spec
 from model.registry import load, resolve
-from serving.batch_parts import Writer, chunk_log_rows, score_chunk, track_run
+from serving.batch_parts import Writer, chunk_log_batches, score_chunk, track_run
 from serving.partitioned_scoring import event_rows, score_in_parts, score_partitioned
 from serving.score_log import ScoreLog
 
@@ -140,7 +139,6 @@ def _score_file(
     # its shipper thread copies rows into the store while the next chunks are scored (the other core)
     journal = ScoreLog(store, settings.home, max_mb=settings.journal_max_mb).start()
     batch = f"batch-{uuid.uuid4().hex[:12]}"
-    now = datetime.now(UTC).isoformat(timespec="seconds")
     as_of_text = (
         frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
         if model.feature_set
@@ -157,8 +155,8 @@ def _score_file(
                 model, conf, part, ids.to_numpy()[s : s + CHUNK], id_name, span, reasons, threads=0
             )
             writer.write(result)
-            journal.append(chunk_log_rows(batch, s, now, as_of_text[s : s + CHUNK], model.motion, name, version, result,
-                                     id_name, shown))  # fmt: skip
+            journal.append_batches(chunk_log_batches(batch, s, as_of_text[s : s + CHUNK], model.motion, name, version,
+                                                     result, id_name, shown))  # fmt: skip
             journal.wait_below(
                 journal.max_bytes // 4
             )  # the shipper fell behind: a long run never fills the cap

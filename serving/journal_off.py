@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from leadscore.store import Store
+from leadscore.store import BATCH_SCORES, Store
 from serving.score_log import SHIP_ROWS, WAKE_BYTES, JournalFull
 
 log = logging.getLogger("leadscore.scorelog")
@@ -24,6 +24,7 @@ class MemoryScoreLog:
         self.store, self.interval = store, interval
         self.max_rows = max(1, int(max_mb * 1024))
         self._rows: list[tuple] = []
+        self._batches: list[tuple] = []  # score batches, counted in the cap by their scores
         self._lock = threading.Lock()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
@@ -31,21 +32,30 @@ class MemoryScoreLog:
         self.store_ok = True
 
     def append(self, batch: list[tuple]) -> None:
+        self._hold(batch, [])
+
+    def append_batches(self, batches: list[tuple]) -> None:
+        self._hold([], batches)
+
+    def _hold(self, rows: list[tuple], batches: list[tuple]) -> None:
         with self._lock:
-            if len(self._rows) + len(batch) > self.max_rows:
-                raise JournalFull(
-                    f"{len(self._rows):,} score-log rows wait in memory for the store: is it down?"
-                )
-            self._rows.extend(batch)
-            backlog = len(self._rows)
+            waiting = self._waiting()
+            if waiting + len(rows) + sum(b[BATCH_SCORES] for b in batches) > self.max_rows:
+                raise JournalFull(f"{waiting:,} score-log rows wait in memory for the store: is it down?")
+            self._rows.extend(rows)
+            self._batches.extend(batches)
+            backlog = self._waiting()
         if backlog * 1024 >= WAKE_BYTES:
             self._wake.set()
 
+    def _waiting(self) -> int:
+        return len(self._rows) + sum(b[BATCH_SCORES] for b in self._batches)
+
     def unshipped_bytes(self) -> int:
-        return len(self._rows) * 1024
+        return self._waiting() * 1024
 
     def full(self) -> bool:
-        return len(self._rows) >= self.max_rows
+        return self._waiting() >= self.max_rows
 
     def start(self) -> MemoryScoreLog:
         self._thread = threading.Thread(target=self._run, name="score-log-shipper", daemon=True)
@@ -60,22 +70,23 @@ class MemoryScoreLog:
                 self._stop.wait(1.0)
 
     def ship(self, deadline: float | None = None) -> bool:
-        while self._rows:
+        while self._rows or self._batches:
             with self._lock:
-                batch, self._rows = self._rows[:SHIP_ROWS], self._rows[SHIP_ROWS:]
+                rows, self._rows = self._rows[:SHIP_ROWS], self._rows[SHIP_ROWS:]
+                batches, self._batches = self._batches[:4], self._batches[4:]
             try:
-                self.store.append_scores(batch, ignore_existing=True)
+                self.written += self.store.append_log(rows, batches)
             except Exception as exc:
                 with self._lock:
-                    self._rows[:0] = batch
+                    self._rows[:0] = rows
+                    self._batches[:0] = batches
                 self.store_errors += 1
                 self.store_ok = False
                 log.warning(
-                    "score log: store write failed (%s); %d rows wait in memory", exc, len(self._rows)
+                    "score log: store write failed (%s); %d rows wait in memory", exc, self._waiting()
                 )
                 return False
             self.store_ok = True
-            self.written += len(batch)
             if deadline is not None and time.monotonic() > deadline:
                 return True
         return True
@@ -97,8 +108,8 @@ class MemoryScoreLog:
         if self._thread is not None:
             self._thread.join(timeout)
         self.ship(deadline=time.monotonic() + timeout)
-        if self._rows:
+        if self._rows or self._batches:
             log.error(
                 "score log: %d acknowledged scores were not shipped and are lost (journal off)",
-                len(self._rows),
+                self._waiting(),
             )

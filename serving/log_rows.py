@@ -1,5 +1,6 @@
-"""Score-log rows from the scorer's results: one tuple per score, in the score log's column order (what the
-journal writes and the shipper copies into the store)."""
+"""Score-log rows from the scorer's results: one tuple per score, in the score log's column order, or score
+batches, one tuple per batch of a columnar result (what the journal writes and the shipper copies into the
+store)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from features.online_frame import rows_of
+from leadscore.store import new_request_id
 from leadscore.times import format_utc
+
+BATCH_ROWS = (
+    10_000  # scores per score batch: a chunk of ``leadscore score`` is several journal lines of a few MB
+)
 
 
 def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
@@ -24,35 +29,38 @@ def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
     ]  # fmt: skip
 
 
-def column_rows(result: dict[str, Any], source: str) -> list[tuple]:
-    """Score-log rows for a columnar result (``Scorer.score_columns``): the same rows ``rows`` gives, the
-    features' JSON encoded a column at a time."""
+def column_batches(result: dict[str, Any], source: str) -> list[tuple]:
+    """Score batches for a columnar result (``Scorer.score_columns``): its scores in a few rows of the store."""
+    return batches(result["motion"], result["model"], result["version"], source, result["request_id"],
+                   result["as_of"], result["lead_id"], result["score"], result["tier"], result["route"],
+                   result["_features"])  # fmt: skip
+
+
+def batches(motion: str, model: str, version: str, source: str, request_id: list[str], as_of: str | np.ndarray,
+            entity_id: list[str] | np.ndarray, score: np.ndarray, tier: list[str] | np.ndarray,
+            route: list[str] | np.ndarray, features: dict[str, np.ndarray]) -> list[tuple]:  # fmt: skip
+    """Score batches (``SCORE_BATCH_FIELDS``, then the columns' JSON) of at most BATCH_ROWS
+    scores each. ``as_of`` is one text for all, or one per score; NaN features are written as null."""
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    as_of, motion, model, version = result["as_of"], result["motion"], result["model"], result["version"]
-    return [
-        (rid, at, as_of, motion, lead, model, version, score, tier, route, source, f)
-        for rid, lead, score, tier, route, f in zip(
-            result["request_id"], result["lead_id"], result["score"].tolist(), result["tier"],
-            result["route"], feature_json(result["_features"]), strict=True,
+    n, out = len(request_id), []
+    for s in range(0, n, BATCH_ROWS):
+        part = slice(s, s + BATCH_ROWS)
+        times = as_of if isinstance(as_of, str) else _listed(as_of[part])
+        columns = {
+            "request_id": request_id[part], "as_of": times, "entity_id": _listed(entity_id[part]),
+            "score": np.ascontiguousarray(score[part], dtype=np.float64), "tier": _listed(tier[part]),
+            "route": _listed(route[part]), "features": {k: _listed(v[part]) for k, v in features.items()},
+        }  # fmt: skip
+        text = orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        first = times if isinstance(times, str) else min(times)
+        out.append(
+            (new_request_id(), at, first, motion, model, version, source, len(columns["request_id"]), text)
         )
-    ]  # fmt: skip
+    return out
 
 
-def feature_json(columns: dict[str, np.ndarray]) -> list[str]:
-    """Each row's features as JSON text (NaN as null), encoded for all rows at once by polars; value by value
-    (orjson) where a column's values are of mixed kinds."""
-    import polars as pl
-
-    try:
-        frame = pl.DataFrame(
-            [
-                pl.Series(c, v, nan_to_null=True) if v.dtype.kind == "f" else pl.Series(c, v.tolist())
-                for c, v in columns.items()
-            ]  # fmt: skip
-        )
-        if frame.width:
-            return frame.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
-    except (TypeError, ValueError, pl.exceptions.PolarsError):
-        pass
-    option = orjson.OPT_SERIALIZE_NUMPY
-    return [orjson.dumps(f, option=option).decode() for f in rows_of(columns)]
+def _listed(values: Any) -> Any:
+    """A column as orjson writes it at once: a contiguous array of numbers, else a list."""
+    if isinstance(values, np.ndarray):
+        return np.ascontiguousarray(values) if values.dtype.kind in "fiu" else values.tolist()
+    return values if isinstance(values, list) else list(values)

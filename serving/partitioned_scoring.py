@@ -8,7 +8,6 @@ import functools
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from leadscore.errors import UserError
 from leadscore.settings import Settings
 from leadscore.store import Store
 from leadscore.times import epoch_seconds
-from serving.batch_parts import Writer, chunk_log_rows, score_chunk, track_run
+from serving.batch_parts import Writer, chunk_log_batches, score_chunk, track_run
 from serving.score_log import ScoreLog
 
 
@@ -86,7 +85,7 @@ def score_in_parts(step: Callable[[str], None], model: Any, name: str, version: 
     t = epoch_seconds(as_of) if as_of else layout.ts_max
     out.parent.mkdir(parents=True, exist_ok=True)
     journal = ScoreLog(store, settings.home, max_mb=settings.journal_max_mb).start()
-    batch, now = f"batch-{uuid.uuid4().hex[:12]}", datetime.now(UTC).isoformat(timespec="seconds")
+    batch = f"batch-{uuid.uuid4().hex[:12]}"
     id_name = motions.get(model.motion).id_column
     writer, counts, start = Writer(out), [], 0
     step("features, scores, reasons and routes, a partition at a time")
@@ -98,8 +97,8 @@ def score_in_parts(step: Callable[[str], None], model: Any, name: str, version: 
             result, shown = score_chunk(model, conf, frame, frame[id_name].astype(str).to_numpy(), id_name, None,
                                         reasons)  # fmt: skip
             writer.write(result)
-            journal.append(chunk_log_rows(batch, start, now, frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(
-                dtype=object), model.motion, name, version, result, id_name, shown))  # fmt: skip
+            journal.append_batches(chunk_log_batches(batch, start, frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S")
+                .to_numpy(dtype=object), model.motion, name, version, result, id_name, shown))  # fmt: skip
             journal.wait_below(journal.max_bytes // 4)
             counts.append(result[["tier", "route"]])
             start += len(result)
@@ -135,8 +134,8 @@ def _one_partition(layout: Any, features_at: Callable, model: Any, name: str, ve
     as_of = frame["as_of"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
     with Store.borrowed(None, settings) as store:  # a worker's store for this partition, closed after it
         journal = ScoreLog(store, settings.home)
-        journal.append(chunk_log_rows(f"{batch}-{k}", 0, datetime.now(UTC).isoformat(timespec="seconds"), as_of,
-                                      model.motion, name, version, result, id_name, shown))  # fmt: skip
+        journal.append_batches(chunk_log_batches(f"{batch}-{k}", 0, as_of, model.motion, name, version, result,
+                                                 id_name, shown))  # fmt: skip
         journal.close(timeout=60)
     return pd.DataFrame({"partition": [k], "rows": [len(result)],
                          "tiers": [json.dumps(result["tier"].value_counts().to_dict())],

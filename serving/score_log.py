@@ -5,8 +5,9 @@ responses leave, so killing the process loses nothing that was answered; the seg
 (``fdatasync``: the data and the size that finds it, not the times — an fsync per second cost about a tenth of
 /score's throughput in an A/B on this machine, fdatasync was level with no journal) every
 ``journal_fsync_seconds`` (0: on every write) for power loss. A shipper thread copies new journal lines into the
-store's ``score_log`` and records how far it got beside the segment; the insert ignores request ids the store
-already has, so shipping a line twice (after a crash between the insert and the position) is harmless. When the
+store (a score's row into ``score_log``, a columnar batch's line into ``score_batches``) and records how far it
+got beside the segment; the insert ignores request ids and batch ids the store already has, so shipping a line
+twice (after a crash between the insert and the position) is harmless. When the
 store is down, rows wait in the journal (up to ``journal_max_mb`` of unshipped rows; past that, scoring is
 refused rather than acknowledged without a durable row) and are shipped when it returns.
 
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from leadscore.store import Store
+from leadscore.store import BATCH_SCORES, Store
 
 if TYPE_CHECKING:
     from serving.journal_off import MemoryScoreLog
@@ -46,6 +47,9 @@ WAKE_BYTES = 4 * 2**20
 # reading the lines back and parsing them cost 3.4 µs a row, a third of the insert. The journal file stays the
 # durable copy; what memory does not hold (past the cap, after a restart, a dead process's segment) is read from it.
 HELD_BYTES = 32 * 2**20
+READ_BYTES = (
+    8 * 2**20
+)  # journal bytes read back at a time (more when one line, a large score batch, is longer)
 
 
 class JournalFull(RuntimeError):
@@ -58,9 +62,9 @@ class _Segment:
     fd: int  # holds the segment's flock for as long as this process owns it
     shipped: int  # bytes of whole lines already in the store
     size: int  # bytes in the segment (kept as it is written: no stat on the scoring path)
-    held: deque[tuple[int, int, list[tuple]]] = field(
+    held: deque[tuple[int, int, list[tuple], list[tuple]]] = field(
         default_factory=deque
-    )  # (start, end, rows) still in memory
+    )  # (start, end, rows, batches) still in memory
 
     @property
     def position_file(self) -> Path:
@@ -119,9 +123,16 @@ class ScoreLog:
 
     def append(self, batch: list[tuple]) -> None:
         """Write a batch's rows to the journal: on return they survive a kill of this process."""
-        if not batch:
-            return
-        data = b"".join(orjson.dumps(r) + b"\n" for r in batch)
+        if batch:
+            self._write(b"".join(orjson.dumps(r) + b"\n" for r in batch), list(batch), [])
+
+    def append_batches(self, batches: list[tuple]) -> None:
+        """Write score batches (``serving.log_rows.batches``) to the journal, one line each: on return they
+        survive a kill of this process."""
+        if batches:
+            self._write(b"".join(_batch_line(b) for b in batches), [], list(batches))
+
+    def _write(self, data: bytes, rows: list[tuple], batches: list[tuple]) -> None:
         with self._lock:
             backlog = self.unshipped_bytes() + len(
                 data
@@ -137,7 +148,7 @@ class ScoreLog:
             start = self._active.size
             self._active.size += len(data)
             if self._held_bytes + len(data) <= HELD_BYTES:
-                self._active.held.append((start, start + len(data), list(batch)))
+                self._active.held.append((start, start + len(data), rows, batches))
                 self._held_bytes += len(data)
             self._dirty = True
             if self.fsync_seconds <= 0:
@@ -194,14 +205,14 @@ class ScoreLog:
         """Copy every owned segment's new lines to the store; False if the store refused (rows stay)."""
         for seg in list(self._owned):
             while True:
-                batch, end = self._held_rows(seg)
-                if not batch:
+                rows, batches, end = self._held_rows(seg)
+                if not rows and not batches:
                     lines, end = _whole_lines(seg.path, seg.shipped, SHIP_ROWS)
                     if not lines:
                         break
-                    batch = orjson.loads(b"[" + b",".join(lines) + b"]")
+                    rows, batches = _parsed(lines)
                 try:
-                    self.store.append_scores(batch, ignore_existing=True)
+                    scores = self.store.append_log(rows, batches)
                 except Exception as exc:  # the store is down or busy: keep the rows, try again later
                     self.store_errors += 1
                     self.store_ok = False
@@ -214,28 +225,31 @@ class ScoreLog:
                 self.store_ok = True
                 seg.shipped = end
                 seg.save_position()
-                self.written += len(batch)
+                self.written += scores
                 if deadline is not None and time.monotonic() > deadline:
                     return True
             self._retire(seg)
         return True
 
-    def _held_rows(self, seg: _Segment) -> tuple[list, int]:
-        """The rows held in memory from ``seg.shipped`` on (whole appended batches, about SHIP_ROWS of them) and
-        the byte they end at; none when memory does not hold the rows that come next (they are read from the
-        file). Batches the file reading already shipped are let go."""
-        rows: list = []
-        end = seg.shipped
+    def _held_rows(self, seg: _Segment) -> tuple[list[tuple], list[tuple], int]:
+        """The rows and score batches held in memory from ``seg.shipped`` on (whole appended writes, about
+        SHIP_ROWS scores) and the byte they end at; none when memory does not hold what comes next (it is read
+        from the file). Writes the file reading already shipped are let go."""
+        rows: list[tuple] = []
+        batches: list[tuple] = []
+        end, scores = seg.shipped, 0
         with self._lock:
             held = seg.held
             while held and held[0][0] < end:  # shipped from the file (a read that ran into held batches)
-                start, stop, _ = held.popleft()
+                start, stop, _, _ = held.popleft()
                 self._held_bytes -= stop - start
-            while held and held[0][0] == end and len(rows) < SHIP_ROWS:
-                start, end, batch = held.popleft()
+            while held and held[0][0] == end and scores < SHIP_ROWS:
+                start, end, r, b = held.popleft()
                 self._held_bytes -= end - start
-                rows.extend(batch)
-        return rows, end
+                rows.extend(r)
+                batches.extend(b)
+                scores += len(r) + sum(x[BATCH_SCORES] for x in b)
+        return rows, batches, end
 
     def _retire(self, seg: _Segment, closing: bool = False) -> None:
         """Remove a fully shipped segment that is not being written (or the active one, once it is large, or
@@ -248,7 +262,7 @@ class ScoreLog:
             if seg.size != seg.shipped:
                 return
             self._owned.remove(seg)
-            self._held_bytes -= sum(stop - start for start, stop, _ in seg.held)
+            self._held_bytes -= sum(held[1] - held[0] for held in seg.held)
             seg.held.clear()
         seg.path.unlink(missing_ok=True)
         seg.position_file.unlink(missing_ok=True)
@@ -307,18 +321,39 @@ def _size(path: Path) -> int:
 
 
 def _whole_lines(path: Path, start: int, most: int) -> tuple[list[bytes], int]:
-    """Up to ``most`` complete lines from byte ``start`` (a line still being written is left for later)."""
+    """Up to ``most`` complete lines from byte ``start`` (a line still being written is left for later; a line
+    longer than a read, a large score batch, is read whole)."""
     with open(path, "rb") as fh:
         fh.seek(start)
-        chunk = fh.read(8 * 2**20)
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return [], start
+        chunk = fh.read(READ_BYTES)
+        end = chunk.rfind(b"\n")
+        while end < 0:
+            more = fh.read(READ_BYTES)
+            if not more:
+                return [], start
+            end = more.rfind(b"\n")
+            end = end if end < 0 else len(chunk) + end
+            chunk += more
     lines = chunk[:end].split(b"\n", most)  # at most ``most`` whole lines split off, the rest left as one
     if len(lines) > most:
         lines = lines[:most]
         return lines, start + sum(len(x) + 1 for x in lines)
     return lines, start + end + 1
+
+
+def _batch_line(batch: tuple) -> bytes:
+    """A score batch's journal line: an object (a score's line is an array), its columns' JSON as they are."""
+    return b'{"batch":' + orjson.dumps(batch[:-1]) + b',"columns":' + batch[-1].encode() + b"}\n"
+
+
+def _parsed(lines: list[bytes]) -> tuple[list[tuple], list[tuple]]:
+    """Journal lines read back: score-log rows, and score batches with their columns' JSON as text again."""
+    rows = [x for x in lines if not x.startswith(b"{")]
+    batches = [orjson.loads(x) for x in lines if x.startswith(b"{")]
+    return (
+        [tuple(r) for r in orjson.loads(b"[" + b",".join(rows) + b"]")] if rows else [],
+        [(*b["batch"], orjson.dumps(b["columns"]).decode()) for b in batches],
+    )
 
 
 def open_score_log(store: Store, settings: Any) -> ScoreLog | MemoryScoreLog:

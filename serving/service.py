@@ -34,7 +34,7 @@ from serving.errors import body as error_body
 from serving.events import EventIngest
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
-from serving.log_rows import column_rows, rows
+from serving.log_rows import column_batches, rows
 from serving.metrics import observe, observe_columns
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
@@ -203,7 +203,7 @@ class LeadScore:
     def _run_columns(self, req: ColumnsRequest) -> bytes:
         """``_run`` for a columnar body: one motion, its answers as columns."""
         result = self.scorer.score_columns(req)
-        self.log.append(column_rows(result, "batch-api"))
+        self.log.append_batches(column_batches(result, "batch-api"))
         observe_columns(result, self.log.unshipped_bytes())
         return orjson.dumps(
             {k: v for k, v in result.items() if not k.startswith("_")}, option=orjson.OPT_SERIALIZE_NUMPY

@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 
+from leadscore import score_rows
 from leadscore.settings import Settings
 from leadscore.store import Store, new_request_id
 from serving.journal_off import MemoryScoreLog
@@ -37,7 +38,7 @@ def test_rows_are_on_disk_when_append_returns_and_ship_once(tmp_path):
 
 
 class Down(Store):
-    def append_scores(self, rows, ignore_existing=False):
+    def append_log(self, rows, batches):
         raise ConnectionError("store down")
 
 
@@ -57,16 +58,31 @@ class Flaky(Store):
 
     failed = False
 
-    def append_scores(self, rows, ignore_existing=False):
+    def append_log(self, rows, batches):
         if not self.failed:
             self.failed = True
             raise ConnectionError("store down")
-        return super().append_scores(rows, ignore_existing)
+        return super().append_log(rows, batches)
+
+
+def _batches(tag: str, n: int) -> list[tuple]:
+    """Score batches of ``n`` scores (as ``/score_columns`` and ``leadscore score`` write them), two per call."""
+    import numpy as np
+
+    from serving.log_rows import batches
+
+    ids = np.array([f"L{i}" for i in range(n)], dtype=object)
+    features = {
+        "x": np.linspace(0, 1, n),
+        "n": np.arange(n),
+        "s": np.array(["a", None] * (n // 2), dtype=object),
+    }
+    return batches("b2b", "b2b", "1", "batch-api", [f"{tag}-{i}" for i in range(n)], "2026-06-01 00:00:00", ids,
+                   np.full(n, 0.25), ["B"] * n, ["sdr_queue"] * n, features)  # fmt: skip
 
 
 def _logged(store: Store) -> list[tuple]:
-    cols = "request_id, at, as_of, motion, entity_id, model, version, score, tier, route, source, features"
-    return [tuple(r.values()) for r in store.query(f"SELECT {cols} FROM score_log ORDER BY request_id")]
+    return sorted((tuple(r.values()) for r in score_rows.read(store, "b2b")), key=str)
 
 
 def test_rows_shipped_from_memory_equal_the_journal_lines_and_a_failed_write_falls_back_to_the_file(
@@ -74,25 +90,30 @@ def test_rows_shipped_from_memory_equal_the_journal_lines_and_a_failed_write_fal
 ):
     import serving.score_log as score_log
 
-    batches = [_rows(f"m{k}", 3) for k in range(4)]
+    # read back in small pieces (a score batch's line is longer than one)
+    monkeypatch.setattr(score_log, "READ_BYTES", 100)
+    monkeypatch.setattr("serving.log_rows.BATCH_ROWS", 6)  # 10 scores: two batches
+    batches = [_rows(f"m{k}", 3) for k in range(4)] + [_batches("cols", 10)]
     memory = Store(f"sqlite:///{tmp_path}/memory.db")
     log = ScoreLog(memory, tmp_path / "a")
     for b in batches:
-        log.append(b)
-    assert sum(len(rows) for _, _, rows in log._active.held) == 12  # held, not read back
+        log.append(b) if len(b[0]) == 12 else log.append_batches(b)
+    assert (
+        sum(len(rows) + len(cols) for _, _, rows, cols in log._active.held) == 12 + 2
+    )  # held, not read back
     assert log.ship() and log._held_bytes == 0 and not log._active.held
     monkeypatch.setattr(score_log, "HELD_BYTES", 0)  # nothing held: every row read back from the journal
     from_file = Store(f"sqlite:///{tmp_path}/file.db")
     log2 = ScoreLog(from_file, tmp_path / "b")
     for b in batches:
-        log2.append(b)
-    assert not log2._active.held and log2.ship()
-    assert _logged(memory) == _logged(from_file) and len(_logged(memory)) == 12
+        log2.append(b) if len(b[0]) == 12 else log2.append_batches(b)
+    assert not log2._active.held and log2.ship() and log2.written == 22
+    assert _logged(memory) == _logged(from_file) and len(_logged(memory)) == 22
     monkeypatch.setattr(score_log, "HELD_BYTES", 32 * 2**20)
     flaky = Flaky(f"sqlite:///{tmp_path}/flaky.db")
     log3 = ScoreLog(flaky, tmp_path / "c")
     for b in batches:
-        log3.append(b)
+        log3.append(b) if len(b[0]) == 12 else log3.append_batches(b)
     assert not log3.ship()  # the rows taken from memory were refused: they are still in the journal
     assert log3.ship() and _logged(flaky) == _logged(memory)  # read back from the file, each once
     assert log3._held_bytes == 0 and log3.unshipped_bytes() == 0
@@ -137,25 +158,32 @@ def test_the_journal_switch_keeps_rows_in_memory_and_says_so(tmp_path, caplog):
     )
 
 
-def test_feature_json_is_each_rows_json_whatever_the_columns_hold():
+def test_a_score_batch_reads_back_as_the_rows_it_holds(tmp_path):
+    """A columnar batch's scores come back from the store as score-log rows: NaN as None, strings and None kept,
+    the batch's as-of on every row, each request id once (its first score), in the order scored."""
     import numpy as np
-    import orjson
 
-    from serving.log_rows import feature_json
+    from serving.log_rows import batches
 
-    columns = {
-        "x": np.array([1.5, np.nan, 3.0]),
-        "n": np.array([1, 2, 3]),
-        "s": np.array(["a", None, "c"], dtype=object),
-        "mixed": np.array(["a", 2.0, None], dtype=object),  # not one polars type: encoded value by value
-    }
-    expected = [{"x": 1.5, "n": 1, "s": "a", "mixed": "a"}, {"x": None, "n": 2, "s": None, "mixed": 2.0},
-                {"x": 3.0, "n": 3, "s": "c", "mixed": None}]  # fmt: skip
-    assert [orjson.loads(t) for t in feature_json(columns)] == expected
-    del columns["mixed"]
-    assert [orjson.loads(t) for t in feature_json(columns)] == [
-        {k: v for k, v in e.items() if k != "mixed"} for e in expected
-    ]
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    features = {"x": np.array([1.5, np.nan, 3.0]), "n": np.array([1, 2, 3]),
+                "s": np.array(["a", None, "c"], dtype=object), "mixed": np.array(["a", 2.0, None], dtype=object)}  # fmt: skip
+    made = batches("b2c", "b2c", "4", "batch-api", ["r-0", "r-1", "r-2"], np.array(["2026-01-02", "2026-01-01",
+                   "2026-01-03"], dtype=object), ["C0", "C1", "C2"], np.array([0.1, 0.2, 0.3]), ["low"] * 3,
+                   np.array(["nurture"] * 3, dtype=object), features)  # fmt: skip
+    assert len(made) == 1 and made[0][2] == "2026-01-01"  # first_as_of: the earliest
+    before = ("r-0", "2026-01-01T00:00:00", "2026-01-01", "b2c", "C0", "b2c", "3", 0.9, "high", "concierge",
+              "realtime", '{"x": 1.0}')  # fmt: skip
+    store.append_log([before], made)  # "r-0" scored before, as a row: that score stands
+    store.append_log([], made)  # shipped twice: once
+    rows = score_rows.read(store, "b2c")
+    assert [(r["request_id"], r["version"]) for r in rows] == [("r-0", "3"), ("r-1", "4"), ("r-2", "4")]
+    assert rows[0]["features"] == {"x": 1.0}
+    rows = rows[1:]
+    assert [r["features"] for r in rows] == [{"x": None, "n": 2, "s": None, "mixed": 2.0},
+                                             {"x": 3.0, "n": 3, "s": "c", "mixed": None}]  # fmt: skip
+    assert [(r["as_of"], r["entity_id"], r["score"], r["route"]) for r in rows] == [
+        ("2026-01-01", "C1", 0.2, "nurture"), ("2026-01-03", "C2", 0.3, "nurture")]  # fmt: skip
 
 
 def test_generated_request_ids_sort_by_time_and_an_old_log_loses_its_entity_index(tmp_path):

@@ -15,6 +15,7 @@ from features.definitions import feature_set
 from feedback.labelled_rows import labelled
 from feedback.report import build, write
 from feedback.retrain import retrain
+from leadscore import score_rows
 from leadscore.config import load_config
 from leadscore.outcomes import count, ingest_file
 from leadscore.schema import SchemaError
@@ -83,7 +84,7 @@ def test_closed_loop(loop_env, browser):
     assert old.alias == "champion"
     for as_of in ("2026-05-27", "2026-06-03", "2026-06-10", "2026-06-17"):
         score_file("b2c", data, tmp / f"s-{as_of}.parquet", as_of=as_of, store=store)
-    scored = store.query("SELECT COUNT(*) AS n FROM score_log WHERE motion = 'b2c'")[0]["n"]
+    scored = len(score_rows.read(store, "b2c"))
     assert scored > 10_000
     # Batch routes read consent from the features, though the model does not score on it.
     routes = pd.read_parquet(tmp / "s-2026-06-17.parquet")["route"]
@@ -117,7 +118,7 @@ def test_closed_loop(loop_env, browser):
     # Labelled rows carry exactly the features the model saw, labelled only from later outcomes.
     rows = labelled(store, conf)
     assert len(rows) > 5000 and 0.01 < rows["label"].mean() < 0.2
-    assert set(json.loads(rows["features"].iloc[0])) >= {"behavior_orders", "lifecycle_stage"}
+    assert set(rows["features"].iloc[0]) >= {"behavior_orders", "lifecycle_stage"}
     assert (rows["as_of"] <= pd.Timestamp("2026-06-17")).all()
 
     # Report.

@@ -3,13 +3,12 @@ once, and the output in place only when it is complete."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
 import serving.batch_parts as batch_parts
 import serving.file_scoring as fs
+from leadscore import score_rows
 from leadscore.settings import Settings
 from leadscore.store import Store
 
@@ -29,11 +28,11 @@ def test_chunks_change_nothing_but_memory(trained, b2c_dir, tmp_path, monkeypatc
     assert (on_disk["customer_id"].astype(str) == parts["customer_id"].astype(str)).all()
     assert not list(tmp_path.glob(".*partial"))
     assert parts["reasons"].str.len().gt(0).mean() > 0.9 and parts["route"].nunique() > 1
-    logged = store.query("SELECT entity_id, score, route, features FROM score_log")
+    logged = score_rows.read(store, "b2c")
     assert len(logged) == 2 * len(parts)  # each run's every row, once
     first = pd.DataFrame(logged[len(parts) :]).set_index("entity_id").loc[parts["customer_id"].astype(str)]
     assert (first["score"].to_numpy() == parts["score"].to_numpy()).all()
-    feats = json.loads(first["features"].iloc[0])
+    feats = first["features"].iloc[0]
     assert "cart_value" in feats and all(not isinstance(v, float) or v == v for v in feats.values())
 
 
@@ -51,10 +50,10 @@ def test_a_failed_run_leaves_no_partial_output(trained, b2c_dir, tmp_path, monke
 
 def test_a_run_larger_than_the_journal_cap_ships_as_it_goes(trained, b2c_dir, tmp_path, monkeypatch):
     """The score log of a long run is shipped chunk by chunk, so it never fills the journal's cap (a nightly
-    run of 1M leads writes about 1 GB of rows)."""
-    monkeypatch.setenv("LEADSCORE_JOURNAL_MAX_MB", "2")
+    run of 1M leads writes hundreds of MB of score batches)."""
+    monkeypatch.setenv("LEADSCORE_JOURNAL_MAX_MB", "0.5")
     monkeypatch.setattr(fs, "CHUNK", 500)
     store = Store(f"sqlite:///{tmp_path / 'log.db'}")
     r = fs.score_file("b2c@champion", b2c_dir, tmp_path / "out.parquet", store=store)
-    size = sum(len(x["features"]) for x in store.query("SELECT features FROM score_log"))
-    assert size > 3 * 2**20 and store.query("SELECT COUNT(*) AS n FROM score_log")[0]["n"] == len(r)
+    size = sum(len(x["columns"]) for x in store.query("SELECT columns FROM score_batches"))
+    assert size > 2 * 0.5 * 2**20 and len(score_rows.read(store, "b2c")) == len(r)  # twice the cap

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
+from leadscore import score_rows
 from leadscore.settings import PROJECT_ROOT, Settings
 from leadscore.store import Store
 from serving.schemas import ColumnsResponse, ScoreResponse, columns_of, reasons_per_row
@@ -133,18 +134,15 @@ def test_columns_answer_as_columns_and_are_logged(server):
     assert reasons_per_row(body["reasons"], 3) == [x["reasons"] for x in listed]
     assert "/score_columns" in httpx.get(f"{url}/docs.json").json()["paths"]
     store = Store(Settings.load().store_url)
-    deadline, n = time.time() + 20, 0
-    while time.time() < deadline and n < 6:
-        n = store.query("SELECT COUNT(*) AS n FROM score_log WHERE request_id LIKE ?", (f"{tag}-%",))[0]["n"]
+    deadline, logged = time.time() + 20, {}
+    while time.time() < deadline and len(logged) < 6:
+        logged = {
+            r["request_id"]: r for r in score_rows.read(store, "b2b") if r["request_id"].startswith(tag)
+        }
         time.sleep(0.2)
-    row, twin = (
-        store.query("SELECT * FROM score_log WHERE request_id = ?", (f"{tag}-{k}",))[0]
-        for k in ("0", "list-0")
-    )
-    assert n == 6 and row["source"] == "batch-api" and row["score"] == body["score"][0]
-    assert json.loads(row["features"]) == json.loads(
-        twin["features"]
-    )  # what the model saw, as the list form logs it
+    row, twin = logged[f"{tag}-0"], logged[f"{tag}-list-0"]  # a score batch's row, a score_log row
+    assert len(logged) == 6 and row["source"] == "batch-api" and row["score"] == body["score"][0]
+    assert row["features"] == twin["features"]  # what the model saw, as the list form logs it
 
 
 def _bad(server, body=None, raw=None, path="/score") -> str:
