@@ -18,7 +18,7 @@ def batch_stages(scorer, body: str, home: Path, workers: int = 2) -> dict:
     from features.online_frame import rows_of
     from leadscore.store import Store
     from leadscore.times import epoch_seconds
-    from serving.log_rows import rows
+    from serving.log_rows import result_batches
     from serving.schemas import ScoreRequest
     from serving.score_log import ScoreLog
     from serving.scorer import decide_batch
@@ -44,7 +44,7 @@ def batch_stages(scorer, body: str, home: Path, workers: int = 2) -> dict:
     X = model.preprocessor.transform_columns(columns, n)
     features, scored = rows_of(columns), model.score_matrix(X, reasons=3)
     results = scorer.score_many(reqs)
-    logged = rows(results, "bench")
+    logged = result_batches(results, "bench")
     journal = ScoreLog(Store(f"sqlite:///{home}/journal-bench.db"), home, fsync_seconds=1.0)
     # Each stage timed on its own; the scorer's total also holds what no stage names (the answer dicts).
     out = {
@@ -59,14 +59,14 @@ def batch_stages(scorer, body: str, home: Path, workers: int = 2) -> dict:
         ),
         "scorer total": us(lambda: scorer.score_many(reqs)),
         "JSON answers": us(lambda: [_json(r) for r in results]),
-        "score-log rows": us(lambda: rows(results, "bench")),
-        "journal write (durable score log)": us(lambda: journal.append(logged)),
+        "score-log batches": us(lambda: result_batches(results, "bench")),
+        "journal write (durable score log)": us(lambda: journal.append_batches(logged)),
     }
     total = (
         out["parse + validate"]
         + out["scorer total"]
         + out["JSON answers"]
-        + out["score-log rows"]
+        + out["score-log batches"]
         + out["journal write (durable score log)"]
     )
     gc.unfreeze()

@@ -33,7 +33,7 @@ from leadscore.schema import TABLES, SchemaError, coerce, plain_rows
 from leadscore.store import Store, StoreUnavailable, Tx
 from leadscore.times import epoch_seconds, format_utc
 from serving.context_requests import payloads, with_entity
-from serving.log_rows import rows as log_rows
+from serving.log_rows import result_batches
 from serving.schemas import ScoreRequest
 from serving.scorer import Scorer
 from serving.triggers import fired, watched
@@ -227,7 +227,9 @@ class EventIngest:
         results: list[dict] = []
         for s in range(0, len(reqs), 1000):
             results += self.scorer.score_many(reqs[s : s + 1000], written)
-        self.journal.append(log_rows(results, source))  # durable before anything says "re-scored"
+        self.journal.append_batches(
+            result_batches(results, source)
+        )  # durable before anything says "re-scored"
         notes = self._remember(motion, results, applied, fresh)
         if notes and self.dispatcher is not None:
             self.dispatcher.wake()

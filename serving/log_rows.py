@@ -29,6 +29,22 @@ def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:
     ]  # fmt: skip
 
 
+def result_batches(results: list[dict[str, Any]], source: str) -> list[tuple]:
+    """Score batches for scorer results (``/score_batch``, re-scores): one or more per motion and model version
+    among them, in the results' order within each."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["motion"], r["model"], r["version"]), []).append(r)
+    out: list[tuple] = []
+    for (motion, model, version), rs in groups.items():
+        as_of = {t: format_utc(t) for t in {r["_as_of"] for r in rs}}
+        features = {k: [r["_features"].get(k) for r in rs] for k in rs[0]["_features"]}
+        out += batches(motion, model, version, source, [r["request_id"] for r in rs], [as_of[r["_as_of"]] for r in rs],
+                       [r["lead_id"] for r in rs], np.array([r["score"] for r in rs], dtype=np.float64),
+                       [r["tier"] for r in rs], [r["route"] for r in rs], features)  # fmt: skip
+    return out
+
+
 def column_batches(result: dict[str, Any], source: str) -> list[tuple]:
     """Score batches for a columnar result (``Scorer.score_columns``): its scores in a few rows of the store."""
     return batches(result["motion"], result["model"], result["version"], source, result["request_id"],
@@ -36,9 +52,10 @@ def column_batches(result: dict[str, Any], source: str) -> list[tuple]:
                    result["_features"])  # fmt: skip
 
 
-def batches(motion: str, model: str, version: str, source: str, request_id: list[str], as_of: str | np.ndarray,
+def batches(motion: str, model: str, version: str, source: str, request_id: list[str],
+            as_of: str | list[str] | np.ndarray,
             entity_id: list[str] | np.ndarray, score: np.ndarray, tier: list[str] | np.ndarray,
-            route: list[str] | np.ndarray, features: dict[str, np.ndarray]) -> list[tuple]:  # fmt: skip
+            route: list[str] | np.ndarray, features: dict[str, Any]) -> list[tuple]:  # fmt: skip
     """Score batches (``SCORE_BATCH_FIELDS``, then the columns' JSON) of at most BATCH_ROWS
     scores each. ``as_of`` is one text for all, or one per score; NaN features are written as null."""
     at = datetime.now(UTC).isoformat(timespec="milliseconds")

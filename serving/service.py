@@ -34,7 +34,7 @@ from serving.errors import body as error_body
 from serving.events import EventIngest
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
-from serving.log_rows import column_batches, rows
+from serving.log_rows import column_batches, result_batches, rows
 from serving.metrics import observe, observe_columns
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
@@ -126,7 +126,7 @@ class LeadScore:
         # One scoring thread per worker: batches run there while the event loop parses the next requests.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
         self.batcher: MicroBatcher[ScoreRequest, bytes] = MicroBatcher(
-            lambda reqs: self._run(reqs, "realtime"),
+            lambda reqs: self._run(reqs, "realtime", batched=False),
             self.executor,
             settings.realtime_batch,
             settings.max_pending,
@@ -189,11 +189,15 @@ class LeadScore:
         """The reasons behind /readyz."""
         return self.scorer.status() | self.log.status()
 
-    def _run(self, reqs: list[ScoreRequest], source: str) -> list[bytes]:
-        """Runs on the scoring thread: score, journal the score-log rows (durable before any answer leaves),
-        count, serialise the responses."""
+    def _run(self, reqs: list[ScoreRequest], source: str, batched: bool = True) -> list[bytes]:
+        """Runs on the scoring thread: score, journal the score log (durable before any answer leaves; a row per
+        score for /score's few, ``batched`` as score batches for a body of many), count, serialise the
+        responses."""
         results = self.scorer.score_many(reqs)
-        self.log.append(rows(results, source))
+        if batched:
+            self.log.append_batches(result_batches(results, source))
+        else:
+            self.log.append(rows(results, source))
         observe(results, self.log.unshipped_bytes())
         bodies = [_json(r) for r in results]
         if self.events._pending:  # after the answers, on the events thread

@@ -22,8 +22,10 @@ from features.historical import latest_time
 from features.materialize import materialize
 from features.online_store import open_store
 from features.prepare import prepare
+from leadscore import score_rows
 from leadscore.config import load_config
 from leadscore.schema import load_dataset
+from leadscore.store import Store
 from serving.webhooks import verify
 
 pytestmark = pytest.mark.slow
@@ -117,6 +119,17 @@ def _db(home: Path, sql: str, args=()) -> list[tuple]:
         return con.execute(sql, args).fetchall()
 
 
+def _rescores(home: Path, entity: str) -> list[dict]:
+    """The entity's re-scores (source ``event``) in the score log, in the order scored."""
+    store = Store(f"sqlite:///{home / 'leadscore.db'}")
+    try:
+        return [
+            r for r in score_rows.read(store, "b2c") if r["entity_id"] == entity and r["source"] == "event"
+        ]
+    finally:
+        store.close()
+
+
 def _wait(predicate, seconds: float = 20.0):
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -195,13 +208,7 @@ def test_a_repeated_event_counts_once_and_a_tier_up_arrives_signed(setup):
     assert n["trend"] and {"feature", "was", "now", "change"} <= set(n["trend"][0])
     assert headers["X-Leadscore-Delivery"] == n["id"]
     # the score log has the re-scores (source 'event') and /score answers from the updated state
-    logged = _wait(
-        lambda: (
-            _db(home, "SELECT COUNT(*) FROM score_log WHERE entity_id = ? AND source = 'event'", (c,))[0][0]
-            >= 2
-        )
-    )
-    assert logged
+    assert _wait(lambda: len(_rescores(home, c)) >= 2)
     customer = {"customer_id": c, "created_at": "2020-01-01T00:00:00Z", "consent_email": True}
     s = _post(service, "/score", {"request": {"motion": "b2c", "customer": customer}}, keys["score"]).json()
     assert s.get("tier") == "high" and s["route"] == "human_concierge", s
@@ -259,7 +266,5 @@ def test_events_of_an_unknown_customer_wait_and_are_applied_when_a_score_brings_
         service, "/score", {"request": {"motion": "b2c", "customer": customer}}, keys["score"]
     ).json()
     assert second["expected_value"] > first["expected_value"]  # the cart (1,000) counts now
-    rows = _wait(
-        lambda: _db(home, "SELECT features FROM score_log WHERE entity_id = ? AND source = 'event'", (c,))
-    )
-    assert rows and json.loads(rows[-1][0])["cart_value"] == 1000
+    rows = _wait(lambda: _rescores(home, c))
+    assert rows and rows[-1]["features"]["cart_value"] == 1000

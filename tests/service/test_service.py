@@ -140,7 +140,7 @@ def test_columns_answer_as_columns_and_are_logged(server):
             r["request_id"]: r for r in score_rows.read(store, "b2b") if r["request_id"].startswith(tag)
         }
         time.sleep(0.2)
-    row, twin = logged[f"{tag}-0"], logged[f"{tag}-list-0"]  # a score batch's row, a score_log row
+    row, twin = logged[f"{tag}-0"], logged[f"{tag}-list-0"]  # from /score_columns and from /score_batch
     assert len(logged) == 6 and row["source"] == "batch-api" and row["score"] == body["score"][0]
     assert row["features"] == twin["features"]  # what the model saw, as the list form logs it
 
