@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,7 +186,7 @@ def load_cached(name: str, version: str, cache: Path) -> Any:
     local = cache / name / version
     if not (local / "MLmodel").exists():
         setup_mlflow()
-        tmp = cache / name / f".{version}.{os.getpid()}.tmp"
+        tmp = cache / name / f".{version}.{os.getpid()}.{threading.get_ident()}.tmp"  # a thread's own
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
@@ -195,8 +196,9 @@ def load_cached(name: str, version: str, cache: Path) -> Any:
                 )
             )
             src = got if (got / "MLmodel").exists() else next(p.parent for p in got.rglob("MLmodel"))
-            shutil.rmtree(local, ignore_errors=True)
-            os.replace(src, local)
+            if not (local / "MLmodel").exists():  # another thread or process may have got there first
+                shutil.rmtree(local, ignore_errors=True)  # a partial copy
+                os.replace(src, local)
         except Exception as exc:
             raise UserError(f"cannot load model {name} version {version}: {exc}") from None
         finally:

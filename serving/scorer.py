@@ -48,11 +48,17 @@ class Scorer:
         self.models: dict[str, Loaded] = {}
         self.store = open_store(self.settings.online_store_url)
         self._lock = threading.Lock()
+        self._reloading = threading.Lock()
         self.load_errors: dict[str, str] = {}
 
     # -- models
     def reload(self) -> dict[str, str]:
-        """Load every motion whose champion moved; keep the last good model if loading fails."""
+        """Load every motion whose champion moved; keep the last good model if loading fails. One reload at a
+        time (the poller and /admin/reload may ask together)."""
+        with self._reloading:
+            return self._reload()
+
+    def _reload(self) -> dict[str, str]:
         changed = {}
         cache = self.settings.home / "models"
         for motion in self.motions:
