@@ -38,6 +38,7 @@ from serving.log_rows import column_batches, result_batches, rows
 from serving.metrics import observe, observe_columns
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
+from serving.reload_signal import WATCH_SECONDS, ReloadSignal
 from serving.schemas import (
     AccountColumns,
     ColumnsRequest,
@@ -152,15 +153,29 @@ class LeadScore:
             self.events_scorer, self.store, self.log, settings.webhook_url, self.dispatcher
         )
         self._stop = threading.Event()
+        self.reload_signal = ReloadSignal(settings.home)
         threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
         threading.Thread(target=self._watch_pending, name="pending-events", daemon=True).start()
         _freeze_heap()
         _worker["service"] = self
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.settings.reload_seconds):
-            if self.scorer.reload() | self.events_scorer.reload():
-                _freeze_heap()
+        """Reload a champion whose alias moved: every ``reload_seconds``, and at once when ``/admin/reload`` asks
+        every worker to."""
+        last = time.monotonic()
+        while not self._stop.wait(WATCH_SECONDS):
+            asked = self.reload_signal.pending()
+            if asked is None and time.monotonic() - last < self.settings.reload_seconds:
+                continue
+            last = time.monotonic()
+            try:
+                if self.scorer.reload() | self.events_scorer.reload():
+                    _freeze_heap()
+            except Exception as exc:  # the registry is unreachable: the loaded champions keep serving
+                log_warning("champion reload failed: %s", exc)
+                continue
+            if asked is not None:
+                self.reload_signal.ack(asked)
 
     def _watch_pending(self) -> None:
         """Entities with pending events, as other workers and processes record them."""
@@ -336,9 +351,13 @@ class LeadScore:
 
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:
-        """Reload champions whose alias moved (this worker); the poller does the same periodically."""
+        """Reload champions whose alias moved, in every worker: answers once all have (``workers_reloaded`` of
+        ``workers``; fewer if some did not within 8 s). The workers also poll the registry periodically."""
+        generation = self.reload_signal.request()
         changed = self.scorer.reload() | self.events_scorer.reload()
-        return {"reloaded": changed} | self.scorer.status()
+        self.reload_signal.ack(generation)
+        done, workers = self.reload_signal.wait_all(generation, 8.0)
+        return {"reloaded": changed, "workers": workers, "workers_reloaded": done} | self.scorer.status()
 
     @bentoml.api(route="/admin/status")
     def admin_status(self) -> dict:

@@ -264,15 +264,25 @@ def test_score_log_rows_equal_responses_after_a_concurrent_burst(server):
     )
 
 
-def test_reload_after_a_promotion(server, b2c_dir):
+def test_reload_after_a_promotion_reaches_every_worker(server, b2c_dir, start_service):
+    """/admin/reload answers once every worker serves the new champion: here two workers that would not poll
+    the registry for an hour, and the module's service beside them (the same home)."""
     from model import registry
     from training.pipelines import train_motion
 
-    url, _ = server
+    two = start_service(
+        {
+            "LEADSCORE_RELOAD_SECONDS": "3600",
+            "BENTOML_CONFIG_OVERRIDES": json.dumps({"services": {"leadscore": {"workers": 2}}}),
+        }
+    )
+    url = two.url
     r = train_motion("b2c", b2c_dir)
     assert r.alias == "challenger"
     registry.promote("b2c", r.version, force=True, why="reload test")
     status = post(url, "/admin/reload", {}).json()
     assert status["models"]["b2c"] == r.version
-    assert post(url, "/score", example("b2c")).json()["version"] == r.version
+    assert status["workers_reloaded"] == status["workers"] == len(two.workers()) + 1  # + the module's service
+    assert {post(url, "/score", example("b2c")).json()["version"] for _ in range(20)} == {r.version}
+    assert post(server[0], "/score", example("b2c")).json()["version"] == r.version
     assert post(url, "/score", example("b2b")).json()["version"] == "1"

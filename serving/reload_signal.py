@@ -1,0 +1,82 @@
+"""``POST /admin/reload`` reaches every worker, not only the one that took the request.
+
+The request moves a generation number in ``LEADSCORE_HOME/workers/generation``; every worker watches it (a file
+read every quarter second, beside its slower poll of the registry), reloads when it moves and says so in
+``workers/<pid>.ack``. The worker that took the request waits until every live worker has acknowledged the new
+generation (or a deadline passes) and answers with how many did.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+
+WATCH_SECONDS = 0.25  # how often a worker looks at the generation
+
+
+class ReloadSignal:
+    def __init__(self, home: Path):
+        self.dir = home / "workers"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.file = self.dir / "generation"
+        self.seen = self.current()
+        self.ack(self.seen)
+
+    def current(self) -> int:
+        try:
+            return int(self.file.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def request(self) -> int:
+        """Move the generation on (one writer at a time); the new generation."""
+        with open(self.dir / "generation.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            generation = self.current() + 1
+            tmp = self.file.with_suffix(".tmp")
+            tmp.write_text(str(generation))
+            os.replace(tmp, self.file)
+        return generation
+
+    def pending(self) -> int | None:
+        """A generation this worker has not reloaded for yet, if there is one."""
+        generation = self.current()
+        return generation if generation > self.seen else None
+
+    def ack(self, generation: int) -> None:
+        self.seen = max(self.seen, generation)
+        tmp = self.dir / f"{os.getpid()}.tmp"
+        tmp.write_text(str(self.seen))
+        os.replace(tmp, self.dir / f"{os.getpid()}.ack")
+
+    def wait_all(self, generation: int, seconds: float) -> tuple[int, int]:
+        """Wait (at most ``seconds``) until every live worker has acknowledged ``generation``: (how many have,
+        how many workers there are). The files of workers that died are removed."""
+        deadline = time.monotonic() + seconds
+        while True:
+            acks = {}
+            for path in self.dir.glob("*.ack"):
+                pid = int(path.stem)
+                if not _alive(pid):
+                    path.unlink(missing_ok=True)
+                    continue
+                try:
+                    acks[pid] = int(path.read_text() or 0)
+                except (FileNotFoundError, ValueError):
+                    acks[pid] = 0
+            done = sum(g >= generation for g in acks.values())
+            if done == len(acks) or time.monotonic() >= deadline:
+                return done, len(acks)
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
