@@ -9,11 +9,15 @@ generation (or a deadline passes) and answers with how many did.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 WATCH_SECONDS = 0.25  # how often a worker looks at the generation
+log = logging.getLogger("leadscore.serving")
 
 
 class ReloadSignal:
@@ -70,6 +74,24 @@ class ReloadSignal:
             if done == len(acks) or time.monotonic() >= deadline:
                 return done, len(acks)
             time.sleep(0.05)
+
+
+def watch(signal: ReloadSignal, reload: Callable[[], None], every: float, stop: threading.Event) -> None:
+    """A worker's champion poll: ``reload`` every ``every`` seconds, and at once when ``/admin/reload`` asks every
+    worker to (then acknowledged). A failed reload keeps the loaded champions serving."""
+    last = time.monotonic()
+    while not stop.wait(WATCH_SECONDS):
+        asked = signal.pending()
+        if asked is None and time.monotonic() - last < every:
+            continue
+        last = time.monotonic()
+        try:
+            reload()
+        except Exception as exc:  # the registry is unreachable: tried again at the next round
+            log.warning("champion reload failed: %s", exc)
+            continue
+        if asked is not None:
+            signal.ack(asked)
 
 
 def _alive(pid: int) -> bool:

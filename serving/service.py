@@ -38,7 +38,7 @@ from serving.log_rows import column_batches, result_batches, rows
 from serving.metrics import observe, observe_columns
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
-from serving.reload_signal import WATCH_SECONDS, ReloadSignal
+from serving.reload_signal import ReloadSignal, watch
 from serving.schemas import (
     AccountColumns,
     ColumnsRequest,
@@ -154,28 +154,15 @@ class LeadScore:
         )
         self._stop = threading.Event()
         self.reload_signal = ReloadSignal(settings.home)
-        threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
+        follow = (self.reload_signal, self._reload, settings.reload_seconds, self._stop)
+        threading.Thread(target=watch, args=follow, name="champion-poll", daemon=True).start()
         threading.Thread(target=self._watch_pending, name="pending-events", daemon=True).start()
         _freeze_heap()
         _worker["service"] = self
 
-    def _poll(self) -> None:
-        """Reload a champion whose alias moved: every ``reload_seconds``, and at once when ``/admin/reload`` asks
-        every worker to."""
-        last = time.monotonic()
-        while not self._stop.wait(WATCH_SECONDS):
-            asked = self.reload_signal.pending()
-            if asked is None and time.monotonic() - last < self.settings.reload_seconds:
-                continue
-            last = time.monotonic()
-            try:
-                if self.scorer.reload() | self.events_scorer.reload():
-                    _freeze_heap()
-            except Exception as exc:  # the registry is unreachable: the loaded champions keep serving
-                log_warning("champion reload failed: %s", exc)
-                continue
-            if asked is not None:
-                self.reload_signal.ack(asked)
+    def _reload(self) -> None:
+        if self.scorer.reload() | self.events_scorer.reload():
+            _freeze_heap()
 
     def _watch_pending(self) -> None:
         """Entities with pending events, as other workers and processes record them."""
@@ -355,6 +342,8 @@ class LeadScore:
         ``workers``; fewer if some did not within 8 s). The workers also poll the registry periodically."""
         generation = self.reload_signal.request()
         changed = self.scorer.reload() | self.events_scorer.reload()
+        if changed:
+            _freeze_heap()
         self.reload_signal.ack(generation)
         done, workers = self.reload_signal.wait_all(generation, 8.0)
         return {"reloaded": changed, "workers": workers, "workers_reloaded": done} | self.scorer.status()
