@@ -1,5 +1,5 @@
-"""The score log read back: one row per score, whether it was shipped as a score_log row (``/score``,
-``/score_batch``, events) or inside a columnar score batch (``/score_columns``, ``leadscore score``)."""
+"""The score log read back: one row per score, whether it was shipped as a score_log row (``/score``) or inside a
+columnar score batch (``/score_columns``, ``/score_batch``, re-scores, ``leadscore score``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def read(store: Store, motion: str) -> list[dict[str, Any]]:
     for r in rows:
         r["features"] = orjson.loads(r["features"])
     for b in store.query(
-        f"SELECT {', '.join(SCORE_BATCH_FIELDS)}, columns FROM score_batches WHERE motion = ? ORDER BY at",
+        f"SELECT {', '.join(SCORE_BATCH_FIELDS)}, columns FROM score_batches WHERE motion = ?",
         (motion,),
     ):
         rows.extend(expand_batch(b, orjson.loads(b["columns"])))

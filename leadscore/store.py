@@ -34,10 +34,11 @@ SCHEMA = {
         id {rowid}, request_id TEXT NOT NULL, at TEXT NOT NULL, as_of TEXT NOT NULL, motion TEXT NOT NULL,
         entity_id TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,
         tier TEXT NOT NULL, route TEXT NOT NULL, source TEXT NOT NULL, features TEXT NOT NULL)""",
-    # Scores made as a columnar batch (POST /score_columns, ``leadscore score``): the same fields as score_log's,
-    # one row per batch of up to BATCH_ROWS scores, the per-score fields as JSON arrays in ``columns``
-    # (``serving.log_rows.batches`` makes it, ``leadscore.score_rows.read`` reads both tables as one log). Shipping 1,000 scores as
-    # score_log rows took 7.5 ms of a worker's CPU, a fifth of what serving them cost; as one batch row, 0.6 ms.
+    # Scores made many at a time (/score_columns, /score_batch, re-scores, ``leadscore score``): the same fields
+    # as score_log's, one row per batch of up to BATCH_ROWS scores, the per-score fields as JSON arrays in
+    # ``columns`` (``serving.log_rows.batches`` makes it; ``leadscore.score_rows.read`` reads both tables as one
+    # log). Shipping 1,000 scores as score_log rows took 7.5 ms of a worker's CPU, a fifth of what serving them
+    # cost; as one batch row, 0.6 ms.
     "score_batches": """CREATE TABLE IF NOT EXISTS score_batches (
         batch_id TEXT PRIMARY KEY, at TEXT NOT NULL, first_as_of TEXT NOT NULL, motion TEXT NOT NULL,
         model TEXT NOT NULL, version TEXT NOT NULL, source TEXT NOT NULL, n INTEGER NOT NULL, columns TEXT NOT NULL)""",

@@ -227,9 +227,8 @@ class EventIngest:
         results: list[dict] = []
         for s in range(0, len(reqs), 1000):
             results += self.scorer.score_many(reqs[s : s + 1000], written)
-        self.journal.append_batches(
-            result_batches(results, source)
-        )  # durable before anything says "re-scored"
+        # durable before anything says "re-scored"
+        self.journal.append_batches(result_batches(results, source))
         notes = self._remember(motion, results, applied, fresh)
         if notes and self.dispatcher is not None:
             self.dispatcher.wake()

@@ -13,9 +13,8 @@ import orjson
 from leadscore.store import new_request_id
 from leadscore.times import format_utc
 
-BATCH_ROWS = (
-    10_000  # scores per score batch: a chunk of ``leadscore score`` is several journal lines of a few MB
-)
+# Scores per score batch: a chunk of ``leadscore score`` is several journal lines of a few MB.
+BATCH_ROWS = 10_000
 
 
 def rows(results: list[dict[str, Any]], source: str) -> list[tuple]:

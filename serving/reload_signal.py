@@ -76,7 +76,7 @@ class ReloadSignal:
             time.sleep(0.05)
 
 
-def watch(signal: ReloadSignal, reload: Callable[[], None], every: float, stop: threading.Event) -> None:
+def watch(signal: ReloadSignal, reload: Callable[[], object], every: float, stop: threading.Event) -> None:
     """A worker's champion poll: ``reload`` every ``every`` seconds, and at once when ``/admin/reload`` asks every
     worker to (then acknowledged). A failed reload keeps the loaded champions serving."""
     last = time.monotonic()

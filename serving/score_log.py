@@ -47,9 +47,8 @@ WAKE_BYTES = 4 * 2**20
 # reading the lines back and parsing them cost 3.4 µs a row, a third of the insert. The journal file stays the
 # durable copy; what memory does not hold (past the cap, after a restart, a dead process's segment) is read from it.
 HELD_BYTES = 32 * 2**20
-READ_BYTES = (
-    8 * 2**20
-)  # journal bytes read back at a time (more when one line, a large score batch, is longer)
+# Journal bytes read back at a time (more when one line, a large score batch, is longer).
+READ_BYTES = 8 * 2**20
 
 
 class JournalFull(RuntimeError):

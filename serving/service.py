@@ -160,9 +160,12 @@ class LeadScore:
         _freeze_heap()
         _worker["service"] = self
 
-    def _reload(self) -> None:
-        if self.scorer.reload() | self.events_scorer.reload():
+    def _reload(self) -> dict[str, str]:
+        """Both scorers follow the champions; the heap is frozen again after a change."""
+        changed = self.scorer.reload() | self.events_scorer.reload()
+        if changed:
             _freeze_heap()
+        return changed
 
     def _watch_pending(self) -> None:
         """Entities with pending events, as other workers and processes record them."""
@@ -341,9 +344,7 @@ class LeadScore:
         """Reload champions whose alias moved, in every worker: answers once all have (``workers_reloaded`` of
         ``workers``; fewer if some did not within 8 s). The workers also poll the registry periodically."""
         generation = self.reload_signal.request()
-        changed = self.scorer.reload() | self.events_scorer.reload()
-        if changed:
-            _freeze_heap()
+        changed = self._reload()
         self.reload_signal.ack(generation)
         done, workers = self.reload_signal.wait_all(generation, 8.0)
         return {"reloaded": changed, "workers": workers, "workers_reloaded": done} | self.scorer.status()
