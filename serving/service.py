@@ -9,7 +9,6 @@ worker starts.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 import threading
@@ -29,6 +28,7 @@ from leadscore.motions import MotionName
 from leadscore.settings import Settings
 from leadscore.store import Store, StoreUnavailable
 from leadscore.times import epoch_seconds, format_utc
+from serving import heap
 from serving.auth import KeyAuth
 from serving.errors import body as error_body
 from serving.events import EventIngest
@@ -64,13 +64,6 @@ HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BAT
 # events taken in (recorded, applied, re-scored) at a time: bounds a part's memory and transaction, and how long a
 # small body waits for the part in progress
 EVENT_PART = 512
-
-
-def _freeze_heap() -> None:
-    """Move the loaded models, MLflow and framework objects out of the collector's sight: a full collection
-    then walks only what requests allocate, instead of pausing every request for the whole heap (p99)."""
-    gc.collect()
-    gc.freeze()
 
 
 def _json(r: dict[str, Any]) -> bytes:
@@ -157,14 +150,14 @@ class LeadScore:
         follow = (self.reload_signal, self._reload, settings.reload_seconds, self._stop)
         threading.Thread(target=watch, args=follow, name="champion-poll", daemon=True).start()
         threading.Thread(target=self._watch_pending, name="pending-events", daemon=True).start()
-        _freeze_heap()
+        heap.settle()
         _worker["service"] = self
 
     def _reload(self) -> dict[str, str]:
         """Both scorers follow the champions; the heap is frozen again after a change."""
         changed = self.scorer.reload() | self.events_scorer.reload()
         if changed:
-            _freeze_heap()
+            heap.settle()
         return changed
 
     def _watch_pending(self) -> None:

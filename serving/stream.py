@@ -25,6 +25,7 @@ import orjson
 from leadscore.errors import UserError
 from leadscore.settings import Settings
 from leadscore.store import Store, StoreUnavailable
+from serving import heap
 from serving.events import EventIngest
 from serving.score_log import open_score_log
 from serving.scorer import Scorer
@@ -45,6 +46,7 @@ def pipeline(settings: Settings) -> Iterator[EventIngest]:
     journal = open_score_log(Store(settings.store_url), settings).start()
     dispatcher = Dispatcher(store, settings.webhook_secret, settings.webhook_max_attempts,
                             settings.webhook_timeout, poll_seconds=0.2).start()  # fmt: skip
+    heap.settle()
     try:
         yield EventIngest(scorer, store, journal, settings.webhook_url, dispatcher)
     finally:
