@@ -59,15 +59,22 @@ class SQLStore:
         return self._db.execute(sql, (new, key, old)) == 1
 
     def compare_and_set_many(self, items: list[tuple[str, str | None, str]]) -> list[bool]:
-        """``compare_and_set`` for each (key, old, new), in one transaction: one commit for a batch of contexts."""
+        """``compare_and_set`` for each (key, old, new), in one transaction: one commit for a batch of contexts,
+        and one statement for its inserts and one for its updates. When fewer rows changed than were asked (another
+        process came first for some), the keys whose stored value is now the new one are those that landed."""
         if not items:
             return []
         insert = "INSERT INTO leadscore_online (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
         update = "UPDATE leadscore_online SET value = ? WHERE key = ? AND value = ?"
+        inserts = [(k, new) for k, old, new in items if old is None]
+        updates = [(new, k, old) for k, old, new in items if old is not None]
         with self._db.transaction() as tx:
+            changed = tx.executemany(insert, inserts) + tx.executemany(update, updates)
+            if changed == len(items):
+                return [True] * len(items)
             return [
-                (tx.execute(insert, (k, new)) if old is None else tx.execute(update, (new, k, old))) == 1
-                for k, old, new in items
+                bool(tx.query("SELECT 1 AS hit FROM leadscore_online WHERE key = ? AND value = ?", (k, new)))
+                for k, _, new in items
             ]
 
     def close(self) -> None:

@@ -295,6 +295,8 @@ def test_compare_and_set_many_writes_what_is_unchanged_and_refuses_what_moved(ba
     )
     assert landed == [True, False, True, False]
     assert store.get_many(k) == ["a2", "b", "c", "there"]
+    assert store.compare_and_set_many([(k[0], "a2", "a3"), (k[2], "c", "c3")]) == [True, True]  # all land
+    assert store.get_many(k[:3]) == ["a3", "b", "c3"]
     assert store.compare_and_set_many([]) == []
     store.close()
 
