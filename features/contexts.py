@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 
-from features.frames import B2B_CODE, B2C_CODE
+from features.frames import B2B_CODE, B2C_CODE, B2CFrame
 from features.online_store import OnlineStore, key
 from leadscore import motions
+from leadscore.times import epoch_seconds
 
 log = logging.getLogger("leadscore.features")
 
@@ -173,6 +175,79 @@ def decode_b2c_many(ctxs: list[dict]) -> list[B2CContext]:
             )
         )  # fmt: skip
         e0, o0 = e1, o1
+    return out
+
+
+def customer_fields(stored: dict[str, Any], given: dict[str, Any]) -> tuple[int, Any, Any, float, float]:
+    """A customer's frame fields (created, channel, device, consent_email, consent_sms): the request's values over
+    the stored ones (a value the request leaves out or sends as null is the stored one)."""
+
+    def value(k: str) -> Any:
+        v = given.get(k)
+        return v if v is not None else stored.get(k)
+
+    if given.get("created_at") is not None:
+        created = given["created_at"]
+    else:
+        created = stored["created_at"] if "created_at" in stored else value("created")
+    return (epoch_seconds(created), value("channel"), value("device"), float(bool(value("consent_email"))),
+            float(bool(value("consent_sms"))))  # fmt: skip
+
+
+def b2c_frame_of(ctxs: list[dict], customers: list[dict]) -> B2CFrame:
+    """The frame of customers scored from their stored contexts alone (re-scores after events: ``customers``,
+    request i's customer fields over context i's; no events or orders of their own), each column built for all of
+    them at once: the frame ``OnlineFeatures`` assembles from decoded contexts, without a context object or a
+    Python step per stored event (tested equal). Session codes: per customer, in order of first appearance,
+    customer after customer; category codes: in order of first appearance over all (-1: none)."""
+    evs = [c.get("events") or _EMPTY_B2C_EVENTS for c in ctxs]
+    orders = [c.get("orders") or _EMPTY_ORDERS for c in ctxs]
+
+    def column(parts: list[dict], name: str, dtype: Any) -> np.ndarray:
+        return np.array(list(chain.from_iterable(p[name] for p in parts)), dtype)
+
+    def objects(name: str) -> np.ndarray:
+        out = np.empty(sum(len(e["ts"]) for e in evs), dtype=object)
+        out[:] = list(chain.from_iterable(e[name] for e in evs))
+        return out
+
+    owner = np.repeat(np.arange(len(ctxs)), [len(e["ts"]) for e in evs])
+    type_codes, types = pd.factorize(objects("type"))
+    session, names = pd.factorize(objects("session"), use_na_sentinel=False)
+    if (
+        len(names) and pd.api.types.infer_dtype(names, skipna=False) != "string"
+    ):  # ids read as text, as a request's
+        _, merged = np.unique(np.array([str(x) for x in names], dtype=object), return_inverse=True)
+        session = merged.astype(np.int64)[session]
+    pair = owner * (int(session.max()) + 1 if len(session) else 1) + session
+    fields = [customer_fields(c.get("customer", {}), g) for c, g in zip(ctxs, customers, strict=True)]
+    created, channel, device, email, sms = (
+        (list(f) for f in zip(*fields, strict=True)) if fields else ([],) * 5
+    )
+    n_orders = [len(o["ts"]) for o in orders]
+    return B2CFrame(
+        cust_created=np.array(created, dtype=np.int64),
+        cust_channel=_objects(channel),
+        cust_device=_objects(device),
+        cust_consent_email=np.array(email, np.float64),
+        cust_consent_sms=np.array(sms, np.float64),
+        ev_ts=column(evs, "ts", np.int64),
+        ev_type=np.array([B2C_CODE[t] for t in types], np.int8)[type_codes],
+        ev_cust=owner,
+        ev_pos=np.full(len(owner), -1, dtype=np.int64),
+        ev_session=pd.factorize(pair)[0].astype(np.int64),
+        ev_category=pd.factorize(objects("category"))[0].astype(np.int64),
+        ev_price=column(evs, "price", np.float64),
+        ev_qty=column(evs, "quantity", np.float64),
+        ord_cust=np.repeat(np.arange(len(ctxs)), n_orders),
+        ord_ts=column(orders, "ts", np.int64),
+        ord_amount=column(orders, "amount", np.float64),
+    )
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from features.compute import compute
-from features.contexts import B2BContext, B2CContext, ContextMemo
+from features.contexts import B2BContext, B2CContext, ContextMemo, b2c_frame_of, customer_fields
 from features.definitions import FeatureSet, feature_set
 from features.frames import B2C_CODE, B2BFrame, B2CFrame
 from features.online_store import OnlineStore
@@ -132,11 +132,17 @@ class OnlineFeatures:
     def _b2c_frame(
         self, payloads: list[dict], degraded: list[str] | None, written: Mapping[str, tuple[str, dict]] | None
     ) -> B2CFrame:
-        """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
+        """Customer i is request i; events and orders: the stored ones, then the request's new ones. Customers
+        whose contexts were just written and who bring nothing of their own (re-scores) are laid out from the
+        contexts' columns at once (``b2c_frame_of``)."""
+        if written and all(
+            str(p["customer"]["customer_id"]) in written and not p.get("events") and not p.get("orders")
+            for p in payloads
+        ):
+            ctxs_written = [written[str(p["customer"]["customer_id"])][1] for p in payloads]
+            return b2c_frame_of(ctxs_written, [p["customer"] for p in payloads])
         n = len(payloads)
-        cust: dict[str, list[Any]] = {
-            k: [] for k in ("created", "channel", "device", "consent_email", "consent_sms")
-        }
+        cust: dict[str, list[Any]] = {k: [] for k in _CUSTOMER}
         ev: dict[str, list[Any]] = {
             k: [] for k in ("ts", "type", "cust", "session", "category", "price", "qty")
         }
@@ -187,6 +193,9 @@ class OnlineFeatures:
         )
 
 
+_CUSTOMER = ("created", "channel", "device", "consent_email", "consent_sms")  # customer_fields' order
+
+
 def rows_of(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Columns of feature values as one dict of plain Python values per row."""
     lists = [v.tolist() for v in columns.values()]
@@ -206,13 +215,8 @@ def _b2c_request(
     """Request i's customer fields over the stored ones, its events the context lacks and its orders. Its
     events' sessions get codes local to the customer (the stored ones first, then new ones); ``n_sessions[i]``
     says how many it has."""
-    m = dict(c.customer)
-    m.update({k: v for k, v in payload["customer"].items() if v is not None})
-    cust["created"].append(epoch_seconds(m.get("created_at", m.get("created"))))
-    cust["channel"].append(m.get("channel"))
-    cust["device"].append(m.get("device"))
-    cust["consent_email"].append(float(bool(m.get("consent_email"))))
-    cust["consent_sms"].append(float(bool(m.get("consent_sms"))))
+    for name, v in zip(_CUSTOMER, customer_fields(c.customer, payload["customer"]), strict=True):
+        cust[name].append(v)
     new: dict[str, int] = {}
     for e in new_events(payload.get("events"), c.event_ids):
         ev["ts"].append(epoch_seconds(e["ts"]))

@@ -67,3 +67,54 @@ def test_the_memo_takes_contexts_just_written_without_reading_them_back():
     assert [sorted(g.event_ids) for g in got] == [["a1", "a2", "a3"], [], ["c1"]]
     got_again, _ = memo.read(["A", "C"])  # read back later: decoded from the store, the same
     assert store.reads == 3 and [sorted(g.event_ids) for g in got_again] == [["a1", "a2", "a3"], ["c1"]]
+
+
+def test_customers_scored_from_their_written_contexts_get_the_frame_and_features_of_the_decoded_path():
+    from features.contexts import b2c_frame_of
+    from features.online_frame import OnlineFeatures
+    from leadscore.config import load_config
+
+    ctxs = _contexts()
+    ctxs[0]["events"]["session"][1] = "7"  # with a session id given as a number too (7): one session, as text
+    ctxs[0]["events"]["session"].append(7)
+    for k, v in (("ts", 35), ("type", "product_view"), ("category", "books"), ("price", 1.0), ("quantity", None),
+                 ("event_id", "a4")):  # fmt: skip
+        ctxs[0]["events"][k].append(v)
+    ctxs[2]["events"]["session"] = ["s1"]  # another customer's session id: a session of its own
+    ctxs.append({"customer": {"customer_id": "D", "created": 4, "channel": "email", "consent_email": False},
+                 "events": {"ts": [50, 60], "type": ["add_to_cart", "product_view"], "session": ["d", "d"],
+                            "category": [None, "garden"], "price": [20.0, 2.0], "quantity": [1.0, None],
+                            "event_id": ["d1", "d2"]}})  # fmt: skip
+    texts = {c["customer"]["customer_id"]: orjson.dumps(c).decode() for c in ctxs}
+    store = _Store({key("b2c", k): v for k, v in texts.items()})
+    given = [
+        {"customer_id": c["customer"]["customer_id"], "created_at": c["customer"]["created"]} for c in ctxs
+    ]
+    given[3] |= {"consent_email": True, "device": "mobile"}  # the request's fields over the stored ones
+    payloads = [{"motion": "b2c", "customer": g} for g in given]
+    online = OnlineFeatures(load_config("b2c"), store)  # type: ignore[arg-type]
+    decoded = online._b2c_frame(payloads, None, None)
+    fast = b2c_frame_of(ctxs, given)
+    for f in dataclasses.fields(decoded):
+        a, b = getattr(decoded, f.name), getattr(fast, f.name)
+        assert a.dtype == b.dtype, f.name
+        np.testing.assert_array_equal(a, b, err_msg=f.name)
+    assert fast.ev_session.tolist() == [0, 1, 0, 1, 2, 3, 3] and fast.ev_category.tolist() == [
+        0,
+        -1,
+        1,
+        0,
+        1,
+        -1,
+        2,
+    ]
+    assert fast.cust_consent_email.tolist() == [0.0, 0.0, 0.0, 1.0] and fast.cust_device[3] == "mobile"
+    as_of = 100
+    written = {c["customer"]["customer_id"]: (texts[c["customer"]["customer_id"]], c) for c in ctxs}
+    reads = store.reads
+    with_written = online.compute_columns(payloads, as_of, written=written)
+    assert store.reads == reads  # nothing read back
+    read_back = OnlineFeatures(load_config("b2c"), store).compute_columns(payloads, as_of)  # type: ignore[arg-type]
+    assert with_written.keys() == read_back.keys()
+    for k in read_back:
+        np.testing.assert_array_equal(with_written[k], read_back[k], err_msg=k)
