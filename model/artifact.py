@@ -19,7 +19,7 @@ from model.calibration import Calibrator
 from model.exports import ExportReader
 from model.linear import LinearPart
 from model.preprocess import Preprocessor
-from model.reasons import Wording, group_columns, reason_table, reason_texts, top_reasons
+from model.reasons import Wording, group_columns, reason_picks, reason_table, reason_texts, top_reasons
 from model.shap_table import TreeTable
 from model.tiers import TierPolicy
 
@@ -135,7 +135,8 @@ class LeadScoreModel(PythonModel):
 
         With reasons, one contributions call: SHAP contributions sum exactly to the raw log-odds. ``worded``:
         ``dicts`` (a dict per reason, the API's), ``table`` (one table of columns with each reason's row,
-        /score_columns') or ``text`` (one line per row in ``texts``, batch scoring's).
+        /score_columns'), ``text`` (one line per row in ``texts``, batch scoring's) or ``picks`` (not worded, in
+        ``picks``: re-scores after events, which word only what a notification carries).
         """
         contrib = self.contributions(X, threads) if reasons else None
         if contrib is not None:
@@ -157,7 +158,9 @@ class LeadScoreModel(PythonModel):
                     c, X, self.columns, self.words, self.preprocessor.display_value, reasons
                 )
                 return out
-            if worded == "table":
+            if worded == "picks":
+                out.picks = reason_picks(c, X, self.columns, self.preprocessor.display_value, reasons)
+            elif worded == "table":
                 out.table = reason_table(
                     c, X, self.columns, self.words, self.preprocessor.display_value, reasons
                 )
@@ -212,6 +215,9 @@ class Scores:
     reasons: list[list[dict]] | None = None  # top positive then negative contributors, worded
     groups: dict[str, np.ndarray] | None = None  # contributions summed per feature group (log-odds)
     texts: list[str] | None = None  # the reasons as one line per row (batch scoring)
+    picks: list[list[list]] | None = (
+        None  # the reasons not worded: [feature, value, contribution] (re-scores)
+    )
     table: dict[str, list] | None = (
         None  # the reasons as one table of columns with their row (/score_columns)
     )

@@ -171,6 +171,41 @@ def top_reasons(
     return out
 
 
+def reason_picks(
+    contrib: np.ndarray, X: np.ndarray, columns: list[str], display, k: int = 3
+) -> list[list[list]]:
+    """The same reasons as ``top_reasons``, not worded: per row, ``[feature, value as shown, contribution]``
+    each. What an entity's latest score keeps (``worded`` words the few that a notification carries)."""
+    if contrib.shape[1] == 0:
+        return [[] for _ in range(len(contrib))]
+    picks, chosen, values, shown, k = _picks(contrib, X, k)
+    return [
+        [
+            [columns[j], display(columns[j], v), c]
+            for j, c, v, keep in zip(js, cs, vs, ok, strict=True)
+            if keep
+        ]
+        for js, cs, vs, ok in zip(
+            picks.tolist(), chosen.tolist(), values.tolist(), shown.tolist(), strict=True
+        )
+    ]
+
+
+def worded(reasons: list, words: dict[str, Wording]) -> list[dict]:
+    """Reasons kept by ``reason_picks`` as ``top_reasons`` gives them (a reason worded already stays as it is; a
+    feature the model does not know is worded as a data column)."""
+    out = []
+    for r in reasons:
+        if isinstance(r, dict):
+            out.append(r)
+            continue
+        feature, shown, c = r
+        w = words.get(feature) or Wording("data", f"{feature} = {{v}}", feature)
+        out.append({"feature": feature, "group": w.group, "value": shown, "direction": "+" if c > 0 else "-",
+                    "contribution": float(np.round(c, 4)), "text": w.text(shown, c)})  # fmt: skip
+    return out
+
+
 def group_columns(
     contrib: np.ndarray, columns: list[str], words: dict[str, Wording]
 ) -> dict[str, np.ndarray]:

@@ -32,6 +32,7 @@ from leadscore.errors import UserError
 from leadscore.schema import TABLES, SchemaError, coerce, plain_rows
 from leadscore.store import Store, StoreUnavailable, Tx
 from leadscore.times import epoch_seconds, format_utc
+from model.reasons import worded
 from serving.context_requests import payloads, with_entity
 from serving.log_rows import result_batches
 from serving.schemas import ScoreRequest
@@ -226,7 +227,7 @@ class EventIngest:
         written = applied.written() if applied is not None else None
         results: list[dict] = []
         for s in range(0, len(reqs), 1000):
-            results += self.scorer.score_many(reqs[s : s + 1000], written)
+            results += self.scorer.score_many(reqs[s : s + 1000], written, worded=False)
         # durable before anything says "re-scored"
         self.journal.append_batches(result_batches(results, source))
         notes = self._remember(motion, results, applied, fresh)
@@ -241,7 +242,7 @@ class EventIngest:
         applied: StoreApplied | None = None,
         fresh: list[dict] | None = None,
     ) -> int:
-        conf = self.scorer.models[motion].conf
+        conf, words = self.scorer.models[motion].conf, self.scorer.models[motion].model.words
         ids = [r["lead_id"] for r in results]
         old: dict[str, dict] = {}
         for s in range(0, len(ids), 500):
@@ -257,7 +258,7 @@ class EventIngest:
             state = {"entity_id": r["lead_id"], "account_id": r.get("_account_id"), "score": r["score"],
                      "tier": r["tier"], "route": r["route"], "owner": r["owner"], "sla_minutes": r["sla_minutes"],
                      "features": {k: f.get(k) for k in keep}, "reasons": r["reasons"]}  # fmt: skip
-            for f in fired(conf, old.get(r["lead_id"]), state, now):
+            for f in fired(conf, old.get(r["lead_id"]), state, now, lambda reasons: worded(reasons, words)):
                 url = f.trigger.url or self.webhook_url
                 if url:
                     notices.append((f.dedupe_key, url, f.body))

@@ -120,12 +120,16 @@ class Scorer:
         return self.score_many([req])[0]
 
     def score_many(
-        self, reqs: list[ScoreRequest], written: Mapping[str, tuple[str, dict]] | None = None
+        self,
+        reqs: list[ScoreRequest],
+        written: Mapping[str, tuple[str, dict]] | None = None,
+        worded: bool = True,
     ) -> list[dict[str, Any]]:
         """Score requests (any mix of motions): per motion and as-of, one feature pass and one model call.
 
         Errors name the field, prefixed by the item's index in a batch. ``written``: stored contexts the caller
-        has just written, by entity id (``ContextMemo.read``: not read back).
+        has just written, by entity id (``ContextMemo.read``: not read back). ``worded`` False: each reason as
+        ``[feature, value, contribution]`` (``model.reasons.reason_picks``; re-scores after events).
         """
 
         def fail(i: int, message: str) -> UserError:
@@ -160,7 +164,10 @@ class Scorer:
             features = rows_of(columns)
             model = loaded.model
             encoded = model.preprocessor.encode(columns, len(idx))
-            scored = model.score_matrix(encoded.matrix, reasons=3)
+            scored = model.score_matrix(encoded.matrix, reasons=3, worded="dicts" if worded else "picks")
+            reasons = (
+                getattr(scored, "picks", None) or scored.reasons
+            )  # (a model older than picks words them)
             unknown = encoded.unseen_per_row()
             batch = [reqs[i] for i in idx]
             decisions = decide_batch(loaded.conf, batch, columns, features, scored)
@@ -180,7 +187,7 @@ class Scorer:
                 scored.score_100.tolist(),
                 scored.tier.tolist(),
                 scored.expected_value.tolist(),
-                scored.reasons,
+                reasons,
                 decisions,
                 unknown,
                 strict=True,

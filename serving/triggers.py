@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from leadscore.config import MotionConfig, Trigger
+
+Words = Callable[[list], list[dict[str, Any]]]  # reasons as kept → as a notification shows them
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,12 @@ def _fires(t: Trigger, conf: MotionConfig, old: dict[str, Any] | None, new: dict
     return _reached(t, new["features"]) and (old is None or not _reached(t, old["features"]))
 
 
-def trend(old: dict[str, Any] | None, new: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
+def trend(
+    old: dict[str, Any] | None, new: dict[str, Any], k: int = 3, word: Words = list
+) -> list[dict[str, Any]]:
     """The reasons whose contribution changed most between the two scores (a reason not shown counts 0)."""
-    before = {r["feature"]: r for r in (old or {}).get("reasons", [])}
-    after = {r["feature"]: r for r in new.get("reasons", [])}
+    before = {r["feature"]: r for r in word((old or {}).get("reasons", []))}
+    after = {r["feature"]: r for r in word(new.get("reasons", []))}
     changes = []
     for f in before.keys() | after.keys():
         b, a = before.get(f), after.get(f)
@@ -67,10 +72,15 @@ def trend(old: dict[str, Any] | None, new: dict[str, Any], k: int = 3) -> list[d
 
 
 def fired(
-    conf: MotionConfig, old: dict[str, Any] | None, new: dict[str, Any], now: float | None = None
+    conf: MotionConfig,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    now: float | None = None,
+    word: Words = list,
 ) -> list[Fired]:
     """``old`` and ``new``: {entity_id, account_id, score, tier, route, sla_minutes, owner, features, reasons}
-    (``old`` None: never scored). Each trigger that the change makes, with its notification."""
+    (``old`` None: never scored). Each trigger that the change makes, with its notification. ``word``: the
+    reasons as a notification shows them (``model.reasons.worded``: scores keep theirs unworded)."""
     now = time.time() if now is None else now
     out = []
     for t in conf.triggers:
@@ -91,8 +101,8 @@ def fired(
             "owner": new.get("owner"),
             "sla_minutes": sla,
             "sla_deadline": round(now + 60 * sla, 3) if sla is not None else None,
-            "reasons": new.get("reasons", []),
-            "trend": trend(old, new),
+            "reasons": word(new.get("reasons", [])),
+            "trend": trend(old, new, word=word),
         }
         if t.kind == "feature_at_least":
             body["feature"] = {

@@ -206,6 +206,12 @@ def test_a_repeated_event_counts_once_and_a_tier_up_arrives_signed(setup):
     assert n["tier"] == {"old": old_tier, "new": "high"} and n["score"]["old"] is not None
     assert n["entity_id"] == c and n["sla_deadline"] is None or n["sla_deadline"] > n["at"]
     assert n["trend"] and {"feature", "was", "now", "change"} <= set(n["trend"][0])
+    # the reasons worded as /score words them (the latest score keeps them unworded, as [feature, value, change])
+    assert n["reasons"] and all(set(r) == {"feature", "group", "value", "direction", "contribution", "text"}
+                                and r["text"] for r in n["reasons"])  # fmt: skip
+    assert all(isinstance(t["text"], str) and t["text"] for t in n["trend"])
+    kept = json.loads(_db(home, "SELECT body FROM last_scores WHERE entity_id = ?", (c,))[0][0])["reasons"]
+    assert [r[0] for r in kept] == [r["feature"] for r in n["reasons"]]
     assert headers["X-Leadscore-Delivery"] == n["id"]
     # the score log has the re-scores (source 'event') and /score answers from the updated state
     assert _wait(lambda: len(_rescores(home, c)) >= 2)
