@@ -129,6 +129,12 @@ class OnlineFeatures:
         whole = b2b_assemble(b2b_from_columns(table, ctxs), ctxs)
         return self._rows(whole, whole.n_leads, table.n, as_of)
 
+    def compute_stored(self, contexts: list[dict], as_of: int) -> dict[str, np.ndarray]:
+        """The features of B2C customers from their stored contexts alone (their JSON form; row i: context i), as a
+        request that carries only the stored customer fields would get them: re-scores after events and decay."""
+        frame = b2c_frame_of(contexts, [c.get("customer") or {} for c in contexts])
+        return self._rows(frame, frame.n, len(contexts), as_of)
+
     def _b2c_frame(
         self, payloads: list[dict], degraded: list[str] | None, written: Mapping[str, tuple[str, dict]] | None
     ) -> B2CFrame:

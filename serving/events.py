@@ -1,11 +1,12 @@
 """Behaviour taken in as it happens: events applied to the online state, what they change re-scored, triggers
 pushed. One pipeline for ``POST /events``, the Redis stream consumer and ``leadscore rescore``.
 
-``ingest``: the events are validated as the events table is; those the store's ``events_in`` does not hold yet
-(one row per event id: a retried event counts once) are applied to their entity's stored context
-(``features.online_events``, compare-and-set so two processes never lose each other's update), and every entity
-whose context changed is re-scored — for B2B every lead of the account, since account intent and the buying group
-are features of each. New scores go to the score-log journal with source ``event`` (durable before the answer);
+``ingest``: the events are validated as the events table is (``serving.event_rows``); those the store's
+``events_in`` does not hold yet (one row per event id: a retried event counts once) are applied to their entity's
+stored context (``features.online_events``, compare-and-set so two processes never lose each other's update), and
+every entity whose context changed is re-scored — for B2B every lead of the account, since account intent and the
+buying group are features of each; B2C customers from their contexts as columns (``Scorer.score_stored``). Reasons
+are kept unworded and worded only for the notifications that carry them. New scores go to the score-log journal with source ``event`` (durable before the answer);
 each entity's latest score (``last_scores``), the triggers the change makes (the outbox) and the events themselves
 (``events_in``) are written in one transaction. An event whose entity is unknown (no context; a lead its account's
 context does not list) is kept ``pending`` and applied when the entity appears: a materialization
@@ -21,20 +22,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import orjson
-import pandas as pd
 
 from features.online_events import CAS_TRIES, StoreApplied, apply_to_store, entity_of, mark_in
 from features.online_store import key
 from leadscore import motions
-from leadscore.errors import UserError
-from leadscore.schema import TABLES, SchemaError, coerce, plain_rows
 from leadscore.store import Store, StoreUnavailable, Tx
-from leadscore.times import epoch_seconds, format_utc
 from model.reasons import worded
 from serving.context_requests import payloads, with_entity
-from serving.log_rows import result_batches
+from serving.event_rows import canonical_rows, entity_parts
+from serving.log_rows import column_batches, result_batches
 from serving.schemas import ScoreRequest
 from serving.scorer import Scorer
 from serving.triggers import fired, watched
@@ -56,38 +53,10 @@ class EventIngest:
         except StoreUnavailable as exc:  # a service starts with the store down; the watcher refreshes later
             log.warning("entities with pending events not read yet: %s", exc)
 
-    # -- validation
-    @staticmethod
-    def validate(motion: str, events: list[dict[str, Any]], stamps: list[int] | None = None) -> pd.DataFrame:
-        """The events as the canonical events table reads them; a broken rule is a UserError naming it.
-        ``stamps``: every event's ``ts`` already read as epoch seconds (then they are not read again)."""
-        table = TABLES[motion]["events"]
-        if stamps is None:
-            frame = pd.DataFrame([e | {"ts": _iso(e.get("ts"))} for e in events])
-        else:
-            frame = pd.DataFrame(events)
-            frame["ts"] = pd.to_datetime(np.asarray(stamps, dtype=np.int64), unit="s")
-        for c in table.names:
-            if c not in frame:
-                frame[c] = None
-        try:
-            return coerce(table, frame[table.names])
-        except SchemaError as exc:
-            raise UserError(_one_line(exc)) from None
-
     # -- the pipeline
     def rows(self, motion: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Validated canonical rows (``ts`` in epoch seconds), ready for ``ingest_rows``."""
-        if motion not in motions.NAMES:
-            raise UserError(f"motion: unknown motion {motion!r}")
-        stamps = _stamps(events)
-        if stamps is not None and (plain := plain_rows(TABLES[motion]["events"], events, stamps)) is not None:
-            return plain  # the usual body: nothing to cast, no rule broken (no frame needed to say so)
-        frame = self.validate(motion, events, stamps)
-        rows = records_of(frame.drop(columns="ts") if stamps is not None else frame)
-        for r, t in zip(rows, stamps or [epoch_seconds(r["ts"]) for r in rows], strict=True):
-            r["ts"] = t
-        return rows
+        return canonical_rows(motion, events)
 
     def ingest(
         self,
@@ -129,7 +98,7 @@ class EventIngest:
             "duplicates": len(rows) - len(fresh),
             "pending": len(applied.pending),
             "entities_changed": len(applied.changed),
-            "rescored": len(rescored),
+            "rescored": rescored,
             "notifications": notes,
         }
 
@@ -172,7 +141,7 @@ class EventIngest:
 
     def _apply_and_rescore(
         self, motion: str, by_entity: dict[str, list[dict]], source: str, fresh: list[dict] | None = None
-    ) -> tuple[StoreApplied, list[dict], int]:
+    ) -> tuple[StoreApplied, int, int]:
         """Apply, re-score what changed (and what held the events already), and record the events (``fresh``:
         new to the store; else their states) in the transaction that keeps the new scores."""
         applied = self._apply(motion, by_entity)
@@ -182,9 +151,16 @@ class EventIngest:
             return applied, rescored, notes
         with self.store.transaction() as tx:
             self._settle(tx, motion, applied, fresh)
-        return applied, [], 0
+        return applied, 0, 0
 
     # -- re-scoring
+    def _stored(self, motion: str, entities: list[str], contexts: dict[str, dict] | None) -> list[dict]:
+        """The stored contexts of ``entities`` that exist (JSON form); ``contexts``: the ones just written, by
+        entity (not read again)."""
+        if contexts is not None:
+            return [contexts[e] for e in entities]
+        return [orjson.loads(raw) for raw in self.online.get_many([key(motion, e) for e in entities]) if raw]
+
     def requests_for(
         self,
         motion: str,
@@ -192,18 +168,12 @@ class EventIngest:
         as_of: int | None = None,
         contexts: dict[str, dict] | None = None,
     ) -> list[ScoreRequest]:
-        """Score requests rebuilt from the stored contexts (B2B: one per lead of each account); ``contexts``: the
-        ones just written, by entity (not read again)."""
-        if contexts is None:
-            raws = self.online.get_many([key(motion, e) for e in entities])
-            found = [orjson.loads(raw) for raw in raws if raw]
-        else:
-            found = [contexts[e] for e in entities]
-        out = []
-        for ctx in found:
-            for payload in payloads(motion, ctx):
-                out.append(ScoreRequest.model_validate(payload | {"as_of": as_of}))
-        return out
+        """Score requests rebuilt from the stored contexts (B2B: one per lead of each account)."""
+        return [
+            ScoreRequest.model_validate(payload | {"as_of": as_of})
+            for ctx in self._stored(motion, entities, contexts)
+            for payload in payloads(motion, ctx)
+        ]
 
     def rescore(
         self,
@@ -213,37 +183,78 @@ class EventIngest:
         as_of: int | None = None,
         applied: StoreApplied | None = None,
         fresh: list[dict] | None = None,
-    ) -> tuple[list[dict], int]:
+    ) -> tuple[int, int]:
         """Re-score every lead (or customer) of ``entities``; journal the scores, keep each one as the entity's
         latest, and write the triggers it makes to the outbox (with ``applied``, the events just applied: from the
-        contexts they wrote, and the events recorded in the same transaction: ``_settle``). Returns (results,
-        notifications)."""
-        reqs = self.requests_for(motion, entities, as_of, applied.contexts if applied is not None else None)
-        if not reqs:
+        contexts they wrote, and the events recorded in the same transaction: ``_settle``). Returns (leads or
+        customers re-scored, notifications)."""
+        contexts = applied.contexts if applied is not None else None
+        if motions.get(motion).family == "b2c":
+            states = self._score_customers(motion, self._stored(motion, entities, contexts), source, as_of)
+        else:
+            states = self._score_leads(motion, entities, source, as_of, applied)
+        if not states:
             if applied is not None:
                 with self.store.transaction() as tx:
                     self._settle(tx, motion, applied, fresh)
-            return [], 0
+            return 0, 0
+        notes = self._remember(motion, states, applied, fresh)
+        if notes and self.dispatcher is not None:
+            self.dispatcher.wake()
+        return len(states), notes
+
+    def _score_customers(
+        self, motion: str, contexts: list[dict], source: str, as_of: int | None
+    ) -> list[dict]:
+        """Customers scored from their contexts as columns (``Scorer.score_stored``), journaled (durable before
+        anything says "re-scored"); each one's latest state."""
+        keep = watched(self.scorer.models[motion].conf)
+        states: list[dict] = []
+        for s in range(0, len(contexts), 1000):
+            r = self.scorer.score_stored(motion, contexts[s : s + 1000], as_of)
+            self.journal.append_batches(column_batches(r, source))
+            kept = {k: r["_features"][k].tolist() if k in r["_features"] else None for k in keep}
+            for i, (entity, score, tier, route, owner, sla, why) in enumerate(zip(
+                r["lead_id"], r["score"].tolist(), r["tier"], r["route"], r["owner"], r["sla_minutes"], r["reasons"],
+                strict=True,
+            )):  # fmt: skip
+                states.append({"entity_id": entity, "account_id": None, "score": score, "tier": tier,
+                               "route": route, "owner": owner, "sla_minutes": sla,
+                               "features": {k: v[i] if v is not None else None for k, v in kept.items()},
+                               "reasons": why})  # fmt: skip
+        return states
+
+    def _score_leads(
+        self, motion: str, entities: list[str], source: str, as_of: int | None, applied: StoreApplied | None
+    ) -> list[dict]:
+        """Every lead of the accounts scored as /score would (a request per lead), journaled; each one's latest
+        state."""
+        reqs = self.requests_for(motion, entities, as_of, applied.contexts if applied is not None else None)
         written = applied.written() if applied is not None else None
         results: list[dict] = []
         for s in range(0, len(reqs), 1000):
             results += self.scorer.score_many(reqs[s : s + 1000], written, worded=False)
-        # durable before anything says "re-scored"
-        self.journal.append_batches(result_batches(results, source))
-        notes = self._remember(motion, results, applied, fresh)
-        if notes and self.dispatcher is not None:
-            self.dispatcher.wake()
-        return results, notes
+        if results:
+            self.journal.append_batches(result_batches(results, source))
+        keep = watched(self.scorer.models[motion].conf)
+        return [
+            {"entity_id": r["lead_id"], "account_id": r.get("_account_id"), "score": r["score"], "tier": r["tier"],
+             "route": r["route"], "owner": r["owner"], "sla_minutes": r["sla_minutes"],
+             "features": {k: r["_features"].get(k) for k in keep}, "reasons": r["reasons"]}
+            for r in results
+        ]  # fmt: skip
 
     def _remember(
         self,
         motion: str,
-        results: list[dict],
+        states: list[dict],
         applied: StoreApplied | None = None,
         fresh: list[dict] | None = None,
     ) -> int:
+        """Each entity's new state kept as its latest score, the triggers its change from the previous one makes
+        written to the outbox (and, with ``applied``, the events recorded: ``_settle``), in one transaction."""
         conf, words = self.scorer.models[motion].conf, self.scorer.models[motion].model.words
-        ids = [r["lead_id"] for r in results]
+        ids = [st["entity_id"] for st in states]
         old: dict[str, dict] = {}
         for s in range(0, len(ids), 500):
             part = ids[s : s + 500]
@@ -251,19 +262,17 @@ class EventIngest:
                 f"SELECT entity_id, score, tier, route, body FROM last_scores WHERE motion = ? AND entity_id IN "
                 f"({','.join('?' * len(part))})", (motion, *part)):  # fmt: skip
                 old[r["entity_id"]] = orjson.loads(r["body"])
-        now, keep = time.time(), watched(conf)
+        now = time.time()
         latest, notices = [], []
-        for r in results:
-            f = r["_features"]
-            state = {"entity_id": r["lead_id"], "account_id": r.get("_account_id"), "score": r["score"],
-                     "tier": r["tier"], "route": r["route"], "owner": r["owner"], "sla_minutes": r["sla_minutes"],
-                     "features": {k: f.get(k) for k in keep}, "reasons": r["reasons"]}  # fmt: skip
-            for f in fired(conf, old.get(r["lead_id"]), state, now, lambda reasons: worded(reasons, words)):
+        for state in states:
+            for f in fired(
+                conf, old.get(state["entity_id"]), state, now, lambda reasons: worded(reasons, words)
+            ):
                 url = f.trigger.url or self.webhook_url
                 if url:
                     notices.append((f.dedupe_key, url, f.body))
-            latest.append((motion, r["lead_id"], r.get("_account_id"), int(now), r["score"], r["tier"], r["route"],
-                           orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()))  # fmt: skip
+            latest.append((motion, state["entity_id"], state["account_id"], int(now), state["score"], state["tier"],
+                           state["route"], orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()))  # fmt: skip
         upsert = (
             "INSERT INTO last_scores (motion, entity_id, account_id, scored_at, score, tier, route, body) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (motion, entity_id) DO UPDATE SET "
@@ -304,7 +313,7 @@ class EventIngest:
                 by_entity[entity_of(motion, e)].append(e)
         applied, rescored, notes = self._apply_and_rescore(motion, by_entity, source)
         self.refresh_pending()
-        return {"entities_changed": len(applied.changed), "still_pending": len(applied.pending), "rescored": len(rescored),
+        return {"entities_changed": len(applied.changed), "still_pending": len(applied.pending), "rescored": rescored,
                 "notifications": notes}  # fmt: skip
 
     def adopt(self, req: ScoreRequest) -> dict[str, int] | None:
@@ -322,49 +331,3 @@ class EventIngest:
             if ctx is None or self.online.compare_and_set(k, raw, orjson.dumps(ctx).decode()):
                 break
         return self.apply_pending(motion, [entity])
-
-
-def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The frame's rows as dicts of Python values, a missing value as None (``to_dict("records")`` with NaN as
-    None, a column at a time rather than a value at a time)."""
-    names = list(frame.columns)
-    columns = [frame[c].to_numpy(dtype=object, na_value=None).tolist() for c in names]
-    return [dict(zip(names, r, strict=True)) for r in zip(*columns, strict=True)]
-
-
-def entity_parts(motion: str, events: list[dict[str, Any]], most: int) -> list[list[dict[str, Any]]]:
-    """The events in parts of at most ``most`` events each (an entity's events stay together, in order: an entity
-    with more is a part of its own)."""
-    by: dict[str, list[dict]] = {}
-    for e in events:
-        by.setdefault(entity_of(motion, e), []).append(e)
-    parts: list[list[dict[str, Any]]] = [[]]
-    for group in by.values():
-        if parts[-1] and len(parts[-1]) + len(group) > most:
-            parts.append([])
-        parts[-1] += group
-    return parts if parts[0] else []
-
-
-def _stamps(events: list[dict[str, Any]]) -> list[int] | None:
-    """Every event's ``ts`` as epoch seconds, or None when one is missing or unreadable (the table's rules then
-    name it)."""
-    try:
-        return [epoch_seconds(e["ts"]) for e in events]
-    except (UserError, KeyError, TypeError):
-        return None
-
-
-def _iso(t: Any) -> Any:
-    """A validated time (epoch seconds or a datetime) as the ISO-8601 text the canonical tables read."""
-    return t if t is None or isinstance(t, str) else format_utc(epoch_seconds(t))
-
-
-def _one_line(exc: SchemaError) -> str:
-    """A broken rule as the API's one-line error: the first bad event by its index, the field and its value."""
-    if not len(exc.rows):
-        return f"events: {exc.column}: {exc.rule}"
-    i, value = exc.rows.index[0], exc.rows[exc.column].iloc[0] if exc.column in exc.rows else None
-    shown = "missing" if value is None or value != value else repr(value)
-    more = f"; {exc.count - 1} more event(s) break this rule" if exc.count > 1 else ""
-    return f"events.{i}.{exc.column}: {exc.rule} (got {shown}){more}"

@@ -15,15 +15,15 @@ from typing import Any
 
 from features.online_frame import OnlineFeatures, rows_of
 from features.online_store import open_store
-from features.request_frame import RequestTable
 from leadscore import motions
 from leadscore.config import MotionConfig, load_config
 from leadscore.errors import ItemError, UserError
 from leadscore.settings import Settings
 from leadscore.store import new_request_id
-from leadscore.times import epoch_array, epoch_seconds, format_utc
+from leadscore.times import epoch_seconds, format_utc
 from model import registry
 from model.artifact import Scores
+from serving.column_table import EVENT_TYPES, table_of
 from serving.routing import RouteDecision, decide_columns, decide_many
 from serving.schemas import ColumnsRequest, ScoreRequest
 
@@ -36,9 +36,6 @@ class Loaded:
     version: str
     conf: MotionConfig
     online: OnlineFeatures
-
-
-EVENT_TYPES = {name: frozenset(m.event_types) for name, m in motions.MOTIONS.items()}
 
 
 class Scorer:
@@ -220,6 +217,49 @@ class Scorer:
                 }
         return out  # type: ignore[return-value]
 
+    def score_stored(self, motion: str, contexts: list[dict], as_of: int | None = None) -> dict[str, Any]:
+        """B2C customers scored from their stored contexts alone (re-scores after events and decay), as columns:
+        the scores, tiers and routes ``score_many`` gives requests that carry only the stored customer fields
+        (tested equal), with the reasons not worded (``[feature, value, contribution]``) and no object per row
+        on the way."""
+        if motion not in self.models:
+            raise UserError(f"motion: no {motion} champion is loaded (train one: leadscore train {motion})")
+        loaded, n = self.models[motion], len(contexts)
+        as_of = as_of if as_of is not None else int(time.time())
+        try:
+            columns = loaded.online.compute_stored(contexts, as_of)
+        except ItemError as exc:
+            raise UserError(f"{exc.index}.{exc}") from None
+        model = loaded.model
+        scored = model.score_matrix(model.preprocessor.encode(columns, n).matrix, reasons=3, worded="picks")
+        customers = [c.get("customer") or {} for c in contexts]
+        decided = decide_columns(
+            loaded.conf,
+            tiers=scored.tier,
+            features=columns,
+            expected_value=scored.expected_value,
+            groups=scored.groups,
+            consent_email=[bool(c.get("consent_email")) for c in customers],
+            consent_sms=[bool(c.get("consent_sms")) for c in customers],
+        )
+        batch = new_request_id()
+        return {
+            "motion": motion,
+            "model": motion,
+            "version": loaded.version,
+            "as_of": format_utc(as_of),
+            "request_id": [f"{batch}-{i}" for i in range(n)],
+            "lead_id": [str(c["customer_id"]) for c in customers],
+            "score": scored.score,
+            "tier": scored.tier.tolist(),
+            "route": decided["route"],
+            "owner": decided["owner"],
+            "sla_minutes": decided["sla_minutes"],
+            "reasons": getattr(scored, "picks", None)
+            or scored.reasons,  # (a model older than picks words them)
+            "_features": columns,
+        }
+
     def score_columns(self, req: ColumnsRequest) -> dict[str, Any]:
         """Score a columnar body (one motion): the answers as columns, with one feature pass, one model call and
         one routing pass for all its rows, no object per row on the way. Errors name the column and the row."""
@@ -288,57 +328,6 @@ class Scorer:
             "_as_of": as_of,
             "_latency": (time.perf_counter() - t0) / max(n, 1),
         }
-
-
-def table_of(req: ColumnsRequest) -> RequestTable:
-    """The columnar body checked (equal lengths, rows in range, event types of the motion) with its times as
-    epoch seconds; absent B2C consent is no consent (as in ``Customer``). Errors name the column and row."""
-    m = motions.get(req.motion)
-    body = getattr(req, m.request_field)
-    if body is None:
-        raise UserError(f"{m.request_field}: required for motion {m.name}")
-    entity = _present(body, m.request_field, None)
-    n = len(entity[m.id_column])
-    if not n:
-        raise UserError(f"{m.request_field}.{m.id_column}: at least one row")
-    account = _present(req.account, "account", n) if req.account is not None else None
-    events = _present(req.events, "events", None) if req.events is not None else None
-    orders = _present(req.orders, "orders", None) if req.orders is not None else None
-    entity["created_at"] = _times(entity["created_at"], f"{m.request_field}.created_at")
-    if m.family == "b2c":
-        for k in ("consent_email", "consent_sms"):
-            entity[k] = [bool(v) for v in entity.get(k) or [False] * n]
-    types = EVENT_TYPES[m.name]
-    for name, child in (("events", events), ("orders", orders)):
-        if child is None:
-            continue
-        bad = next((k for k, r in enumerate(child["row"]) if r >= n), None)
-        if bad is not None:
-            raise UserError(f"{name}.row.{bad}: {child['row'][bad]} is not a row (the body has {n})")
-        child["ts"] = _times(child["ts"], f"{name}.ts")
-        if name == "events":
-            bad = next((k for k, t in enumerate(child["type"]) if t not in types), None)
-            if bad is not None:
-                raise UserError(f"events.type.{bad}: {child['type'][bad]!r} is not a {m.name} event type")
-    return RequestTable(req.motion, entity, account, events, orders)
-
-
-def _present(model: Any, name: str, n: int | None) -> dict[str, list]:
-    """A column table's given columns, all of one length (``n`` when given)."""
-    columns = {k: v for k, v in model.__dict__.items() if v is not None}
-    for k, v in columns.items():
-        n = len(v) if n is None else n
-        if len(v) != n:
-            raise UserError(f"{name}.{k}: {len(v)} values for {n} rows")
-    return columns
-
-
-def _times(values: list, name: str) -> Any:
-    try:
-        return epoch_array(values)
-    except UserError as exc:
-        i, _, message = str(exc).partition(": ")
-        raise UserError(f"{name}.{i}: {message}") from None
 
 
 def decide_batch(

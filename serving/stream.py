@@ -73,12 +73,12 @@ def rescore_older(
         (motion, now - older_than),
     )
     contexts = sorted({r["account_id"] or r["entity_id"] for r in rows})
-    results, notes = [], 0
+    rescored, notes = 0, 0
     for s in range(0, len(contexts), 200):
         r, n = ingest.rescore(motion, contexts[s : s + 200], "decay")
-        results += r
+        rescored += r
         notes += n
-    return {"stale": len(rows), "rescored": len(results), "notifications": notes}
+    return {"stale": len(rows), "rescored": rescored, "notifications": notes}
 
 
 @dataclass

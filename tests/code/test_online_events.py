@@ -208,11 +208,11 @@ def test_late_events_land_where_a_stable_sort_of_all_events_puts_them():
 
 
 def _pandas_rows(motion: str, events: list[dict], stamps: list[int]) -> list[dict]:
-    """The events read through the table's frame rules (``coerce``), as ``EventIngest.rows`` does for a body
+    """The events read through the table's frame rules (``coerce``), as ``event_rows.canonical_rows`` does for a body
     that needs casting."""
-    from serving.events import EventIngest, records_of
+    from serving.event_rows import records_of, validate
 
-    rows = records_of(EventIngest.validate(motion, events, stamps).drop(columns="ts"))
+    rows = records_of(validate(motion, events, stamps).drop(columns="ts"))
     return [r | {"ts": t} for r, t in zip(rows, stamps, strict=True)]
 
 

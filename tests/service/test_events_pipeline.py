@@ -78,7 +78,7 @@ def test_events_applied_before_a_crash_are_rescored_and_recorded_when_retried(tr
 
 
 def test_a_body_goes_in_parts_of_whole_entities_in_order():
-    from serving.events import entity_parts
+    from serving.event_rows import entity_parts
 
     events = [{"event_id": f"e{i}", "customer_id": c} for i, c in enumerate("aabbbcdddde")]
     parts = entity_parts("b2c", events, 4)
@@ -105,13 +105,13 @@ def test_durations_read_as_a_person_writes_them():
 
 
 def test_validated_events_become_the_same_records_as_pandas_gives():
-    from serving.events import EventIngest, records_of
+    from serving.event_rows import records_of, validate
 
     events = [{"event_id": f"e{i}", "ts": 1790000000 + i, "type": "product_view" if i % 3 else "add_to_cart",
                "customer_id": f"C{i}", "session_id": f"s{i}", "product_id": None if i % 5 == 0 else "p1",
                "category": "books", "price": None if i % 4 == 0 else 12.5, "quantity": 2 if i % 2 else None}
               for i in range(50)]  # fmt: skip
-    frame = EventIngest.validate("b2c", events, [e["ts"] for e in events])
+    frame = validate("b2c", events, [e["ts"] for e in events])
     expected = frame.astype(object).where(frame.notna(), None).to_dict("records")
     got = records_of(frame)
     assert (

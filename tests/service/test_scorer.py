@@ -45,3 +45,34 @@ def test_a_scorer_starts_on_its_local_copy_when_the_registry_is_down(trained, mo
     empty = Scorer(Settings.load(), names=("b2b",))
     assert empty.reload() == {} and not empty.ready()
     assert "registry" in empty.status()["errors"]["b2b"]
+
+
+def test_customers_scored_from_their_stored_contexts_get_what_their_requests_get(trained, b2c_dir):
+    """Re-scores after events score B2C customers from their contexts as columns (``score_stored``): the same
+    features, scores, tiers, routes and reasons as a /score request per customer that reads the stored context."""
+    import time
+
+    import numpy as np
+    import orjson
+    import pandas as pd
+
+    from features.online_store import key, open_store
+    from serving.context_requests import payloads
+
+    ids = pd.read_parquet(b2c_dir / "customers.parquet")["customer_id"].astype(str).tolist()[:300]
+    raws = open_store(Settings.load().online_store_url).get_many([key("b2c", c) for c in ids])
+    contexts = [orjson.loads(r) for r in raws if r]
+    assert len(contexts) > 200 and sum(bool(c.get("events")) for c in contexts) > 100
+    scorer = Scorer(names=("b2c",))
+    scorer.reload()
+    as_of = int(time.time())
+    columns = scorer.score_stored("b2c", contexts, as_of)
+    reqs = [ScoreRequest.model_validate(p | {"as_of": as_of}) for c in contexts for p in payloads("b2c", c)]
+    rows = scorer.score_many(reqs, worded=False)
+    assert columns["lead_id"] == [r["lead_id"] for r in rows]
+    np.testing.assert_array_equal(columns["score"], [r["score"] for r in rows])
+    for name in ("tier", "route", "owner", "sla_minutes", "reasons"):
+        assert columns[name] == [r[name] for r in rows], name
+    for name, values in columns["_features"].items():
+        np.testing.assert_array_equal(values, [r["_features"][name] for r in rows], err_msg=name)
+    assert len(set(columns["tier"])) > 1 and all(len(r) == 3 for why in columns["reasons"] for r in why)
