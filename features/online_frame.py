@@ -138,15 +138,7 @@ class OnlineFeatures:
     def _b2c_frame(
         self, payloads: list[dict], degraded: list[str] | None, written: Mapping[str, tuple[str, dict]] | None
     ) -> B2CFrame:
-        """Customer i is request i; events and orders: the stored ones, then the request's new ones. Customers
-        whose contexts were just written and who bring nothing of their own (re-scores) are laid out from the
-        contexts' columns at once (``b2c_frame_of``)."""
-        if written and all(
-            str(p["customer"]["customer_id"]) in written and not p.get("events") and not p.get("orders")
-            for p in payloads
-        ):
-            ctxs_written = [written[str(p["customer"]["customer_id"])][1] for p in payloads]
-            return b2c_frame_of(ctxs_written, [p["customer"] for p in payloads])
+        """Customer i is request i; events and orders: the stored ones, then the request's new ones."""
         n = len(payloads)
         cust: dict[str, list[Any]] = {k: [] for k in _CUSTOMER}
         ev: dict[str, list[Any]] = {

@@ -69,7 +69,7 @@ def test_the_memo_takes_contexts_just_written_without_reading_them_back():
     assert store.reads == 3 and [sorted(g.event_ids) for g in got_again] == [["a1", "a2", "a3"], ["c1"]]
 
 
-def test_customers_scored_from_their_written_contexts_get_the_frame_and_features_of_the_decoded_path():
+def test_customers_scored_from_their_stored_contexts_get_the_frame_and_features_of_the_decoded_path():
     from features.contexts import b2c_frame_of
     from features.online_frame import OnlineFeatures
     from leadscore.config import load_config
@@ -110,11 +110,10 @@ def test_customers_scored_from_their_written_contexts_get_the_frame_and_features
     ]
     assert fast.cust_consent_email.tolist() == [0.0, 0.0, 0.0, 1.0] and fast.cust_device[3] == "mobile"
     as_of = 100
-    written = {c["customer"]["customer_id"]: (texts[c["customer"]["customer_id"]], c) for c in ctxs}
-    reads = store.reads
-    with_written = online.compute_columns(payloads, as_of, written=written)
-    assert store.reads == reads  # nothing read back
-    read_back = OnlineFeatures(load_config("b2c"), store).compute_columns(payloads, as_of)  # type: ignore[arg-type]
-    assert with_written.keys() == read_back.keys()
+    stored = online.compute_stored(ctxs, as_of)  # (the stored customer fields only)
+    read_back = OnlineFeatures(load_config("b2c"), store).compute_columns(  # type: ignore[arg-type]
+        [{"motion": "b2c", "customer": {"customer_id": c["customer"]["customer_id"],
+                                        "created_at": c["customer"]["created"]}} for c in ctxs], as_of)  # fmt: skip
+    assert stored.keys() == read_back.keys()
     for k in read_back:
-        np.testing.assert_array_equal(with_written[k], read_back[k], err_msg=k)
+        np.testing.assert_array_equal(stored[k], read_back[k], err_msg=k)
