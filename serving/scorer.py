@@ -233,12 +233,10 @@ class Scorer:
         model = loaded.model
         scored = model.score_matrix(model.preprocessor.encode(columns, n).matrix, reasons=3, worded="picks")
         customers = [c.get("customer") or {} for c in contexts]
-        decided = decide_columns(
+        decided = _decided(
             loaded.conf,
-            tiers=scored.tier,
-            features=columns,
-            expected_value=scored.expected_value,
-            groups=scored.groups,
+            scored,
+            columns,
             consent_email=[bool(c.get("consent_email")) for c in customers],
             consent_sms=[bool(c.get("consent_sms")) for c in customers],
         )
@@ -288,12 +286,10 @@ class Scorer:
         life = columns.get("lifecycle_stage") if req.motion == "hybrid" else None
         customer = table.entity if m.family == "b2c" else {}
         account = table.account or {}
-        decided = decide_columns(
+        decided = _decided(
             loaded.conf,
-            tiers=scored.tier,
-            features=columns,
-            expected_value=scored.expected_value,
-            groups=scored.groups,
+            scored,
+            columns,
             stages=[s or (life[i] if life is not None else None) for i, s in enumerate(stage)],
             owner_id=account.get("owner_id"),
             territory=account.get("territory"),
@@ -328,6 +324,12 @@ class Scorer:
             "_as_of": as_of,
             "_latency": (time.perf_counter() - t0) / max(n, 1),
         }
+
+
+def _decided(conf: MotionConfig, scored: Scores, columns: dict[str, Any], **given: Any) -> dict[str, list]:
+    """``decide_columns`` for a scored batch of columns (``given``: its stages, accounts and consent)."""
+    return decide_columns(conf, tiers=scored.tier, features=columns, expected_value=scored.expected_value,
+                          groups=scored.groups, **given)  # fmt: skip
 
 
 def decide_batch(
