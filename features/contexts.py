@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -206,13 +206,17 @@ def b2c_frame_of(ctxs: list[dict], customers: list[dict]) -> B2CFrame:
     def column(parts: list[dict], name: str, dtype: Any) -> np.ndarray:
         return np.array(list(chain.from_iterable(p[name] for p in parts)), dtype)
 
+    def events(name: str) -> Iterator[Any]:
+        return chain.from_iterable(e[name] for e in evs)
+
     def objects(name: str) -> np.ndarray:
-        out = np.empty(sum(len(e["ts"]) for e in evs), dtype=object)
-        out[:] = list(chain.from_iterable(e[name] for e in evs))
+        out = np.empty(n, dtype=object)
+        out[:] = list(events(name))
         return out
 
-    owner = np.repeat(np.arange(len(ctxs)), [len(e["ts"]) for e in evs])
-    type_codes, types = pd.factorize(objects("type"))
+    counts = [len(e["ts"]) for e in evs]
+    n = sum(counts)
+    owner = np.repeat(np.arange(len(ctxs)), counts)
     session, names = pd.factorize(objects("session"), use_na_sentinel=False)
     if (
         len(names) and pd.api.types.infer_dtype(names, skipna=False) != "string"
@@ -231,8 +235,8 @@ def b2c_frame_of(ctxs: list[dict], customers: list[dict]) -> B2CFrame:
         cust_device=_objects(device),
         cust_consent_email=np.array(email, np.float64),
         cust_consent_sms=np.array(sms, np.float64),
-        ev_ts=column(evs, "ts", np.int64),
-        ev_type=np.array([B2C_CODE[t] for t in types], np.int8)[type_codes],
+        ev_ts=np.fromiter(events("ts"), np.int64, n),
+        ev_type=np.fromiter(map(B2C_CODE.__getitem__, events("type")), np.int8, n),
         ev_cust=owner,
         ev_pos=np.full(len(owner), -1, dtype=np.int64),
         ev_session=pd.factorize(pair)[0].astype(np.int64),
