@@ -6,11 +6,11 @@ pushed. One pipeline for ``POST /events``, the Redis stream consumer and ``leads
 stored context (``features.online_events``, compare-and-set so two processes never lose each other's update), and
 every entity whose context changed is re-scored — for B2B every lead of the account, since account intent and the
 buying group are features of each; B2C customers from their contexts as columns (``Scorer.score_stored``). Reasons
-are kept unworded and worded only for the notifications that carry them. New scores go to the score-log journal with source ``event`` (durable before the answer);
-each entity's latest score (``last_scores``), the triggers the change makes (the outbox) and the events themselves
-(``events_in``) are written in one transaction. An event whose entity is unknown (no context; a lead its account's
-context does not list) is kept ``pending`` and applied when the entity appears: a materialization
-(``apply_pending``), or a ``/score`` that carries its fields (``adopt``).
+are kept unworded, and worded only for the notifications that carry them. New scores go to the score-log journal
+with source ``event`` (durable before the answer); each entity's latest score (``last_scores``), the triggers the
+change makes (the outbox) and the events themselves (``events_in``) are written in one transaction. An event whose
+entity is unknown (no context; a lead its account's context does not list) is kept ``pending`` and applied when
+the entity appears: a materialization (``apply_pending``), or a ``/score`` that carries its fields (``adopt``).
 """
 
 from __future__ import annotations
@@ -208,11 +208,11 @@ class EventIngest:
     ) -> list[dict]:
         """Customers scored from their contexts as columns (``Scorer.score_stored``), journaled (durable before
         anything says "re-scored"); each one's latest state."""
-        keep = watched(self.scorer.models[motion].conf)
         states: list[dict] = []
         for s in range(0, len(contexts), 1000):
-            r = self.scorer.score_stored(motion, contexts[s : s + 1000], as_of)
+            r = self.scorer.score_stored(motion, contexts[s : s + 1000], as_of)  # (no champion: a UserError)
             self.journal.append_batches(column_batches(r, source))
+            keep = watched(self.scorer.models[motion].conf)
             kept = {k: r["_features"][k].tolist() if k in r["_features"] else None for k in keep}
             for i, (entity, score, tier, route, owner, sla, why) in enumerate(zip(
                 r["lead_id"], r["score"].tolist(), r["tier"], r["route"], r["owner"], r["sla_minutes"], r["reasons"],
@@ -234,8 +234,9 @@ class EventIngest:
         results: list[dict] = []
         for s in range(0, len(reqs), 1000):
             results += self.scorer.score_many(reqs[s : s + 1000], written, worded=False)
-        if results:
-            self.journal.append_batches(result_batches(results, source))
+        if not results:
+            return []
+        self.journal.append_batches(result_batches(results, source))
         keep = watched(self.scorer.models[motion].conf)
         return [
             {"entity_id": r["lead_id"], "account_id": r.get("_account_id"), "score": r["score"], "tier": r["tier"],
