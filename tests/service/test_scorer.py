@@ -76,3 +76,14 @@ def test_customers_scored_from_their_stored_contexts_get_what_their_requests_get
     for name, values in columns["_features"].items():
         np.testing.assert_array_equal(values, [r["_features"][name] for r in rows], err_msg=name)
     assert len(set(columns["tier"])) > 1 and all(len(r) == 3 for why in columns["reasons"] for r in why)
+
+
+def test_scoring_stored_contexts_of_a_motion_without_a_champion_is_refused_by_name(trained):
+    import pytest
+
+    from leadscore.errors import UserError
+
+    scorer = Scorer(names=("b2b",))
+    scorer.reload()
+    with pytest.raises(UserError, match="motion: no b2c champion is loaded"):
+        scorer.score_stored("b2c", [{"customer": {"customer_id": "C1", "created": 0}}])
