@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -17,7 +17,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from features.frames import B2B_CODE, B2C_CODE, B2CFrame
+from features.b2c_events import coded
+from features.frames import B2B_CODE, B2CFrame
 from features.online_store import OnlineStore, key
 from leadscore import motions
 from leadscore.times import epoch_seconds
@@ -111,19 +112,17 @@ def decode_b2b(ctx: dict) -> B2BContext:
 
 def decode_b2c(ctx: dict) -> B2CContext:
     """One customer's stored context (``decode_b2c_many`` decodes many at once, the same way: tested equal; this
-    one is cheaper for a single context, as /score reads them)."""
-    ev, orders = ctx.get("events") or _EMPTY_B2C_EVENTS, ctx.get("orders") or _EMPTY_ORDERS
-    session, sessions = _codes([str(x) for x in ev["session"]])  # as a request's session ids are read
-    category, categories = _codes(ev["category"])
+    one is cheaper for a single context, as /score reads them). Its events coded (``features.b2c_events``)."""
+    ev, orders = coded(ctx.get("events")), ctx.get("orders") or _EMPTY_ORDERS
     return _frozen(
         B2CContext(
             customer=ctx.get("customer", {}),
             ev_ts=np.array(ev["ts"], np.int64),
-            ev_type=np.array([B2C_CODE[t] for t in ev["type"]], np.int8),
-            ev_session=session,
-            sessions={k: j for j, k in enumerate(sessions)},
-            ev_category=category,
-            categories=categories,
+            ev_type=np.array(ev["type"], np.int8),
+            ev_session=np.array(ev["session"], np.int64),
+            sessions={k: j for j, k in enumerate(ev["sessions"])},
+            ev_category=np.array(ev["category"], np.int64),
+            categories=tuple(ev["categories"]),
             ev_price=np.array(ev["price"], np.float64),
             ev_qty=np.array(ev["quantity"], np.float64),
             event_ids=frozenset(ev["event_id"]),
@@ -136,41 +135,27 @@ def decode_b2c(ctx: dict) -> B2CContext:
 def decode_b2c_many(ctxs: list[dict]) -> list[B2CContext]:
     """Customers' stored contexts decoded at once: each column built once for all of them and each context's
     arrays read-only views into it (a context's own arrays cost more to build than its few dozen events do)."""
-    evs = [c.get("events") or _EMPTY_B2C_EVENTS for c in ctxs]
+    evs = [coded(c.get("events")) for c in ctxs]
     orders = [c.get("orders") or _EMPTY_ORDERS for c in ctxs]
 
     def column(parts: list[dict], name: str, dtype: Any) -> np.ndarray:
         return _readonly(np.array(list(chain.from_iterable(p[name] for p in parts)), dtype))
 
-    n_ev = [len(e["ts"]) for e in evs]
-    types = chain.from_iterable(e["type"] for e in evs)
-    ts, price, qty = (
-        column(evs, "ts", np.int64),
-        column(evs, "price", np.float64),
-        column(evs, "quantity", np.float64),
-    )
-    ev_type = _readonly(np.fromiter(map(B2C_CODE.__getitem__, types), np.int8, sum(n_ev)))
-    session_codes, category_codes, vocabularies = [], [], []
-    for e in evs:
-        s_codes, sessions = _code_list([str(x) for x in e["session"]])
-        c_codes, categories = _code_list(e["category"])
-        session_codes += s_codes
-        category_codes += c_codes
-        vocabularies.append((sessions, categories))
-    session, category = (
-        _readonly(np.array(session_codes, np.int64)),
-        _readonly(np.array(category_codes, np.int64)),
-    )
+    ts, ev_type, session, category, price, qty = (
+        column(evs, name, dtype)
+        for name, dtype in (("ts", np.int64), ("type", np.int8), ("session", np.int64), ("category", np.int64),
+                            ("price", np.float64), ("quantity", np.float64))
+    )  # fmt: skip
     o_ts, o_amount = column(orders, "ts", np.int64), column(orders, "amount", np.float64)
     out = []
     e0 = o0 = 0
-    for c, e, o, (sessions, categories) in zip(ctxs, evs, orders, vocabularies, strict=True):
+    for c, e, o in zip(ctxs, evs, orders, strict=True):
         e1, o1 = e0 + len(e["ts"]), o0 + len(o["ts"])
         out.append(
             B2CContext(
                 customer=c.get("customer", {}), ev_ts=ts[e0:e1], ev_type=ev_type[e0:e1], ev_session=session[e0:e1],
-                sessions={k: j for j, k in enumerate(sessions)}, ev_category=category[e0:e1],
-                categories=categories, ev_price=price[e0:e1], ev_qty=qty[e0:e1],
+                sessions={k: j for j, k in enumerate(e["sessions"])}, ev_category=category[e0:e1],
+                categories=tuple(e["categories"]), ev_price=price[e0:e1], ev_qty=qty[e0:e1],
                 event_ids=frozenset(e["event_id"]), ord_ts=o_ts[o0:o1], ord_amount=o_amount[o0:o1],
             )
         )  # fmt: skip
@@ -197,53 +182,46 @@ def customer_fields(stored: dict[str, Any], given: dict[str, Any]) -> tuple[int,
 def b2c_frame_of(ctxs: list[dict], customers: list[dict]) -> B2CFrame:
     """The frame of customers scored from their stored contexts alone (re-scores after events: ``customers``,
     request i's customer fields over context i's; no events or orders of their own), each column built for all of
-    them at once: the frame ``OnlineFeatures`` assembles from decoded contexts, without a context object or a
-    Python step per stored event (tested equal). Session codes: per customer, in order of first appearance,
-    customer after customer; category codes: in order of first appearance over all (-1: none)."""
-    evs = [c.get("events") or _EMPTY_B2C_EVENTS for c in ctxs]
+    them at once from the coded events (``features.b2c_events``): the frame ``OnlineFeatures`` assembles from
+    decoded contexts (tested equal), without a context object or a Python step per stored event. Session codes:
+    each customer's own, customer after customer; category codes: in order of first appearance in the customers'
+    vocabularies (-1: none)."""
+    evs = [coded(c.get("events")) for c in ctxs]
     orders = [c.get("orders") or _EMPTY_ORDERS for c in ctxs]
 
     def column(parts: list[dict], name: str, dtype: Any) -> np.ndarray:
-        return np.array(list(chain.from_iterable(p[name] for p in parts)), dtype)
-
-    def events(name: str) -> Iterator[Any]:
-        return chain.from_iterable(e[name] for e in evs)
-
-    def objects(name: str) -> np.ndarray:
-        out = np.empty(n, dtype=object)
-        out[:] = list(events(name))
-        return out
+        return np.fromiter(
+            chain.from_iterable(p[name] for p in parts), dtype, sum(len(p[name]) for p in parts)
+        )
 
     counts = [len(e["ts"]) for e in evs]
-    n = sum(counts)
     owner = np.repeat(np.arange(len(ctxs)), counts)
-    session, names = pd.factorize(objects("session"), use_na_sentinel=False)
-    if (
-        len(names) and pd.api.types.infer_dtype(names, skipna=False) != "string"
-    ):  # ids read as text, as a request's
-        _, merged = np.unique(np.array([str(x) for x in names], dtype=object), return_inverse=True)
-        session = merged.astype(np.int64)[session]
-    pair = owner * (int(session.max()) + 1 if len(session) else 1) + session
+    session_base = np.cumsum([len(e["sessions"]) for e in evs]) - [len(e["sessions"]) for e in evs]
+    vocab_base = np.cumsum([len(e["categories"]) for e in evs]) - [len(e["categories"]) for e in evs]
+    names = _objects(list(chain.from_iterable(e["categories"] for e in evs)))
+    global_category = np.append(pd.factorize(names)[0].astype(np.int64), -1)  # (last: none)
+    local = column(evs, "category", np.int64)
     fields = [customer_fields(c.get("customer", {}), g) for c, g in zip(ctxs, customers, strict=True)]
     created, channel, device, email, sms = (
         (list(f) for f in zip(*fields, strict=True)) if fields else ([],) * 5
     )
-    n_orders = [len(o["ts"]) for o in orders]
     return B2CFrame(
         cust_created=np.array(created, dtype=np.int64),
         cust_channel=_objects(channel),
         cust_device=_objects(device),
         cust_consent_email=np.array(email, np.float64),
         cust_consent_sms=np.array(sms, np.float64),
-        ev_ts=np.fromiter(events("ts"), np.int64, n),
-        ev_type=np.fromiter(map(B2C_CODE.__getitem__, events("type")), np.int8, n),
+        ev_ts=column(evs, "ts", np.int64),
+        ev_type=column(evs, "type", np.int8),
         ev_cust=owner,
         ev_pos=np.full(len(owner), -1, dtype=np.int64),
-        ev_session=pd.factorize(pair)[0].astype(np.int64),
-        ev_category=pd.factorize(objects("category"))[0].astype(np.int64),
-        ev_price=column(evs, "price", np.float64),
-        ev_qty=column(evs, "quantity", np.float64),
-        ord_cust=np.repeat(np.arange(len(ctxs)), n_orders),
+        ev_session=np.asarray(session_base, np.int64)[owner] + column(evs, "session", np.int64),
+        ev_category=global_category[
+            np.where(local >= 0, np.asarray(vocab_base, np.int64)[owner] + local, -1)
+        ],
+        ev_price=np.array(list(chain.from_iterable(e["price"] for e in evs)), np.float64),
+        ev_qty=np.array(list(chain.from_iterable(e["quantity"] for e in evs)), np.float64),
+        ord_cust=np.repeat(np.arange(len(ctxs)), [len(o["ts"]) for o in orders]),
         ord_ts=column(orders, "ts", np.int64),
         ord_amount=column(orders, "amount", np.float64),
     )
@@ -375,12 +353,3 @@ _EMPTY_LEADS: dict[str, list[Any]] = {
 }
 _EMPTY_B2B_EVENTS: dict[str, list[Any]] = {"ts": [], "type": [], "lead": [], "topic": [], "event_id": []}
 _EMPTY_ORDERS: dict[str, list[Any]] = {"ts": [], "amount": []}
-_EMPTY_B2C_EVENTS: dict[str, list[Any]] = {
-    "ts": [],
-    "type": [],
-    "session": [],
-    "category": [],
-    "price": [],
-    "quantity": [],
-    "event_id": [],
-}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from features.frames import B2B_CODE, B2C_CODE, B2BFrame, B2CFrame
+from features.frames import B2B_CODE, B2BFrame, B2CFrame
 from features.online_store import OnlineStore, key
 from features.point_in_time import frame_as_of
 from features.prepare import Prepared
@@ -36,6 +36,14 @@ def _nan_none(a: np.ndarray) -> list:
 
 def _names(codes: np.ndarray, vocab: np.ndarray) -> list:
     return [vocab[c] if c >= 0 else None for c in codes.tolist()]
+
+
+def _local(codes: np.ndarray, keep_none: bool) -> tuple[list[int], list[int]]:
+    """A customer's codes into the frame's vocabulary renumbered in order of first appearance, and the frame's
+    codes they stand for; -1 (none) is a code of its own with ``keep_none``, else stays -1."""
+    new: dict[int, int] = {}
+    local = [new.setdefault(g, len(new)) if g >= 0 or keep_none else -1 for g in codes.tolist()]
+    return local, list(new)
 
 
 def materialize(p: Prepared, as_of: int, conf: MotionConfig, store: OnlineStore) -> int:
@@ -92,9 +100,11 @@ def _b2c_contexts(
     motion: str, fr: B2CFrame, customer_ids: np.ndarray, vocab: dict[str, np.ndarray], event_ids
 ) -> Iterator[tuple[str, str]]:
     events_of, orders_of = _grouped(fr.ev_cust), _grouped(fr.ord_cust)
-    types = np.asarray(list(B2C_CODE), dtype=object)
+    session_names, category_names = vocab["session"], vocab["category"]
     for c in range(fr.n):
         ei, oi = events_of.get(c, NONE), orders_of.get(c, NONE)
+        session, sessions = _local(fr.ev_session[ei], keep_none=True)
+        category, categories = _local(fr.ev_category[ei], keep_none=False)
         ctx = {
             "customer": {
                 "customer_id": customer_ids[c],
@@ -104,14 +114,16 @@ def _b2c_contexts(
                 "consent_email": bool(fr.cust_consent_email[c]),
                 "consent_sms": bool(fr.cust_consent_sms[c]),
             },
-            "events": {
+            "events": {  # coded (features.b2c_events)
                 "ts": fr.ev_ts[ei].tolist(),
-                "type": types[fr.ev_type[ei]].tolist(),
-                "session": vocab["session"][fr.ev_session[ei]].tolist(),
-                "category": _names(fr.ev_category[ei], vocab["category"]),
+                "type": fr.ev_type[ei].tolist(),
+                "session": session,
+                "category": category,
                 "price": _nan_none(fr.ev_price[ei]),
                 "quantity": _nan_none(fr.ev_qty[ei]),
                 "event_id": event_ids.iloc[fr.ev_pos[ei]].tolist(),
+                "sessions": [str(session_names[g]) if g >= 0 else "None" for g in sessions],
+                "categories": [category_names[g] for g in categories],
             },
             "orders": {"ts": fr.ord_ts[oi].tolist(), "amount": fr.ord_amount[oi].tolist()},
         }

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from features.b2c_events import VOCABULARIES, code_of, coded, compacted
+from features.frames import B2C_CODE
 from features.online_store import OnlineStore, key
 from features.point_in_time import MAX_WINDOW
 from leadscore import motions
@@ -52,21 +54,29 @@ def apply_events(
         return Applied(None, pending=list(events))
     b2c = motions.get(motion).family == "b2c"
     ctx = context if owned else dict(context)
-    ev = ctx.get("events") or _empty(b2c)
-    if not owned:
+    stored = ctx.get("events")
+    ev: dict[str, list] = coded(stored) if b2c else stored or _empty_b2b()
+    if ev is stored and not owned:
         ev = {k: list(v) for k, v in ev.items()}
     held = set(ev["event_id"])
     out = Applied(ctx)
     lead_row = {} if b2c else {k: j for j, k in enumerate((ctx.get("leads") or {}).get("lead_id", []))}
+    sessions: dict[Any, int] | None = None
+    categories: dict[Any, int] | None = None
+    if b2c and len(events) > 8:  # many events at once: the vocabularies indexed (else searched)
+        sessions = {name: j for j, name in enumerate(ev["sessions"])}
+        categories = {name: j for j, name in enumerate(ev["categories"])}
     ordered: bool | None = None  # the stored events in time order (checked once, when an event arrives late)
     for e in events:
         if e["event_id"] in held:
             out.already += 1
             continue
         if b2c:
-            row = {"ts": int(e["ts"]), "type": e["type"], "session": str(e.get("session_id")),
-                   "category": e.get("category"), "price": _num(e.get("price")),
-                   "quantity": _num(e.get("quantity")), "event_id": e["event_id"]}  # fmt: skip
+            c = e.get("category")
+            row = {"ts": int(e["ts"]), "type": B2C_CODE[e["type"]],
+                   "session": code_of(ev["sessions"], str(e.get("session_id")), sessions),
+                   "category": code_of(ev["categories"], c, categories) if c is not None else -1,
+                   "price": _num(e.get("price")), "quantity": _num(e.get("quantity")), "event_id": e["event_id"]}  # fmt: skip
         else:
             lead = e.get("lead_id")
             if lead is not None and lead not in lead_row:
@@ -91,13 +101,19 @@ def apply_events(
 
 def _in_window(ev: dict[str, list], cutoff: int) -> dict[str, list]:
     """The events after ``cutoff`` in time order (a stable sort: events at the same second keep their order).
-    When they are in order already — new events are mostly the latest — only the expired head is cut off."""
+    When they are in order already — new events are mostly the latest — only the expired head is cut off. A B2C
+    context's vocabularies are kept (cut to what is still used once they outgrow the events: ``compacted``)."""
     ts = ev["ts"]
+    vocab = {k: ev[k] for k in VOCABULARIES if k in ev}
     if ts == sorted(ts):  # then the stable sort is the identity
         first = bisect.bisect_right(ts, cutoff)
-        return {k: v[first:] for k, v in ev.items()} if first else ev
-    keep = sorted((i for i, t in enumerate(ts) if t > cutoff), key=ts.__getitem__)
-    return {k: [v[i] for i in keep] for k, v in ev.items()}
+        if not first:
+            return ev
+        out = {k: v[first:] for k, v in ev.items() if k not in vocab}
+    else:
+        keep = sorted((i for i, t in enumerate(ts) if t > cutoff), key=ts.__getitem__)
+        out = {k: [v[i] for i in keep] for k, v in ev.items() if k not in vocab}
+    return compacted(out | vocab) if vocab else out
 
 
 @dataclass
@@ -205,7 +221,5 @@ def _num(v: Any) -> float | None:
     return None if v is None or v != v else float(v)
 
 
-def _empty(b2c: bool) -> dict[str, list[Any]]:
-    names = ("ts", "type", "session", "category", "price", "quantity", "event_id") if b2c else (
-        "ts", "type", "lead", "topic", "event_id")  # fmt: skip
-    return {k: [] for k in names}
+def _empty_b2b() -> dict[str, list[Any]]:
+    return {k: [] for k in ("ts", "type", "lead", "topic", "event_id")}

@@ -182,6 +182,7 @@ def test_events_in_window_keep_time_order_whether_or_not_they_arrive_in_it():
 
 
 def test_late_events_land_where_a_stable_sort_of_all_events_puts_them():
+    from features.b2c_events import coded
     from features.online_events import _in_window, apply_events
 
     def ctx(ts: list[int]) -> dict:
@@ -204,7 +205,9 @@ def test_late_events_land_where_a_stable_sort_of_all_events_puts_them():
             for k, v in {"ts": e["ts"], "type": e["type"], "session": "s", "category": None, "price": None,
                          "quantity": None, "event_id": e["event_id"]}.items():  # fmt: skip
                 whole[k].append(v)
-        assert got == _in_window(whole, 30 - 90 * 86_400), stored
+        assert got == _in_window(coded(whole), 30 - 90 * 86_400), (
+            stored
+        )  # (stored coded: features.b2c_events)
 
 
 def _pandas_rows(motion: str, events: list[dict], stamps: list[int]) -> list[dict]:
