@@ -27,6 +27,7 @@ from leadscore.store import Store, Tx
 CAS_TRIES = 20
 
 
+B2C_MOTIONS = frozenset(name for name, m in motions.MOTIONS.items() if m.family == "b2c")
 ENTITY_FIELD = {
     name: "customer_id" if m.family == "b2c" else "account_id" for name, m in motions.MOTIONS.items()
 }
@@ -52,18 +53,21 @@ def apply_events(
     context over (just decoded from its text), so its lists are appended to rather than copied."""
     if context is None:
         return Applied(None, pending=list(events))
-    b2c = motions.get(motion).family == "b2c"
+    b2c = motion in B2C_MOTIONS
     ctx = context if owned else dict(context)
     stored = ctx.get("events")
     ev: dict[str, list] = coded(stored) if b2c else stored or _empty_b2b()
     if ev is stored and not owned:
         ev = {k: list(v) for k, v in ev.items()}
-    held = set(ev["event_id"])
+    many = len(events) > 8  # then the held ids and the vocabularies are indexed (else searched)
+    held: set[str] | list[str] = (
+        set(ev["event_id"]) if many else ev["event_id"]
+    )  # (the list grows as events land)
     out = Applied(ctx)
     lead_row = {} if b2c else {k: j for j, k in enumerate((ctx.get("leads") or {}).get("lead_id", []))}
     sessions: dict[Any, int] | None = None
     categories: dict[Any, int] | None = None
-    if b2c and len(events) > 8:  # many events at once: the vocabularies indexed (else searched)
+    if b2c and many:
         sessions = {name: j for j, name in enumerate(ev["sessions"])}
         categories = {name: j for j, name in enumerate(ev["categories"])}
     ordered: bool | None = None  # the stored events in time order (checked once, when an event arrives late)
@@ -92,7 +96,8 @@ def apply_events(
         else:
             for k, v in row.items():
                 ev[k].append(v)
-        held.add(e["event_id"])
+        if isinstance(held, set):
+            held.add(e["event_id"])
         out.added += 1
     if out.added:
         ctx["events"] = _in_window(ev, now - MAX_WINDOW)
