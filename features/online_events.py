@@ -59,10 +59,10 @@ def apply_events(
     ev: dict[str, list] = coded(stored) if b2c else stored or _empty_b2b()
     if ev is stored and not owned:
         ev = {k: list(v) for k, v in ev.items()}
-    many = len(events) > 8  # then the held ids and the vocabularies are indexed (else searched)
-    held: set[str] | list[str] = (
-        set(ev["event_id"]) if many else ev["event_id"]
-    )  # (the list grows as events land)
+    # Many events at once: the held ids and the vocabularies indexed. A few: searched, the ids in the context's own
+    # list, which grows as each event lands.
+    many = len(events) > 8
+    held: set[str] | list[str] = set(ev["event_id"]) if many else ev["event_id"]
     out = Applied(ctx)
     lead_row = {} if b2c else {k: j for j, k in enumerate((ctx.get("leads") or {}).get("lead_id", []))}
     sessions: dict[Any, int] | None = None
