@@ -175,14 +175,18 @@ class Service:
         raise RuntimeError(f"server not ready: {self.log.read_text()[-3000:]}")
 
     def workers(self) -> list[int]:
-        """The worker processes' ids (children of the ``bentoml serve`` process that serve the API)."""
+        """The live worker processes' ids (children of the ``bentoml serve`` process that serve the API); a worker
+        killed but not yet reaped (a zombie) or gone meanwhile is not one."""
         import psutil
 
-        return [
-            c.pid
-            for c in psutil.Process(self.proc.pid).children(recursive=True)
-            if "_bentoml_impl.worker" in " ".join(c.cmdline()) or "worker" in " ".join(c.cmdline()[1:3])
-        ]
+        def serving(c: psutil.Process) -> bool:
+            try:
+                line = c.cmdline()
+            except (psutil.ZombieProcess, psutil.NoSuchProcess):
+                return False
+            return "_bentoml_impl.worker" in " ".join(line) or "worker" in " ".join(line[1:3])
+
+        return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True) if serving(c)]
 
     def stop(self, timeout: float = 30) -> None:
         import signal
