@@ -18,7 +18,7 @@ import orjson
 import pandas as pd
 
 from features.b2c_events import coded
-from features.frames import B2B_CODE, B2CFrame
+from features.frames import B2B_CODE, B2CFrame, object_array, spans
 from features.online_store import OnlineStore, key
 from leadscore import motions
 from leadscore.times import epoch_seconds
@@ -194,11 +194,10 @@ def b2c_frame_of(ctxs: list[dict], customers: list[dict]) -> B2CFrame:
             chain.from_iterable(p[name] for p in parts), dtype, sum(len(p[name]) for p in parts)
         )
 
-    counts = [len(e["ts"]) for e in evs]
-    owner = np.repeat(np.arange(len(ctxs)), counts)
-    session_base = np.cumsum([len(e["sessions"]) for e in evs]) - [len(e["sessions"]) for e in evs]
-    vocab_base = np.cumsum([len(e["categories"]) for e in evs]) - [len(e["categories"]) for e in evs]
-    names = _objects(list(chain.from_iterable(e["categories"] for e in evs)))
+    _, owner = spans([len(e["ts"]) for e in evs])
+    session_base, _ = spans([len(e["sessions"]) for e in evs])
+    vocab_base, _ = spans([len(e["categories"]) for e in evs])
+    names = object_array(list(chain.from_iterable(e["categories"] for e in evs)))
     global_category = np.append(pd.factorize(names)[0].astype(np.int64), -1)  # (last: none)
     local = column(evs, "category", np.int64)
     fields = [customer_fields(c.get("customer", {}), g) for c, g in zip(ctxs, customers, strict=True)]
@@ -207,30 +206,22 @@ def b2c_frame_of(ctxs: list[dict], customers: list[dict]) -> B2CFrame:
     )
     return B2CFrame(
         cust_created=np.array(created, dtype=np.int64),
-        cust_channel=_objects(channel),
-        cust_device=_objects(device),
+        cust_channel=object_array(channel),
+        cust_device=object_array(device),
         cust_consent_email=np.array(email, np.float64),
         cust_consent_sms=np.array(sms, np.float64),
         ev_ts=column(evs, "ts", np.int64),
         ev_type=column(evs, "type", np.int8),
         ev_cust=owner,
         ev_pos=np.full(len(owner), -1, dtype=np.int64),
-        ev_session=np.asarray(session_base, np.int64)[owner] + column(evs, "session", np.int64),
-        ev_category=global_category[
-            np.where(local >= 0, np.asarray(vocab_base, np.int64)[owner] + local, -1)
-        ],
+        ev_session=session_base[owner] + column(evs, "session", np.int64),
+        ev_category=global_category[np.where(local >= 0, vocab_base[owner] + local, -1)],
         ev_price=np.array(list(chain.from_iterable(e["price"] for e in evs)), np.float64),
         ev_qty=np.array(list(chain.from_iterable(e["quantity"] for e in evs)), np.float64),
-        ord_cust=np.repeat(np.arange(len(ctxs)), [len(o["ts"]) for o in orders]),
+        ord_cust=spans([len(o["ts"]) for o in orders])[1],
         ord_ts=column(orders, "ts", np.int64),
         ord_amount=column(orders, "amount", np.float64),
     )
-
-
-def _objects(values: list) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -19,6 +19,19 @@ STAGE_NAMES = ("none", "mql", "sql", "opportunity", "closed")
 HIGH_INTENT_TYPES = ("solution_page", "pricing_page", "demo_request", "trial_signup", "third_party_intent")
 
 
+def spans(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """For parts of these lengths laid end to end: where each part starts, and the part of each element."""
+    c = np.array(counts, dtype=np.int64)
+    return np.cumsum(c) - c, np.repeat(np.arange(len(c)), c)
+
+
+def object_array(values: list) -> np.ndarray:
+    """Values as a one-dimensional object array (strings and None as they are)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def _lut(codes: dict[str, int], names) -> np.ndarray:
     """Type code → membership, a lookup table (far cheaper than np.isin on small arrays)."""
     t = np.zeros(len(codes), dtype=bool)

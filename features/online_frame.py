@@ -17,7 +17,7 @@ import numpy as np
 from features.compute import compute
 from features.contexts import B2BContext, B2CContext, ContextMemo, b2c_frame_of, customer_fields
 from features.definitions import FeatureSet, feature_set
-from features.frames import B2C_CODE, B2BFrame, B2CFrame
+from features.frames import B2C_CODE, B2BFrame, B2CFrame, object_array, spans
 from features.online_store import OnlineStore
 from features.point_in_time import restrict
 from features.request_frame import (
@@ -29,8 +29,6 @@ from features.request_frame import (
     context_column,
     join_arrays,
     new_events,
-    object_array,
-    spans,
 )
 from leadscore import motions
 from leadscore.config import MotionConfig

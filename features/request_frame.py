@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from features.contexts import B2BContext
-from features.frames import B2B_CODE, ROLE_CODE, STAGE_RANK, B2BFrame
+from features.frames import B2B_CODE, ROLE_CODE, STAGE_RANK, B2BFrame, object_array, spans
 from features.prepare import SENIORITY_RANK
 from leadscore import motions
 from leadscore.errors import ItemError, UserError
@@ -28,12 +28,6 @@ NO_ROW = np.array([-1], dtype=np.int64)  # appended to a row map: where an index
 
 def join_arrays(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate((a, b)) if len(b) else a
-
-
-def spans(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """For parts of these lengths laid end to end: where each part starts, and the part of each element."""
-    c = np.array(counts, dtype=np.int64)
-    return np.cumsum(c) - c, np.repeat(np.arange(len(c)), c)
 
 
 def context_column(parts: list, name: str) -> np.ndarray:
@@ -318,12 +312,6 @@ def add_each(payloads: list[dict], ctxs: list[Any], add: Callable[[int, dict, An
             add(i, payload, ctx)
         except (KeyError, TypeError, ValueError, UserError) as exc:
             raise ItemError(i, _message(exc)) from None
-
-
-def object_array(values: list) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _message(exc: Exception) -> str:
