@@ -162,9 +162,7 @@ class Scorer:
             model = loaded.model
             encoded = model.preprocessor.encode(columns, len(idx))
             scored = model.score_matrix(encoded.matrix, reasons=3, worded="dicts" if worded else "picks")
-            reasons = (
-                getattr(scored, "picks", None) or scored.reasons
-            )  # (a model older than picks words them)
+            reasons = _kept(scored)
             unknown = encoded.unseen_per_row()
             batch = [reqs[i] for i in idx]
             decisions = decide_batch(loaded.conf, batch, columns, features, scored)
@@ -253,8 +251,7 @@ class Scorer:
             "route": decided["route"],
             "owner": decided["owner"],
             "sla_minutes": decided["sla_minutes"],
-            "reasons": getattr(scored, "picks", None)
-            or scored.reasons,  # (a model older than picks words them)
+            "reasons": _kept(scored),
             "_features": columns,
         }
 
@@ -324,6 +321,12 @@ class Scorer:
             "_as_of": as_of,
             "_latency": (time.perf_counter() - t0) / max(n, 1),
         }
+
+
+def _kept(scored: Scores) -> list:
+    """The reasons as kept unworded (``picks``); a model saved before picks existed words them instead."""
+    picks = getattr(scored, "picks", None)
+    return picks if picks is not None else scored.reasons  # type: ignore[return-value]
 
 
 def _decided(conf: MotionConfig, scored: Scores, columns: dict[str, Any], **given: Any) -> dict[str, list]:

@@ -56,12 +56,11 @@ def _fires(t: Trigger, conf: MotionConfig, old: dict[str, Any] | None, new: dict
     return _reached(t, new["features"]) and (old is None or not _reached(t, old["features"]))
 
 
-def trend(
-    old: dict[str, Any] | None, new: dict[str, Any], k: int = 3, word: Words = list
-) -> list[dict[str, Any]]:
-    """The reasons whose contribution changed most between the two scores (a reason not shown counts 0)."""
-    before = {r["feature"]: r for r in word((old or {}).get("reasons", []))}
-    after = {r["feature"]: r for r in word(new.get("reasons", []))}
+def trend(old: dict[str, Any] | None, new: dict[str, Any], k: int = 3) -> list[dict[str, Any]]:
+    """The reasons whose contribution changed most between the two scores (a reason not shown counts 0; both
+    scores' reasons worded)."""
+    before = {r["feature"]: r for r in (old or {}).get("reasons", [])}
+    after = {r["feature"]: r for r in new.get("reasons", [])}
     changes = []
     for f in before.keys() | after.keys():
         b, a = before.get(f), after.get(f)
@@ -83,9 +82,14 @@ def fired(
     reasons as a notification shows them (``model.reasons.worded``: scores keep theirs unworded)."""
     now = time.time() if now is None else now
     out = []
+    reasons: list[dict[str, Any]] | None = None  # worded once, when a first trigger fires
+    changed: list[dict[str, Any]] = []
     for t in conf.triggers:
         if not _fires(t, conf, old, new):
             continue
+        if reasons is None:
+            reasons = word(new.get("reasons", []))
+            changed = trend({"reasons": word((old or {}).get("reasons", []))}, {"reasons": reasons})
         window = int(now // (t.window_hours * 3600))
         sla = new.get("sla_minutes")
         body = {
@@ -101,8 +105,8 @@ def fired(
             "owner": new.get("owner"),
             "sla_minutes": sla,
             "sla_deadline": round(now + 60 * sla, 3) if sla is not None else None,
-            "reasons": word(new.get("reasons", [])),
-            "trend": trend(old, new, word=word),
+            "reasons": reasons,
+            "trend": changed,
         }
         if t.kind == "feature_at_least":
             body["feature"] = {
