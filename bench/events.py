@@ -1,7 +1,9 @@
 """Real-time events on 2 workers, 127.0.0.1: events taken in per second through ``POST /events`` (batches of
 1,000: one event per customer, five, and twenty per customer, as a session's burst), event → webhook latency (an event
 that makes a trigger, sent while the load runs, to its signed webhook at a local receiver), and ``/score`` p99 at
-the knee alone and while events flow, in the same run.
+the knee alone and while events flow, in the same run. Every event rewrites its customer's stored context, so the
+cost of an event grows with the events the context holds: the bench reports the mean at the start and at the end,
+and takes one event per customer in again at the end, from the grown contexts.
 
 ``python -m bench.events`` prints JSON.
 """
@@ -104,6 +106,15 @@ def probes(url: str, customers: list[str], arrivals: dict[str, float], seconds: 
     return [arrivals[k] - t for k, t in sent.items() if k in arrivals]
 
 
+def stored_events(online, customers: list[str], sample: int = 500) -> float:
+    """The mean number of events a customer's stored context holds (over ``sample`` customers): what every event
+    for that customer reads, re-scores from and writes back."""
+    from features.online_store import key
+
+    raws = online.get_many([key("b2c", c) for c in customers[:sample]])
+    return round(float(np.mean([len(json.loads(r)["events"]["ts"]) for r in raws if r])), 1)
+
+
 def main() -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-bench-events-"))
     env = os.environ | {
@@ -130,7 +141,8 @@ def main() -> dict:
     p = prepare("b2c", load_dataset(tmp / "b2c", "b2c"))
     settings = Settings.load()
     settings.ensure_home()
-    materialize(p, latest_time(p), load_config("b2c"), open_store(settings.online_store_url))
+    online = open_store(settings.online_store_url)
+    materialize(p, latest_time(p), load_config("b2c"), online)
     customers = pd.read_parquet(tmp / "b2c" / "customers.parquet")
     consenting = customers[customers["consent_email"]]["customer_id"].tolist()
     load_set, probe_set = consenting[: len(consenting) // 2], consenting[len(consenting) // 2 :]
@@ -147,6 +159,7 @@ def main() -> dict:
         wait(f"{base}/readyz", proc)
         example = {"request": {"motion": "b2c", "customer": {"customer_id": load_set[0], "created_at": "2024-01-01T00:00:00Z",
                                                                "consent_email": True}}}  # fmt: skip
+        results["stored events per customer, at the start"] = stored_events(online, load_set)
         alone = wrk(f"{base}/score", json.dumps(example), tmp, int(SECONDS), conns=KNEE)
         results["score alone"] = {k: round(alone[k], 1) for k in ("rps", "p50_ms", "p99_ms")}
         for per in (1, 5, 20):
@@ -166,6 +179,9 @@ def main() -> dict:
             "p50_ms": round(1000 * statistics.median(waits), 1) if waits else None,
             "p99_ms": round(1000 * float(np.quantile(waits, 0.99)), 1) if waits else None,
         }
+        # the contexts have grown by the events above: 1 per customer again, and how large they are now
+        results["stored events per customer, now"] = stored_events(online, load_set)
+        results["intake, 1 per customer, larger contexts"] = intake(f"{base}/events", load_set, 1, SECONDS)
         results["example notification"] = next((b for b in bodies if b["trigger"] == "cart_abandoned"), None)
     finally:
         stop(proc)
