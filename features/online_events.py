@@ -218,6 +218,24 @@ def replay(motion: str, store: Store, online: OnlineStore, now: int) -> StoreApp
     return result
 
 
+def prune(store: Store, motion: str, now: int, part: int = 10_000) -> int:
+    """Forget the events taken in whose time has left the longest feature window: no context keeps them (applied
+    again, they would be cut at once) and ``replay`` reads only newer ones, so ``events_in`` stays as large as the
+    window, not the whole history. A copy of such an event sent again counts as new, and changes no feature.
+    Deleted ``part`` rows a statement, so a long backlog never holds the store's writers up for long. Returns the
+    rows deleted."""
+    sql = (
+        "DELETE FROM events_in WHERE motion = ? AND event_id IN "
+        "(SELECT event_id FROM events_in WHERE motion = ? AND ts <= ? LIMIT ?)"
+    )
+    gone = 0
+    while (n := store.execute(sql, (motion, motion, now - MAX_WINDOW, part))) > 0:
+        gone += n
+        if n < part:
+            break
+    return gone
+
+
 def _context(raw: str | None) -> dict[str, Any] | None:
     return orjson.loads(raw) if raw else None
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from features.online_events import CAS_TRIES, StoreApplied, apply_to_store, entity_of, mark_in
+from features.online_events import CAS_TRIES, StoreApplied, apply_to_store, entity_of, mark_in, prune
 from features.online_store import key
 from leadscore import motions
 from leadscore.store import Store, StoreUnavailable, Tx
@@ -38,6 +38,7 @@ from serving.triggers import fired, watched
 from serving.webhooks import Dispatcher, enqueue
 
 log = logging.getLogger("leadscore.events")
+PRUNE_SECONDS = 3600.0  # how often the events taken in that left the longest window are deleted
 
 
 class EventIngest:
@@ -48,6 +49,7 @@ class EventIngest:
         self.webhook_url, self.dispatcher = webhook_url, dispatcher
         self._pending: dict[str, set[str]] = defaultdict(set)  # motion → entities with pending events
         self._lock = threading.Lock()
+        self._pruned = 0.0  # when events_in was last pruned (monotonic)
         try:
             self.refresh_pending()
         except StoreUnavailable as exc:  # a service starts with the store down; the watcher refreshes later
@@ -286,6 +288,18 @@ class EventIngest:
             tx.executemany(upsert, latest)
             n = enqueue(tx, notices, (self.store.insert_ignore(), self.store.on_conflict_ignore()))
         return n
+
+    def prune_due(self) -> int:
+        """Every ``PRUNE_SECONDS``: the events taken in that left the longest feature window deleted, for every
+        motion (``features.online_events.prune``; two processes doing it at once delete each row once). Returns the
+        rows deleted."""
+        if time.monotonic() - self._pruned < PRUNE_SECONDS:
+            return 0
+        self._pruned = time.monotonic()
+        gone = sum(prune(self.store, m, int(time.time())) for m in motions.MOTIONS)
+        if gone:
+            log.info("deleted %d events older than the longest feature window", gone)
+        return gone
 
     # -- entities that appear later
     def refresh_pending(self) -> None:

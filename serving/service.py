@@ -161,10 +161,12 @@ class LeadScore:
         return changed
 
     def _watch_pending(self) -> None:
-        """Entities with pending events, as other workers and processes record them."""
+        """Entities with pending events, as other workers and processes record them (and, hourly, the events
+        taken in that left the longest feature window deleted)."""
         while not self._stop.wait(2.0):
             try:
                 self.events.refresh_pending()
+                self.events.prune_due()
             except Exception as exc:  # the store is down: the set is refreshed when it returns
                 log_warning("pending events not refreshed: %s", exc)
 

@@ -190,6 +190,7 @@ class StreamConsumer:
         while deadline is None or time.time() < deadline:
             try:
                 n = self.poll(block_ms=200 if until_empty else 1000)
+                self.ingest.prune_due()
             except StoreUnavailable as exc:  # nothing acknowledged: the entries are read again
                 log.warning("store unavailable, retrying: %s", exc)
                 time.sleep(1.0)

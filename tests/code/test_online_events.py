@@ -258,3 +258,49 @@ def test_a_plain_body_reads_as_the_table_rules_read_it_and_anything_else_goes_to
     good = [e | {"price": "12.5"} for e in b2c]
     stamps = [e["ts"] for e in good]
     assert _pandas_rows("b2c", good, stamps)[0]["price"] == 12.5  # what the frame path makes of it
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_events_that_left_the_longest_window_are_pruned_a_part_at_a_time(backend, tmp_path, request):
+    """``events_in`` keeps what a context or a replay can still use: events at or before now − the longest window
+    go (applied or pending, in parts), newer ones and other motions' stay; a second prune finds nothing."""
+    from features.online_events import prune
+    from features.point_in_time import MAX_WINDOW
+    from leadscore.store import Store
+
+    url = f"sqlite:///{tmp_path}/s.db" if backend == "sqlite" else request.getfixturevalue("pg_schema_url")
+    store, now = Store(url), 1_800_000_000
+    cut = now - MAX_WINDOW
+    rows = [("b2c", f"old-{i}", "C1", cut - i, "applied") for i in range(5)] + [
+        ("b2c", "old-pending", "C2", cut - 100, "pending"),
+        ("b2c", "new", "C1", cut + 1, "applied"),
+        ("b2b", "other-motion", "A1", cut - 5, "applied"),
+    ]
+    store.executemany(
+        "INSERT INTO events_in (motion, event_id, entity_id, ts, received_at, body, state) VALUES (?, ?, ?, ?, '', '{}', ?)",
+        rows,
+    )
+    assert prune(store, "b2c", now, part=2) == 6
+    left = {(r["motion"], r["event_id"]) for r in store.query("SELECT motion, event_id FROM events_in")}
+    assert left == {("b2c", "new"), ("b2b", "other-motion")}
+    assert prune(store, "b2c", now) == 0
+    store.close()
+
+
+def test_the_ingest_prunes_every_motion_at_most_once_an_hour(tmp_path):
+    from features.point_in_time import MAX_WINDOW
+    from leadscore.store import Store
+    from serving.events import EventIngest
+
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    old = int(time.time()) - MAX_WINDOW - 10
+    insert = "INSERT INTO events_in (motion, event_id, entity_id, ts, received_at, body, state) VALUES (?, ?, 'e', ?, '', '{}', 'applied')"
+    store.executemany(insert, [("b2c", "a", old), ("b2b", "b", old), ("b2c", "c", int(time.time()))])
+    ingest = EventIngest.__new__(EventIngest)  # the pruning alone: no scorer, journal or webhooks
+    ingest.store, ingest._pruned = store, 0.0
+    assert ingest.prune_due() == 2
+    store.executemany(insert, [("b2c", "d", old)])
+    assert ingest.prune_due() == 0  # within the hour: not yet
+    ingest._pruned -= 3601
+    assert ingest.prune_due() == 1
+    store.close()
