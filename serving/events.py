@@ -292,11 +292,11 @@ class EventIngest:
     def prune_due(self) -> int:
         """Every ``PRUNE_SECONDS``: the events taken in that left the longest feature window deleted, for every
         motion (``features.online_events.prune``; two processes doing it at once delete each row once). Returns the
-        rows deleted."""
+        rows deleted. A prune that fails (the store is down) is tried again at the next call, not an hour later."""
         if time.monotonic() - self._pruned < PRUNE_SECONDS:
             return 0
-        self._pruned = time.monotonic()
         gone = sum(prune(self.store, m, int(time.time())) for m in motions.MOTIONS)
+        self._pruned = time.monotonic()
         if gone:
             log.info("deleted %d events older than the longest feature window", gone)
         return gone

@@ -167,8 +167,8 @@ class LeadScore:
             try:
                 self.events.refresh_pending()
                 self.events.prune_due()
-            except Exception as exc:  # the store is down: the set is refreshed when it returns
-                log_warning("pending events not refreshed: %s", exc)
+            except Exception as exc:  # the store is down: both are done again when it returns
+                log_warning("pending events not refreshed, or old events not pruned: %s", exc)
 
     def _adopt(self, reqs: list[ScoreRequest]) -> None:
         """Requests that carry the fields of an entity with pending events: it joins the online state and its

@@ -287,9 +287,9 @@ def test_events_that_left_the_longest_window_are_pruned_a_part_at_a_time(backend
     store.close()
 
 
-def test_the_ingest_prunes_every_motion_at_most_once_an_hour(tmp_path):
+def test_the_ingest_prunes_every_motion_at_most_once_an_hour(tmp_path, monkeypatch):
     from features.point_in_time import MAX_WINDOW
-    from leadscore.store import Store
+    from leadscore.store import Store, StoreUnavailable
     from serving.events import EventIngest
 
     store = Store(f"sqlite:///{tmp_path}/s.db")
@@ -303,4 +303,15 @@ def test_the_ingest_prunes_every_motion_at_most_once_an_hour(tmp_path):
     assert ingest.prune_due() == 0  # within the hour: not yet
     ingest._pruned -= 3601
     assert ingest.prune_due() == 1
+    store.executemany(insert, [("b2c", "f", old)])
+    ingest._pruned -= 3601
+
+    def down(*_):
+        raise StoreUnavailable("the store is not reachable")
+
+    monkeypatch.setattr("serving.events.prune", down)  # the store is down: the prune fails ...
+    with pytest.raises(StoreUnavailable):
+        ingest.prune_due()
+    monkeypatch.undo()
+    assert ingest.prune_due() == 1  # ... and is tried again at the next call, not an hour later
     store.close()
