@@ -49,7 +49,7 @@ class EventIngest:
         self.webhook_url, self.dispatcher = webhook_url, dispatcher
         self._pending: dict[str, set[str]] = defaultdict(set)  # motion → entities with pending events
         self._lock = threading.Lock()
-        self._pruned = 0.0  # when events_in was last pruned (monotonic)
+        self._pruned: float | None = None  # when events_in was last pruned (monotonic; None: not yet)
         try:
             self.refresh_pending()
         except StoreUnavailable as exc:  # a service starts with the store down; the watcher refreshes later
@@ -293,7 +293,7 @@ class EventIngest:
         """Every ``PRUNE_SECONDS``: the events taken in that left the longest feature window deleted, for every
         motion (``features.online_events.prune``; two processes doing it at once delete each row once). Returns the
         rows deleted. A prune that fails (the store is down) is tried again at the next call, not an hour later."""
-        if time.monotonic() - self._pruned < PRUNE_SECONDS:
+        if self._pruned is not None and time.monotonic() - self._pruned < PRUNE_SECONDS:
             return 0
         gone = sum(prune(self.store, m, int(time.time())) for m in motions.MOTIONS)
         self._pruned = time.monotonic()
