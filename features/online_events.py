@@ -143,17 +143,26 @@ def apply_to_store(
     applying events to one context never lose each other's update: the loser reads again)."""
     out = StoreApplied([], applied=[], pending=[])
     entities = list(by_entity)
-    raws = dict(zip(entities, online.get_many([key(motion, e) for e in entities]), strict=True))  # one read
-    done = {e: apply_events(motion, _context(raws[e]), by_entity[e], now, owned=True) for e in entities}
-    writes = [e for e in entities if done[e].added]
-    texts = {e: orjson.dumps(done[e].context).decode() for e in writes}
-    landed = online.compare_and_set_many(
-        [(key(motion, e), raws[e], texts[e]) for e in writes]
-    )  # one write for the batch
-    for entity in (e for e, ok in zip(writes, landed, strict=True) if not ok):
-        done[entity], texts[entity] = _apply_one(
-            motion, online, entity, by_entity[entity], now
-        )  # another process came first
+    raws: dict[str, str | None] = {}
+    done: dict[str, Applied] = {}
+    texts: dict[str, str] = {}
+    todo = entities
+    for _ in range(CAS_TRIES):  # the contexts another process wrote first are read again, together
+        raws |= dict(zip(todo, online.get_many([key(motion, e) for e in todo]), strict=True))  # one read
+        done |= {e: apply_events(motion, _context(raws[e]), by_entity[e], now, owned=True) for e in todo}
+        writes = [e for e in todo if done[e].added]
+        for e in todo:
+            texts.pop(e, None)  # (the text of a try that did not land)
+        texts |= {e: orjson.dumps(done[e].context).decode() for e in writes}
+        landed = online.compare_and_set_many(
+            [(key(motion, e), raws[e], texts[e]) for e in writes]
+        )  # one write
+        if not (todo := [e for e, ok in zip(writes, landed, strict=True) if not ok]):
+            break
+    else:
+        raise RuntimeError(
+            f"{len(todo)} {motion} contexts changed {CAS_TRIES} times while events were applied"
+        )
     for entity, evs in by_entity.items():
         late = {e["event_id"] for e in done[entity].pending}
         if done[entity].added:
@@ -167,22 +176,6 @@ def apply_to_store(
         out.pending += sorted(late)
         out.applied += [e["event_id"] for e in evs if e["event_id"] not in late]
     return out
-
-
-def _apply_one(
-    motion: str, online: OnlineStore, entity: str, evs: list[dict], now: int
-) -> tuple[Applied, str]:
-    """One context read again and written with compare-and-set until it lands; with its stored text."""
-    k = key(motion, entity)
-    for _ in range(CAS_TRIES):
-        raw = online.get_many([k])[0]
-        done = apply_events(motion, _context(raw), evs, now, owned=True)
-        if not done.added:
-            return done, raw or ""
-        text = orjson.dumps(done.context).decode()
-        if online.compare_and_set(k, raw, text):
-            return done, text
-    raise RuntimeError(f"context {k} changed {CAS_TRIES} times while events were applied")
 
 
 def mark(store: Store, motion: str, result: StoreApplied) -> None:

@@ -210,6 +210,43 @@ def test_late_events_land_where_a_stable_sort_of_all_events_puts_them():
         )  # (stored coded: features.b2c_events)
 
 
+class RacingStore(DictStore):
+    """Another process writes the contexts in ``race`` between this one's read and its first write."""
+
+    def __init__(self, race: dict[str, str]):
+        super().__init__()
+        self.race, self.writes = race, 0
+
+    def compare_and_set_many(self, items):
+        self.d.update(self.race)
+        self.race, self.writes = {}, self.writes + 1
+        return super().compare_and_set_many(items)
+
+
+def test_contexts_another_process_wrote_first_are_read_again_and_lose_no_event():
+    from features.online_events import apply_to_store
+
+    def event(i: str, cust: str) -> dict:
+        return {"event_id": i, "ts": 20, "type": "search", "customer_id": cust, "session_id": "s"}
+
+    def stored(cust: str, *events: dict) -> str:
+        start = {"customer": {"customer_id": cust}, "events": None}
+        return orjson.dumps(apply_events("b2c", start, list(events), now=30).context).decode()
+
+    # the other process applied its own event to A, and B's very event, first; C is left alone
+    store = RacingStore(
+        {key("b2c", "A"): stored("A", event("a0", "A")), key("b2c", "B"): stored("B", event("b1", "B"))}
+    )
+    store.d |= {key("b2c", c): stored(c) for c in "ABC"}
+    got = apply_to_store("b2c", store, {c: [event(f"{c.lower()}1", c)] for c in "ABC"}, now=30)
+    held = {c: orjson.loads(store.d[key("b2c", c)])["events"]["event_id"] for c in "ABC"}
+    assert held == {"A": ["a0", "a1"], "B": ["b1"], "C": ["c1"]} and store.writes == 2  # A read again, once
+    assert (
+        sorted(got.changed) == ["A", "C"] and got.held == ["B"] and sorted(got.applied) == ["a1", "b1", "c1"]
+    )
+    assert all(got.texts[c] == store.d[key("b2c", c)] for c in "ABC")  # the texts stored, not the lost tries
+
+
 def _pandas_rows(motion: str, events: list[dict], stamps: list[int]) -> list[dict]:
     """The events read through the table's frame rules (``coerce``), as ``event_rows.canonical_rows`` does for a body
     that needs casting."""
