@@ -2,8 +2,9 @@
 1,000: one event per customer, five, and twenty per customer, as a session's burst), event → webhook latency (an event
 that makes a trigger, sent while the load runs, to its signed webhook at a local receiver), and ``/score`` p99 at
 the knee alone and while events flow, in the same run. Every event rewrites its customer's stored context, so the
-cost of an event grows with the events the context holds: the bench reports the mean at the start and at the end,
-and takes one event per customer in again at the end, from the grown contexts.
+cost of an event grows with the events the context holds (and with the stores, whose commits slow as they grow):
+the bench reports the mean at the start and at the end, and takes one event per customer in again at the end,
+from the grown contexts and stores.
 
 ``python -m bench.events`` prints JSON.
 """
