@@ -74,8 +74,14 @@ def _json(r: dict[str, Any]) -> bytes:
     )
 
 
-def _respond(body: bytes) -> Response:
-    return Response(body, media_type="application/json")
+def _respond(body: bytes, hand_back: bool = False) -> Response:
+    """``hand_back``: answer with ``Connection: close``. The workers share one listening socket and a worker keeps
+    the keep-alive connections it accepted, so callers that connect at once can all land on one worker while the
+    other idles (bentoml/BentoML#5426); a worker with work queued gives the connection back, and the caller's next
+    request is accepted by whichever worker is free first."""
+    return Response(
+        body, media_type="application/json", headers={"Connection": "close"} if hand_back else None
+    )
 
 
 def _iso(t: Any) -> Any:
@@ -332,7 +338,8 @@ class LeadScore:
             return _unavailable(str(exc), 5)  # type: ignore[return-value]
         except StoreUnavailable as exc:
             return _unavailable(str(exc), 5)  # type: ignore[return-value]
-        return _respond(orjson.dumps(r))  # type: ignore[return-value]
+        # other bodies wait here: the caller's next body goes to a new connection, which a free worker takes
+        return _respond(orjson.dumps(r), hand_back=pool.waiting() > 0)  # type: ignore[return-value]
 
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:

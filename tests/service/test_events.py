@@ -274,3 +274,41 @@ def test_events_of_an_unknown_customer_wait_and_are_applied_when_a_score_brings_
     assert second["expected_value"] > first["expected_value"]  # the cart (1,000) counts now
     rows = _wait(lambda: _rescores(home, c))
     assert rows and rows[-1]["features"]["cart_value"] == 1000
+
+
+def test_a_worker_with_bodies_waiting_gives_the_connection_back(setup):
+    """Bodies answered while others wait on the worker's events thread carry ``Connection: close``, so a caller's
+    next body is accepted by whichever worker is free (keep-alive callers that connect at once otherwise stay on
+    the worker that accepted them); a body answered with nothing waiting keeps its connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service, _, keys, _, customers = setup
+    who = customers[200:400]
+    run = f"hb-{time.time_ns()}"
+
+    def body(k: int) -> dict:
+        events = [{"event_id": f"{run}-{k}-{i}-{j}", "ts": time.time() - 60, "type": "product_view",
+                   "customer_id": c, "session_id": f"{run}-{k}-{i}", "category": "books", "price": 12.0}
+                  for i, c in enumerate(who) for j in range(3)]  # fmt: skip
+        return {"motion": "b2c", "events": events}
+
+    def post(k: int) -> httpx.Response:
+        with httpx.Client(timeout=60) as client:
+            return client.post(
+                service.url + "/events", json=body(k), headers={"authorization": f"Bearer {keys['events']}"}
+            )
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    assert all(a.status_code == 200 and a.json()["new"] == 600 for a in answers), [a.text for a in answers]
+    closed = [a.headers.get("connection") == "close" for a in answers]
+    assert 1 <= sum(closed) <= 3, closed  # the last one answered had nothing waiting behind it
+    with httpx.Client(timeout=60) as client:
+        alone = client.post(
+            service.url + "/events", json=body(9), headers={"authorization": f"Bearer {keys['events']}"}
+        )
+        assert alone.status_code == 200 and alone.headers.get("connection") != "close"
+        again = client.post(
+            service.url + "/events", json=body(9), headers={"authorization": f"Bearer {keys['events']}"}
+        )
+        assert again.json()["duplicates"] == 600  # the same connection, still open
