@@ -4,7 +4,8 @@ that makes a trigger, sent while the load runs, to its signed webhook at a local
 the knee alone and while events flow, in the same run. Every event rewrites its customer's stored context, so the
 cost of an event grows with the events the context holds (and with the stores, whose commits slow as they grow):
 the bench reports the mean at the start and at the end, and takes one event per customer in again at the end,
-from the grown contexts and stores.
+from the grown contexts and stores. Each intake reports the cores each worker used during it
+(``worker_cores``): both busy is the service spreading the bench's four keep-alive clients over its workers.
 
 ``python -m bench.events`` prints JSON.
 """
@@ -89,6 +90,23 @@ def intake(url: str, customers: list[str], per_customer: int, seconds: float) ->
     return {"events": n, "events_per_s": round(n / (time.perf_counter() - t0))}
 
 
+def worker_cores(proc, run):
+    """``run()``'s result with the cores each service worker used meanwhile: the workers share one listening
+    socket, so both being busy is not a given (``serving.service._respond``)."""
+    import psutil
+
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name().startswith("python")]
+    before = [sum(w.cpu_times()[:2]) for w in workers]
+    t0 = time.perf_counter()
+    out = run()
+    took = time.perf_counter() - t0
+    return out | {
+        "worker_cores": [
+            round((sum(w.cpu_times()[:2]) - b) / took, 2) for w, b in zip(workers, before, strict=True)
+        ]
+    }
+
+
 def probes(url: str, customers: list[str], arrivals: dict[str, float], seconds: float) -> list[float]:
     """One trigger-making event (an abandoned cart worth 500) every 50 ms, each for a customer of its own;
     the seconds from sending it to its webhook's arrival."""
@@ -164,7 +182,9 @@ def main() -> dict:
         alone = wrk(f"{base}/score", json.dumps(example), tmp, int(SECONDS), conns=KNEE)
         results["score alone"] = {k: round(alone[k], 1) for k in ("rps", "p50_ms", "p99_ms")}
         for per in (1, 5, 20):
-            results[f"intake, {per} per customer"] = intake(f"{base}/events", load_set, per, SECONDS)
+            results[f"intake, {per} per customer"] = worker_cores(
+                proc, lambda per=per: intake(f"{base}/events", load_set, per, SECONDS)
+            )
         # events and /score at once, and the probes while both run
         with ThreadPoolExecutor(2) as pool:
             flow = pool.submit(intake, f"{base}/events", load_set, 5, SECONDS + 6)
@@ -182,7 +202,9 @@ def main() -> dict:
         }
         # the contexts have grown by the events above: 1 per customer again, and how large they are now
         results["stored events per customer, now"] = stored_events(online, load_set)
-        results["intake, 1 per customer, larger contexts"] = intake(f"{base}/events", load_set, 1, SECONDS)
+        results["intake, 1 per customer, larger contexts"] = worker_cores(
+            proc, lambda: intake(f"{base}/events", load_set, 1, SECONDS)
+        )
         results["example notification"] = next((b for b in bodies if b["trigger"] == "cart_abandoned"), None)
     finally:
         stop(proc)
