@@ -92,7 +92,7 @@ def intake(url: str, customers: list[str], per_customer: int, seconds: float) ->
 
 def worker_cores(proc, run):
     """``run()``'s result with the cores each service worker used meanwhile: the workers share one listening
-    socket, so both being busy is not a given (``serving.service._respond``)."""
+    socket, so both being busy is not a given (``serving.responses.respond``)."""
     import psutil
 
     workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name().startswith("python")]

@@ -19,10 +19,10 @@ def batch_stages(scorer, body: str, home: Path, workers: int = 2) -> dict:
     from leadscore.store import Store
     from leadscore.times import epoch_seconds
     from serving.log_rows import result_batches
+    from serving.responses import json_body
     from serving.schemas import ScoreRequest
     from serving.score_log import ScoreLog
     from serving.scorer import decide_batch
-    from serving.service import _json
 
     def us(f) -> float:
         best = float("inf")
@@ -58,7 +58,7 @@ def batch_stages(scorer, body: str, home: Path, workers: int = 2) -> dict:
             lambda: decide_batch(loaded.conf, reqs, columns, features, scored)
         ),
         "scorer total": us(lambda: scorer.score_many(reqs)),
-        "JSON answers": us(lambda: [_json(r) for r in results]),
+        "JSON answers": us(lambda: [json_body(r) for r in results]),
         "score-log batches": us(lambda: result_batches(results, "bench")),
         "journal write (durable score log)": us(lambda: journal.append_batches(logged)),
     }

@@ -47,7 +47,8 @@ def answer(raw: bytes, model: type[BaseModel]) -> tuple[BaseModel | None, int, b
 class HotPath:
     """``HotPath(app, path=..., body=lambda: InputModel, field="request", handler=lambda: coroutine_fn_or_None)``:
     ``body`` and ``handler`` are looked up when a request comes (the service exists by then); the handler gets
-    the body's ``field``, or the whole validated body when ``field`` is None."""
+    the body's ``field``, or the whole validated body when ``field`` is None. ``hand_back()``, asked once the
+    handler has answered: true closes the connection after the answer (other bodies wait in this worker)."""
 
     def __init__(
         self,
@@ -57,8 +58,10 @@ class HotPath:
         body: Callable[[], type[BaseModel]],
         field: str | None,
         handler: Callable[[], Handler | None],
+        hand_back: Callable[[], bool] | None = None,
     ):
         self.app, self.path, self.body, self.field, self.handler = app, path, body, field, handler
+        self.hand_back = hand_back
         self.max_bytes = int(Settings.load().max_body_mb * 2**20)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -84,6 +87,8 @@ class HotPath:
         if parsed is not None:
             try:
                 out = await handle(getattr(parsed, self.field) if self.field else parsed)
+                if self.hand_back is not None and self.hand_back():
+                    headers = [(b"connection", b"close")]  # (``serving.responses.respond``)
             except UserError as exc:
                 status, out = 400, error_body(str(exc))
             except (Overloaded, JournalFull) as exc:

@@ -20,7 +20,6 @@ import bentoml
 import orjson
 from bentoml.exceptions import InvalidArgument
 from pydantic import Field
-from starlette.responses import Response
 
 from leadscore import motions
 from leadscore.errors import UserError
@@ -30,7 +29,6 @@ from leadscore.store import Store, StoreUnavailable
 from leadscore.times import epoch_seconds, format_utc
 from serving import heap
 from serving.auth import KeyAuth
-from serving.errors import body as error_body
 from serving.events import EventIngest
 from serving.hot_path import HotPath
 from serving.limits import RequestLimits
@@ -39,6 +37,7 @@ from serving.metrics import observe, observe_columns
 from serving.micro_batcher import MicroBatcher, Overloaded
 from serving.readiness import ReadyDetail
 from serving.reload_signal import ReloadSignal, watch
+from serving.responses import json_body, respond, unavailable
 from serving.schemas import (
     AccountColumns,
     ColumnsRequest,
@@ -66,39 +65,11 @@ HARD_MAX_BATCH = 100_000  # the OpenAPI bound of /score_batch; LEADSCORE_MAX_BAT
 EVENT_PART = 512
 
 
-def _json(r: dict[str, Any]) -> bytes:
-    """One response body (the ScoreResponse contract, checked by the service tests), serialised on the scoring
-    thread: the scorer builds these dicts itself, so re-validating them per lead would only cost time."""
-    return orjson.dumps(
-        {k: v for k, v in r.items() if not k.startswith("_")}, option=orjson.OPT_SERIALIZE_NUMPY
-    )
-
-
-def _respond(body: bytes, hand_back: bool = False) -> Response:
-    """``hand_back``: answer with ``Connection: close``. The workers share one listening socket and a worker keeps
-    the keep-alive connections it accepted, so callers that connect at once can all land on one worker while the
-    other idles (bentoml/BentoML#5426); a worker with work queued gives the connection back, and the caller's next
-    request is accepted by whichever worker is free first."""
-    return Response(
-        body, media_type="application/json", headers={"Connection": "close"} if hand_back else None
-    )
-
-
 def _iso(t: Any) -> Any:
     """A validated time (epoch seconds or a datetime) as the ISO-8601 text the outcomes table is read from."""
     if t is None or isinstance(t, str):
         return t
     return format_utc(epoch_seconds(t))
-
-
-def _unavailable(message: str, retry_after: int) -> Response:
-    """A 503 that says when to come back (the journal is full, or too many requests wait)."""
-    return Response(
-        error_body(message),
-        status_code=503,
-        media_type="application/json",
-        headers={"Retry-After": str(retry_after)},
-    )
 
 
 # The service's BentoML configuration is static (BentoML reads it when the module is imported); deployments
@@ -125,6 +96,7 @@ class LeadScore:
         self.log = open_score_log(Store(settings.store_url), settings).start()
         # One scoring thread per worker: batches run there while the event loop parses the next requests.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="scoring")
+        self._bulk = 0  # bulk bodies waiting for the scoring thread or on it (counted on the event loop)
         self.batcher: MicroBatcher[ScoreRequest, bytes] = MicroBatcher(
             lambda reqs: self._run(reqs, "realtime", batched=False),
             self.executor,
@@ -205,7 +177,7 @@ class LeadScore:
         else:
             self.log.append(rows(results, source))
         observe(results, self.log.unshipped_bytes())
-        bodies = [_json(r) for r in results]
+        bodies = [json_body(r) for r in results]
         if self.events._pending:  # after the answers, on the events thread
             self.events_executor.submit(len(reqs), self._adopt, reqs)
         return bodies
@@ -227,13 +199,13 @@ class LeadScore:
 
         Concurrent requests are scored together (adaptive batching, no fixed wait)."""
         try:
-            return _respond(await self.batcher.submit(request))  # type: ignore[return-value]
+            return respond(await self.batcher.submit(request))  # type: ignore[return-value]
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
         except JournalFull as exc:
-            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+            return unavailable(str(exc), 5)  # type: ignore[return-value]
         except Overloaded as exc:
-            return _unavailable(str(exc), 1)  # type: ignore[return-value]
+            return unavailable(str(exc), 1)  # type: ignore[return-value]
 
     @bentoml.api(route="/score_batch")
     async def score_batch(
@@ -245,14 +217,12 @@ class LeadScore:
                 f"requests: at most {self.settings.max_batch} items per call (got {len(requests)})"
             )
         try:
-            bodies = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self._run, requests, "batch-api"
-            )
+            bodies = await self._bulk_run(self._run, requests, "batch-api")
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
         except JournalFull as exc:
-            return _unavailable(str(exc), 5)  # type: ignore[return-value]
-        return _respond(b"[" + b",".join(bodies) + b"]")  # type: ignore[return-value]
+            return unavailable(str(exc), 5)  # type: ignore[return-value]
+        return respond(b"[" + b",".join(bodies) + b"]", self.bulk_waiting())  # type: ignore[return-value]
 
     @bentoml.api(route="/score_columns")
     async def score_columns(
@@ -274,11 +244,11 @@ class LeadScore:
             as_of=as_of, request_id=request_id,
         )  # fmt: skip
         try:
-            return _respond(await self.columns(body))  # type: ignore[return-value]
+            return respond(await self.columns(body), self.bulk_waiting())  # type: ignore[return-value]
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
         except JournalFull as exc:
-            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+            return unavailable(str(exc), 5)  # type: ignore[return-value]
 
     async def columns(self, body: Any) -> bytes:
         """A validated /score_columns body (the endpoint's, or the hot path's) scored on the scoring thread."""
@@ -289,7 +259,20 @@ class LeadScore:
             raise UserError(f"{m.request_field}: at most {self.settings.max_batch} rows per call (got {n})")
         if not isinstance(body, ColumnsRequest):
             body = ColumnsRequest.model_construct(**body.__dict__)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._run_columns, body)
+        return await self._bulk_run(self._run_columns, body)
+
+    async def _bulk_run(self, fn: Any, *args: Any) -> Any:
+        """A bulk body (``/score_batch``, ``/score_columns``) on the scoring thread, counted while it waits or runs."""
+        self._bulk += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        finally:
+            self._bulk -= 1
+
+    def bulk_waiting(self) -> bool:
+        """Other bulk bodies wait for the scoring thread (asked as one is answered): the caller's next one is better
+        sent on a new connection, which a free worker takes (``_respond``)."""
+        return self._bulk > 0
 
     @bentoml.api(route="/outcomes")
     def outcomes(
@@ -313,7 +296,7 @@ class LeadScore:
         except (SchemaError, UserError) as exc:
             raise InvalidArgument(str(exc)) from None
         except StoreUnavailable as exc:
-            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+            return unavailable(str(exc), 5)  # type: ignore[return-value]
         return {"motion": r.motion, "rows": r.rows, "inserted": r.inserted, "duplicates": r.duplicates}
 
     @bentoml.api(route="/events")
@@ -335,11 +318,11 @@ class LeadScore:
         except UserError as exc:
             raise InvalidArgument(str(exc)) from None
         except JournalFull as exc:
-            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+            return unavailable(str(exc), 5)  # type: ignore[return-value]
         except StoreUnavailable as exc:
-            return _unavailable(str(exc), 5)  # type: ignore[return-value]
+            return unavailable(str(exc), 5)  # type: ignore[return-value]
         # other bodies wait here: the caller's next body goes to a new connection, which a free worker takes
-        return _respond(orjson.dumps(r), hand_back=pool.waiting() > 0)  # type: ignore[return-value]
+        return respond(orjson.dumps(r), hand_back=pool.waiting() > 0)  # type: ignore[return-value]
 
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict:
@@ -392,5 +375,6 @@ LeadScore.add_asgi_middleware(  # type: ignore[attr-defined]
     body=lambda: LeadScore.apis["score_columns"].input_spec,  # type: ignore[attr-defined]
     field=None,
     handler=lambda: svc.columns if (svc := _worker.get("service")) is not None else None,
+    hand_back=lambda: (svc := _worker.get("service")) is not None and svc.bulk_waiting(),
 )
 LeadScore.add_asgi_middleware(RequestLimits)  # type: ignore[attr-defined]

@@ -38,6 +38,7 @@ def call(
     ctype=b"application/json",
     handler=_ok,
     chunks=1,
+    hand_back=None,
 ):
     passed = []
 
@@ -46,7 +47,9 @@ def call(
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b"inner"})
 
-    mw = HotPath(app, path="/score", body=lambda: Body, field="request", handler=lambda: handler)
+    mw = HotPath(
+        app, path="/score", body=lambda: Body, field="request", handler=lambda: handler, hand_back=hand_back
+    )
     size = max(1, len(body) // chunks + 1)
     parts = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
     messages = [
@@ -82,6 +85,16 @@ def test_answers_a_valid_body_from_the_handler_even_in_chunks():
     assert call(b'{"request": {"n": 4}}')[:2] == (200, b'{"double": 8}')
     assert call(b'{"request": {"n": 21}}', chunks=5)[:2] == (200, b'{"double": 42}')
     assert call(b'{"request": {"n": 1}}', ctype=None)[:2] == (200, b'{"double": 2}')
+
+
+def test_the_connection_is_given_back_only_when_asked_and_only_after_an_answer():
+    assert call(b'{"request": {"n": 4}}', hand_back=lambda: True)[0] == 200
+    assert _last_headers[b"connection"] == b"close"
+    assert call(b'{"request": {"n": 4}}', hand_back=lambda: False)[0] == 200
+    assert b"connection" not in _last_headers
+    assert call(b'{"request": {"n": 4}}')[0] == 200 and b"connection" not in _last_headers
+    assert call(b'{"request": {"n": 13}}', hand_back=lambda: True)[0] == 400  # an error answer keeps it
+    assert b"connection" not in _last_headers
 
 
 def test_a_body_over_the_limit_is_a_413_streamed_or_not(monkeypatch):

@@ -145,6 +145,37 @@ def test_columns_answer_as_columns_and_are_logged(server):
     assert row["features"] == twin["features"]  # what the model saw, as the list form logs it
 
 
+def test_bulk_bodies_answered_while_others_wait_give_the_connection_back(server):
+    """A /score_batch or /score_columns body answered while other bulk bodies wait for the worker's scoring thread
+    carries ``Connection: close`` (keep-alive callers that connected at once can otherwise all stay on one worker);
+    one answered with nothing waiting keeps its connection, and a single /score always does."""
+    url, _ = server
+    tag = f"hand-{time.time_ns()}"
+
+    def body(path: str, k: int) -> dict:
+        reqs = [example("b2b")["request"] | {"request_id": f"{tag}-{path}-{k}-{i}"} for i in range(200)]
+        return {"requests": reqs} if path == "/score_batch" else columns_of(reqs)
+
+    def post_alone(path: str, k: int) -> httpx.Response:
+        with httpx.Client(timeout=60) as client:
+            return client.post(url + path, json=body(path, k))
+
+    for path in ("/score_batch", "/score_columns"):
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda k, path=path: post_alone(path, k), range(4)))
+        assert all(a.status_code == 200 for a in answers), [a.text[:200] for a in answers]
+        closed = [a.headers.get("connection") == "close" for a in answers]
+        assert 1 <= sum(closed) <= 3, (path, closed)
+        with httpx.Client(timeout=60) as client:
+            for k in (8, 9):  # one after the other on one connection: nothing waits behind either
+                r = client.post(url + path, json=body(path, k))
+                assert r.status_code == 200 and r.headers.get("connection") != "close", (path, r.headers)
+    with httpx.Client(timeout=60) as client:
+        for _ in range(3):
+            r = client.post(url + "/score", json=example("b2c"))
+            assert r.status_code == 200 and r.headers.get("connection") != "close"
+
+
 def _bad(server, body=None, raw=None, path="/score") -> str:
     url, _ = server
     r = post(url, path, body, raw)
