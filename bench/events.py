@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.serving import KNEE, free_port, start, stop, wait, wrk
+from bench.serving import KNEE, free_port, start, stop, wait, workers, wrk
 from serving import serve_command
 
 SECONDS = float(os.environ.get("BENCH_EVENTS_SECONDS", "10"))
@@ -93,16 +93,14 @@ def intake(url: str, customers: list[str], per_customer: int, seconds: float) ->
 def worker_cores(proc, run):
     """``run()``'s result with the cores each service worker used meanwhile: the workers share one listening
     socket, so both being busy is not a given (``serving.responses.respond``)."""
-    import psutil
-
-    workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name().startswith("python")]
-    before = [sum(w.cpu_times()[:2]) for w in workers]
+    procs = workers(proc)
+    before = [sum(w.cpu_times()[:2]) for w in procs]
     t0 = time.perf_counter()
     out = run()
     took = time.perf_counter() - t0
     return out | {
         "worker_cores": [
-            round((sum(w.cpu_times()[:2]) - b) / took, 2) for w, b in zip(workers, before, strict=True)
+            round((sum(w.cpu_times()[:2]) - b) / took, 2) for w, b in zip(procs, before, strict=True)
         ]
     }
 

@@ -74,6 +74,13 @@ def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     )
 
 
+def workers(proc: subprocess.Popen) -> list:
+    """The service's worker processes (``psutil.Process``) under a ``bentoml serve`` started by ``start``."""
+    import psutil
+
+    return [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name().startswith("python")]
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)

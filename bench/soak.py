@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
-from bench.serving import ROOT, free_port, start, stop, wait
+from bench.serving import ROOT, free_port, start, stop, wait, workers
 from serving import serve_command
 
 SECONDS = int(os.environ.get("BENCH_SOAK_SECONDS", "300"))
@@ -69,9 +68,7 @@ def main() -> dict:
     try:
         wait(f"{url}/readyz", proc)
         time.sleep(3)
-        workers = [
-            p for p in psutil.Process(proc.pid).children(recursive=True) if p.name().startswith("python")
-        ]
+        procs = workers(proc)
         wrk = subprocess.Popen(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--timeout", "10s", "-s", str(tmp / "soak.lua"),
                                 f"{url}/score"], env=env | {"BODY_FILE": str(tmp / "body.json")},
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -79,7 +76,7 @@ def main() -> dict:
         t0 = time.time()
         while wrk.poll() is None:
             time.sleep(10)
-            samples.append((time.time() - t0, sum(w.memory_info().rss for w in workers if w.is_running())))
+            samples.append((time.time() - t0, sum(w.memory_info().rss for w in procs if w.is_running())))
         out = wrk.stdout.read() if wrk.stdout else ""
         summary = json.loads(out[out.index("JSON") + 4 :].splitlines()[0])
         acked = summary["requests"] - summary["non2xx"] - summary["errors"]

@@ -311,4 +311,4 @@ def test_a_worker_with_bodies_waiting_gives_the_connection_back(setup):
         again = client.post(
             service.url + "/events", json=body(9), headers={"authorization": f"Bearer {keys['events']}"}
         )
-        assert again.json()["duplicates"] == 600  # the same connection, still open
+        assert again.json()["duplicates"] == 600  # the same body again: every event a duplicate
