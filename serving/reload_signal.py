@@ -25,6 +25,7 @@ class ReloadSignal:
         self.dir = home / "workers"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.file = self.dir / "generation"
+        self._acking = threading.Lock()  # the request's thread and the watcher both acknowledge
         self.seen = self.current()
         self.ack(self.seen)
 
@@ -50,10 +51,14 @@ class ReloadSignal:
         return generation if generation > self.seen else None
 
     def ack(self, generation: int) -> None:
-        self.seen = max(self.seen, generation)
-        tmp = self.dir / f"{os.getpid()}.tmp"
-        tmp.write_text(str(self.seen))
-        os.replace(tmp, self.dir / f"{os.getpid()}.ack")
+        """Say this worker serves ``generation`` (or a later one it has seen). One thread at a time: the worker
+        that took ``/admin/reload`` and its watcher may acknowledge at once, and both write through one temporary
+        file (unguarded, the second rename found it gone: a 500 for the request)."""
+        with self._acking:
+            self.seen = max(self.seen, generation)
+            tmp = self.dir / f"{os.getpid()}.tmp"
+            tmp.write_text(str(self.seen))
+            os.replace(tmp, self.dir / f"{os.getpid()}.ack")
 
     def wait_all(self, generation: int, seconds: float) -> tuple[int, int]:
         """Wait (at most ``seconds``) until every live worker has acknowledged ``generation``: (how many have,
