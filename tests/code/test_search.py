@@ -43,6 +43,27 @@ def test_linear_contributions_sum_to_its_log_odds_and_match_a_plain_logistic_reg
     assert np.isfinite(lin.logit(unseen)).all()
 
 
+def test_a_curved_effect_is_read_by_the_steps_and_the_contributions_still_sum_to_the_log_odds():
+    rng = np.random.default_rng(3)
+    X = np.c_[rng.normal(size=4000), rng.integers(0, 3, 4000).astype(float)]
+    X[rng.random(4000) < 0.1, 0] = np.nan
+    z = 2.0 * np.abs(np.nan_to_num(X[:, 0])) - 1.5  # a U: a line through it reads nothing
+    y = (rng.random(4000) < 1 / (1 + np.exp(-z))).astype(np.int8)
+    train, test = slice(0, 3000), slice(3000, None)
+    flat = LinearPart((1,), bins=0).fit(X[train], y[train])
+    stepped = LinearPart((1,)).fit(X[train], y[train])
+    assert 1 < len(stepped.edges_[0]) <= 9 and len(flat.edges_[0]) == 0
+    assert roc_auc_score(y[test], stepped.logit(X[test])) > roc_auc_score(y[test], flat.logit(X[test])) + 0.1
+    c = stepped.contributions(X[test])
+    np.testing.assert_allclose(c.sum(1), stepped.logit(X[test]), atol=1e-9)
+    old = flat.__getstate__()  # a linear half pickled before numbers had steps
+    for k in ("bins", "edges_", "w_bins_"):
+        old.pop(k)
+    restored = LinearPart.__new__(LinearPart)
+    restored.__setstate__(old)
+    np.testing.assert_allclose(restored.logit(X[test]), flat.logit(X[test]), atol=1e-12)
+
+
 def test_search_keeps_the_order_stops_at_the_budget_and_always_runs_one():
     X, y = _data()
     rows = np.arange(len(y))
