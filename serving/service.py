@@ -271,7 +271,7 @@ class LeadScore:
 
     def bulk_waiting(self) -> bool:
         """Other bulk bodies wait for the scoring thread (asked as one is answered): the caller's next one is better
-        sent on a new connection, which a free worker takes (``_respond``)."""
+        sent on a new connection, which a free worker takes (``serving.responses.respond``)."""
         return self._bulk > 0
 
     @bentoml.api(route="/outcomes")

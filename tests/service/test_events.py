@@ -294,7 +294,7 @@ def test_a_worker_with_bodies_waiting_gives_the_connection_back(setup):
 
     # encoded beforehand and sent together behind a barrier: they arrive within a fraction of the time one takes
     # to take in, so bodies wait behind others however fast the machine is
-    raws = [json.dumps(body(k)).encode() for k in range(6)]
+    raws = [json.dumps(body(k)).encode() for k in range(4)]
     start = threading.Barrier(len(raws))
 
     def post(raw: bytes) -> httpx.Response:
@@ -307,7 +307,7 @@ def test_a_worker_with_bodies_waiting_gives_the_connection_back(setup):
         answers = list(pool.map(post, raws))
     assert all(a.status_code == 200 and a.json()["new"] == 600 for a in answers), [a.text for a in answers]
     closed = [a.headers.get("connection") == "close" for a in answers]
-    assert 1 <= sum(closed) <= 5, closed  # the last one answered had nothing waiting behind it
+    assert 1 <= sum(closed) <= 3, closed  # the last one answered had nothing waiting behind it
     with httpx.Client(timeout=60) as client:
         alone = client.post(
             service.url + "/events", json=body(9), headers={"authorization": f"Bearer {keys['events']}"}

@@ -173,10 +173,10 @@ def test_bulk_bodies_answered_while_others_wait_give_the_connection_back(server)
             return list(pool.map(post, raws))
 
     for path in ("/score_batch", "/score_columns"):
-        answers = at_once(path, 8)
+        answers = at_once(path, 4)
         assert all(a.status_code == 200 for a in answers), [a.text[:200] for a in answers]
         closed = [a.headers.get("connection") == "close" for a in answers]
-        assert 1 <= sum(closed) <= 7, (path, closed)  # the last answered has nothing behind it
+        assert 1 <= sum(closed) <= 3, (path, closed)  # the last answered has nothing behind it
         with httpx.Client(timeout=60) as client:
             for k in (8, 9):  # one after the other on one connection: nothing waits behind either
                 r = client.post(url + path, json=body(path, k))
