@@ -5,7 +5,9 @@ the knee alone and while events flow, in the same run. Every event rewrites its 
 cost of an event grows with the events the context holds (and with the stores, whose commits slow as they grow):
 the bench reports the mean at the start and at the end, and takes one event per customer in again at the end,
 from the grown contexts and stores. Each intake reports the cores each worker used during it
-(``worker_cores``): both busy is the service spreading the bench's four keep-alive clients over its workers.
+(``worker_cores``): both busy is the service spreading the bench's four keep-alive clients over its workers; and
+the workers' CPU time per event (``worker_cpu_us_per_event``), beside the same for a ``/score`` request alone:
+their ratio is an event's cost in ``/score`` requests, a figure the machine's speed divides out of.
 
 ``python -m bench.events`` prints JSON.
 """
@@ -90,18 +92,21 @@ def intake(url: str, customers: list[str], per_customer: int, seconds: float) ->
     return {"events": n, "events_per_s": round(n / (time.perf_counter() - t0))}
 
 
-def worker_cores(proc, run):
-    """``run()``'s result with the cores each service worker used meanwhile: the workers share one listening
-    socket, so both being busy is not a given (``serving.responses.respond``)."""
+def worker_cores(proc, run, per: str = "events"):
+    """``run()``'s result with the cores each service worker used meanwhile (the workers share one listening
+    socket, so both being busy is not a given: ``serving.responses.respond``), and the workers' CPU time (user and
+    system) per item of ``run()``'s count ``per``: what an event costs, whatever the load's shape and however many
+    cores were free. The machine's speed still shows in it; the bench's ``/score`` request, measured the same way
+    in the same run, is its yardstick."""
     procs = workers(proc)
     before = [sum(w.cpu_times()[:2]) for w in procs]
     t0 = time.perf_counter()
     out = run()
     took = time.perf_counter() - t0
+    used = [sum(w.cpu_times()[:2]) - b for w, b in zip(procs, before, strict=True)]
     return out | {
-        "worker_cores": [
-            round((sum(w.cpu_times()[:2]) - b) / took, 2) for w, b in zip(procs, before, strict=True)
-        ]
+        "worker_cores": [round(u / took, 2) for u in used],
+        f"worker_cpu_us_per_{per.rstrip('s')}": round(1e6 * sum(used) / max(out[per], 1), 1),
     }
 
 
@@ -177,8 +182,15 @@ def main() -> dict:
         example = {"request": {"motion": "b2c", "customer": {"customer_id": load_set[0], "created_at": "2024-01-01T00:00:00Z",
                                                                "consent_email": True}}}  # fmt: skip
         results["stored events per customer, at the start"] = stored_events(online, load_set)
-        alone = wrk(f"{base}/score", json.dumps(example), tmp, int(SECONDS), conns=KNEE)
-        results["score alone"] = {k: round(alone[k], 1) for k in ("rps", "p50_ms", "p99_ms")}
+        wrk(f"{base}/score", json.dumps(example), tmp, 3, conns=KNEE)  # warm-up, outside the CPU measured
+        alone = worker_cores(
+            proc,
+            lambda: wrk(f"{base}/score", json.dumps(example), tmp, int(SECONDS), conns=KNEE, warm=False),
+            "requests",
+        )
+        results["score alone"] = {k: round(alone[k], 1) for k in ("rps", "p50_ms", "p99_ms")} | {
+            "worker_cpu_us_per_request": alone["worker_cpu_us_per_request"]
+        }
         for per in (1, 5, 20):
             results[f"intake, {per} per customer"] = worker_cores(
                 proc, lambda per=per: intake(f"{base}/events", load_set, per, SECONDS)
@@ -202,6 +214,11 @@ def main() -> dict:
         results["stored events per customer, now"] = stored_events(online, load_set)
         results["intake, 1 per customer, larger contexts"] = worker_cores(
             proc, lambda: intake(f"{base}/events", load_set, 1, SECONDS)
+        )
+        # an event's cost in /score requests, both measured as worker CPU in this run: the machine divides out
+        results["one event, 1 per customer, in /score requests of worker CPU"] = round(
+            results["intake, 1 per customer"]["worker_cpu_us_per_event"] / alone["worker_cpu_us_per_request"],
+            2,
         )
         results["example notification"] = next((b for b in bodies if b["trigger"] == "cart_abandoned"), None)
     finally:

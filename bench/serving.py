@@ -91,18 +91,22 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wrk(
-    url: str, body: str, tmp: Path, seconds: int = DURATION, auth: str = "", conns: int = CONNECTIONS
-) -> dict:
+    url: str, body: str, tmp: Path, seconds: int = DURATION, auth: str = "", conns: int = CONNECTIONS,
+    warm: bool = True,
+) -> dict:  # fmt: skip
+    """wrk's figures for ``seconds`` of POSTs of ``body``, after a 3 s warm-up (``warm``: a caller that measures
+    the server during the call warms it up first and passes False)."""
     (tmp / "post.lua").write_text(LUA)
     (tmp / "body.json").write_text(body)
     headers = {"content-type": "application/json"} | ({"authorization": auth} if auth else {})
     httpx.post(url, content=body, headers=headers, timeout=30).raise_for_status()
-    subprocess.run(
-        ["wrk", "-t2", f"-c{conns}", "-d3s", "-s", str(tmp / "post.lua"), url],
-        env=os.environ | {"BODY_FILE": str(tmp / "body.json"), "AUTH": auth},
-        capture_output=True,
-        check=True,
-    )  # warm-up
+    if warm:
+        subprocess.run(
+            ["wrk", "-t2", f"-c{conns}", "-d3s", "-s", str(tmp / "post.lua"), url],
+            env=os.environ | {"BODY_FILE": str(tmp / "body.json"), "AUTH": auth},
+            capture_output=True,
+            check=True,
+        )
     out = subprocess.run(
         [
             "wrk",
