@@ -7,7 +7,8 @@ the bench reports the mean at the start and at the end, and takes one event per 
 from the grown contexts and stores. Each intake reports the cores each worker used during it
 (``worker_cores``): both busy is the service spreading the bench's four keep-alive clients over its workers; and
 the workers' CPU time per event (``worker_cpu_us_per_event``), beside the same for a ``/score`` request alone:
-their ratio is an event's cost in ``/score`` requests, a figure the machine's speed divides out of.
+their ratio is an event's cost in ``/score`` requests, a yardstick measured in the same run (a request's own cost
+moves with how full its micro-batches are, so the ratio moves too: 0.18 and 0.25 in two runs).
 
 ``python -m bench.events`` prints JSON.
 """
@@ -215,7 +216,7 @@ def main() -> dict:
         results["intake, 1 per customer, larger contexts"] = worker_cores(
             proc, lambda: intake(f"{base}/events", load_set, 1, SECONDS)
         )
-        # an event's cost in /score requests, both measured as worker CPU in this run: the machine divides out
+        # an event's cost in /score requests, both measured as worker CPU in this run
         results["one event, 1 per customer, in /score requests of worker CPU"] = round(
             results["intake, 1 per customer"]["worker_cpu_us_per_event"] / alone["worker_cpu_us_per_request"],
             2,
