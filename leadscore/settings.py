@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     is dead-lettered (backoff doubles from 1 s); ``webhook_timeout``: seconds a receiver has to answer.
     ``switch_interval``: the service worker's GIL switch interval in seconds (the event loop gets the GIL back
     from the scoring thread within it).
+    ``events_nice``: added to the nice value of a service worker's events thread (Linux; 0: as the process), so
+    when the cores are full, ``/score`` requests get them first and events are taken in with what is left.
     """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", validate_default=True)
@@ -92,6 +94,7 @@ class Settings(BaseSettings):
     journal_fsync_seconds: float = Field(1.0, ge=0)
     journal_max_mb: float = Field(1024, gt=0)
     switch_interval: float = Field(0.001, gt=0, le=1)
+    events_nice: int = Field(5, ge=0, le=19)
     max_missing_inputs: float = Field(0.2, ge=0, le=1)
     max_missing_weight: float = Field(0.05, ge=0, le=1)
     webhook_url: str | None = None

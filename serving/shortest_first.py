@@ -4,20 +4,46 @@ A FIFO thread makes a one-event body — the abandoned cart whose webhook should
 behind every 1,000-event body queued before it; here it waits for the part of a job in progress only: a large job
 calls ``yield_to`` between its parts, which runs the smaller jobs waiting then. Jobs of equal size run in the
 order they came; a large one is not starved for good, as the queue empties whenever the load pauses.
+
+``nice``: added to the thread's nice value (Linux, where each thread has its own): when the cores are full, the
+kernel gives them to the process's other threads and to other processes first (a service worker's ``/score``
+requests, before its events).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+log = logging.getLogger("leadscore.serving")
+
+
+def lower_priority(nice: int) -> int:
+    """The calling thread's nice value raised by ``nice`` (at most 19), on Linux; elsewhere (where a thread id is
+    not a scheduling target of its own) nothing changes. Returns the thread's nice value now, or 0 there."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    tid = threading.get_native_id()
+    now = os.getpriority(os.PRIO_PROCESS, tid)
+    if nice > 0:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, now + nice))
+        except OSError as exc:  # a sandbox that forbids it: the thread keeps the process's priority
+            log.warning("the %s thread's priority was not lowered: %s", threading.current_thread().name, exc)
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+    return now
+
 
 class ShortestFirst:
-    def __init__(self, name: str):
+    def __init__(self, name: str, nice: int = 0):
+        self._nice = nice
         self._heap: list[tuple[int, int, Future, Callable[..., Any], tuple]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
@@ -59,6 +85,8 @@ class ShortestFirst:
             self._thread.join()
 
     def _run(self) -> None:
+        if self._nice:
+            lower_priority(self._nice)
         while True:
             with self._cond:
                 while not self._heap and not self._closed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import pytest
@@ -64,3 +66,18 @@ def test_a_large_job_lets_the_smaller_waiting_ones_run_between_its_parts():
         f.result(timeout=5)
     assert ran == ["probe", "small", "part-1", "part-2", "medium"]
     pool.shutdown()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_nice_lowers_the_worker_thread_alone_and_stops_at_19():
+    def own() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = own()
+    low, lowest, plain = ShortestFirst("t", nice=3), ShortestFirst("t", nice=40), ShortestFirst("t")
+    assert low.submit(1, own).result(timeout=5) == min(19, base + 3)
+    assert lowest.submit(1, own).result(timeout=5) == 19
+    assert plain.submit(1, own).result(timeout=5) == base
+    assert own() == base  # the caller's thread (and so the process's others) keep their priority
+    for pool in (low, lowest, plain):
+        pool.shutdown()

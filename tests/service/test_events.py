@@ -317,3 +317,20 @@ def test_a_worker_with_bodies_waiting_gives_the_connection_back(setup):
             service.url + "/events", json=body(9), headers={"authorization": f"Bearer {keys['events']}"}
         )
         assert again.json()["duplicates"] == 600  # the same body again: every event a duplicate
+
+
+def _nice(pid: int, tid: int | str) -> int:
+    """A thread's nice value (field 19 of its stat line; the command name before it may hold spaces)."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="threads' nice values are read from /proc")
+def test_each_worker_takes_events_in_on_one_thread_below_its_others(setup):
+    """LEADSCORE_EVENTS_NICE (default 5): /score requests get the cores before events when both are busy."""
+    service = setup[0]
+    for pid in service.workers():
+        values = [_nice(pid, tid.name) for tid in Path(f"/proc/{pid}/task").iterdir()]
+        base = _nice(pid, pid)  # the worker's main thread: its event loop
+        assert sorted(values).count(min(19, base + 5)) == 1, values
+        assert all(v == base for v in values if v != min(19, base + 5)), values
