@@ -8,7 +8,7 @@ from the grown contexts and stores. Each intake reports the cores each worker us
 (``worker_cores``): both busy is the service spreading the bench's four keep-alive clients over its workers; and
 the workers' CPU time per event (``worker_cpu_us_per_event``), beside the same for a ``/score`` request alone:
 their ratio is an event's cost in ``/score`` requests, a yardstick measured in the same run (a request's own cost
-moves with how full its micro-batches are, so the ratio moves too: 0.18 and 0.25 in two runs).
+moves with how full its micro-batches are, so the ratio moves too: 0.18-0.26 in eight runs).
 
 ``python -m bench.events`` prints JSON.
 """

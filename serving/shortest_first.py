@@ -25,20 +25,16 @@ from typing import Any
 log = logging.getLogger("leadscore.serving")
 
 
-def lower_priority(nice: int) -> int:
+def lower_priority(nice: int) -> None:
     """The calling thread's nice value raised by ``nice`` (at most 19), on Linux; elsewhere (where a thread id is
-    not a scheduling target of its own) nothing changes. Returns the thread's nice value now, or 0 there."""
-    if not sys.platform.startswith("linux"):
-        return 0
+    not a scheduling target of its own) nothing changes."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
     tid = threading.get_native_id()
-    now = os.getpriority(os.PRIO_PROCESS, tid)
-    if nice > 0:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, now + nice))
-        except OSError as exc:  # a sandbox that forbids it: the thread keeps the process's priority
-            log.warning("the %s thread's priority was not lowered: %s", threading.current_thread().name, exc)
-        now = os.getpriority(os.PRIO_PROCESS, tid)
-    return now
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:  # a sandbox that forbids it: the thread keeps the process's priority
+        log.warning("the %s thread's priority was not lowered: %s", threading.current_thread().name, exc)
 
 
 class ShortestFirst:
@@ -85,8 +81,7 @@ class ShortestFirst:
             self._thread.join()
 
     def _run(self) -> None:
-        if self._nice:
-            lower_priority(self._nice)
+        lower_priority(self._nice)
         while True:
             with self._cond:
                 while not self._heap and not self._closed:
