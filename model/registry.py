@@ -196,9 +196,7 @@ def load_cached(name: str, version: str, cache: Path) -> Any:
                 )
             )
             src = got if (got / "MLmodel").exists() else next(p.parent for p in got.rglob("MLmodel"))
-            if not (local / "MLmodel").exists():  # another thread or process may have got there first
-                shutil.rmtree(local, ignore_errors=True)  # a partial copy
-                os.replace(src, local)
+            place(src, local)
         except Exception as exc:
             raise UserError(f"cannot load model {name} version {version}: {exc}") from None
         finally:
@@ -206,6 +204,26 @@ def load_cached(name: str, version: str, cache: Path) -> Any:
     loaded = _unwrapped(str(local))
     (cache / name / "serving").write_text(version)
     return loaded
+
+
+def place(src: Path, local: Path) -> None:
+    """A complete download ``src`` renamed to ``local``. A directory rename is all or nothing, so ``local`` is
+    either absent or complete; when another worker placed its copy first (two workers start on the same new
+    version at once), the rename fails and that copy is kept, never deleted under the worker loading it. A copy
+    without ``MLmodel`` (interrupted under an earlier release, or a hand's) is moved aside first."""
+    for _ in range(3):
+        try:
+            os.replace(src, local)
+            return
+        except OSError:
+            if (local / "MLmodel").exists():
+                return  # (``src`` goes with the caller's temporary folder)
+            if not local.exists():
+                raise
+            aside = local.with_name(f".{local.name}.{os.getpid()}.{threading.get_ident()}.old")
+            os.replace(local, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+    os.replace(src, local)
 
 
 def cached_version(name: str, cache: Path) -> str | None:

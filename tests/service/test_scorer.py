@@ -87,3 +87,39 @@ def test_scoring_stored_contexts_of_a_motion_without_a_champion_is_refused_by_na
     scorer.reload()
     with pytest.raises(UserError, match="motion: no b2c champion is loaded"):
         scorer.score_stored("b2c", [{"customer": {"customer_id": "C1", "created": 0}}])
+
+
+def test_workers_that_start_on_one_new_version_at_once_all_load_it(trained, monkeypatch, tmp_path):
+    """Each worker of a service downloads a version its machine has no copy of; when they place their copies at
+    once, each one loads the version (the worker that placed second used to fail with 'Directory not empty' and
+    serve without a model), and only the one copy stays."""
+    import threading
+
+    import mlflow.artifacts
+
+    version = registry.alias_version("b2c", "champion")
+    download, workers = mlflow.artifacts.download_artifacts, 4
+    together = threading.Barrier(workers)
+
+    def downloaded_by_all(**kw):
+        out = download(**kw)
+        together.wait(timeout=60)  # every worker holds its download before any places it
+        return out
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", downloaded_by_all)
+    loaded, failed = [], []
+
+    def worker() -> None:
+        try:
+            loaded.append(registry.load_cached("b2c", version, tmp_path))
+        except Exception as exc:  # noqa: BLE001  # reported by the assertion below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failed and len(loaded) == workers
+    assert all(m.motion == "b2c" for m in loaded)
+    assert sorted(p.name for p in (tmp_path / "b2c").iterdir()) == [version, "serving"]
