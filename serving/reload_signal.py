@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 WATCH_SECONDS = 0.25  # how often a worker looks at the generation
+# seconds before a champion that failed to load is tried again (then doubled, up to the poll)
+RETRY_FIRST = 1.0
 log = logging.getLogger("leadscore.serving")
 
 
@@ -81,22 +83,37 @@ class ReloadSignal:
             time.sleep(0.05)
 
 
-def watch(signal: ReloadSignal, reload: Callable[[], object], every: float, stop: threading.Event) -> None:
+def watch(
+    signal: ReloadSignal,
+    reload: Callable[[], object],
+    every: float,
+    stop: threading.Event,
+    failing: Callable[[], bool] = lambda: False,
+) -> None:
     """A worker's champion poll: ``reload`` every ``every`` seconds, and at once when ``/admin/reload`` asks every
-    worker to (then acknowledged). A failed reload keeps the loaded champions serving."""
-    last = time.monotonic()
+    worker to (then acknowledged). A failed reload keeps the loaded champions serving. While a champion failed to
+    load (``failing``: a registry outage, a copy being placed), it is tried again sooner: after 1 s, 2 s, 4 s …
+    up to ``every``, so a worker that started without its model does not wait a whole poll for it."""
+    last, wait = time.monotonic(), min(every, RETRY_FIRST) if failing() else every
     while not stop.wait(WATCH_SECONDS):
         asked = signal.pending()
-        if asked is None and time.monotonic() - last < every:
+        if asked is None and time.monotonic() - last < wait:
             continue
         last = time.monotonic()
         try:
             reload()
         except Exception as exc:  # the registry is unreachable: tried again at the next round
             log.warning("champion reload failed: %s", exc)
+            wait = _sooner(wait, every)
             continue
+        wait = _sooner(wait, every) if failing() else every
         if asked is not None:
             signal.ack(asked)
+
+
+def _sooner(wait: float, every: float) -> float:
+    """The next wait after a failed round: ``RETRY_FIRST`` after a full poll, else doubled, at most ``every``."""
+    return min(every, RETRY_FIRST if wait >= every else 2 * wait)
 
 
 def _alive(pid: int) -> bool:

@@ -129,7 +129,7 @@ class LeadScore:
         )
         self._stop = threading.Event()
         self.reload_signal = ReloadSignal(settings.home)
-        follow = (self.reload_signal, self._reload, settings.reload_seconds, self._stop)
+        follow = (self.reload_signal, self._reload, settings.reload_seconds, self._stop, self._failing)
         threading.Thread(target=watch, args=follow, name="champion-poll", daemon=True).start()
         threading.Thread(target=self._watch_pending, name="pending-events", daemon=True).start()
         heap.settle()
@@ -141,6 +141,10 @@ class LeadScore:
         if changed:
             heap.settle()
         return changed
+
+    def _failing(self) -> bool:
+        """A champion failed to load in either scorer (tried again sooner than the poll)."""
+        return bool(self.scorer.load_errors or self.events_scorer.load_errors)
 
     def _watch_pending(self) -> None:
         """Entities with pending events, as other workers and processes record them (and, hourly, the events
