@@ -1,7 +1,7 @@
 """Fitting a model version: leakage guard → preprocessing → LightGBM (the motion's settings early-stopped on the
 validation fold and refit on train + validation, or a time-bounded search cross-validated on the fit period whose
-fold boosters are averaged, blended with a logistic regression when that wins) → calibration and tiers on
-out-of-fold scores → the artifact."""
+fold boosters are averaged beside a refit on every fit row, blended with a logistic regression when that wins)
+→ calibration and tiers on out-of-fold scores of the same recipe → the artifact."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from model.reasons import wordings
 from model.tiers import fit_tiers
 from training.evaluate import Evaluation, evaluate
 from training.leakage import Flag, guard
-from training.search import candidates, choose_blend, folds_for, search
+from training.search import candidates, choose_blend, folds_for, search, with_refit
 from training.split import Split, split_rows
 
 
@@ -144,6 +144,8 @@ def fit_and_evaluate(
         Xm, y, folds, cat_idx, settings, max_rounds=conf.model.max_rounds,
         patience=conf.model.early_stopping_rounds, budget_seconds=search_seconds, max_members=sc.max_members,
     )  # fmt: skip
+    if searching:
+        found = with_refit(found, Xm, y, folds, cat_idx, sc.refit_weight)
     if searching and sc.blend:
         found = choose_blend(found, Xm, y, folds, cat_idx, seed)
     held = found.held_rows
@@ -152,8 +154,15 @@ def fit_and_evaluate(
     p_held = np.clip(calibrator.predict(raw_held), 0, 1)
     fit_rows = np.r_[split.train, split.valid]
     if len(folds) > 1 or not conf.model.refit:
-        # cross-validated: the fold boosters, averaged, are the model the calibrator was fitted on the scores of
-        booster = average(found.fold_boosters, found.fold_rounds, found.fold_weights)
+        # cross-validated: the fold boosters averaged, and beside them a refit on every fit row when the search
+        # weighs one in: the recipe whose out-of-fold scores the calibrator read (search.with_refit)
+        boosters, weights = found.fold_boosters, found.fold_weights
+        rounds: list[int | None] = list(found.fold_rounds)
+        w = found.refit_weight
+        if w:
+            boosters = [*boosters, _refit(found.params, Xm[fit_rows], y[fit_rows], cat_idx, found.rounds)]
+            rounds, weights = [*rounds, None], [(1 - w) * v for v in weights] + [w]
+        booster = average(boosters, rounds, weights)
     else:
         booster = _refit(found.params, Xm[fit_rows], y[fit_rows], cat_idx, found.rounds)
     linear = LinearPart(tuple(cat_idx), seed=seed).fit(Xm[fit_rows], y[fit_rows]) if found.blend else None
@@ -191,6 +200,7 @@ def fit_and_evaluate(
         "final_trees": booster.num_trees(),
         "ensemble_members": int(found.trials["members"].sum()),
         "refit": conf.model.refit,
+        "refit_weight": found.refit_weight,
         "split": split.kind,
         "calibration": calibrator.method,
         "rows_train": len(split.train),

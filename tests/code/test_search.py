@@ -14,7 +14,7 @@ from leadscore.config import load_config
 from model.ensemble import average
 from model.linear import LinearPart
 from training.fit import TrainingRows, _lgb_params, fit_and_evaluate
-from training.search import Trial, candidates, choose_blend, folds_for, search, select
+from training.search import Trial, candidates, choose_blend, folds_for, search, select, with_refit
 
 
 def _data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -168,12 +168,41 @@ def test_ensemble_selection_adds_a_member_only_when_it_raises_the_out_of_fold_au
     assert select([best, other, noise], best, y, 1) == [best]  # the default: the best setting alone
 
 
-def test_a_cross_validated_model_is_the_average_of_its_fold_boosters(blended):
+def test_a_cross_validated_model_is_its_fold_boosters_averaged_beside_a_refit(blended):
     f, _ = blended
-    assert f.params["search_folds"] == 3
+    assert f.params["search_folds"] == 3 and f.params["refit_weight"] == 0.5  # the default
     trials = f.tables["search"]
     members = trials[trials["members"] > 0]
     assert members["chosen"].all() and trials["members"].sum() == 1  # the default: one member
-    # every member's three fold boosters, each cut at its own early-stopped round, and no refit
-    assert f.model.booster.num_trees() == round((members["rounds"] * 3).sum())
+    # the three fold boosters, each cut at its own early-stopped round, and the refit at their mean rounds
+    # scaled by 3/2 (it sees every fit row, a fold saw two thirds)
+    folds = round((members["rounds"] * 3).sum())
+    assert f.model.booster.num_trees() == folds + round(members["rounds"].item() * 1.5)
     assert f.params["final_trees"] == f.model.booster.num_trees()
+
+
+def test_the_refit_half_is_scored_out_of_fold_by_the_same_recipe_one_level_down():
+    X, y = _data(4000, seed=4)
+    rows = np.arange(len(y))
+    folds = folds_for(rows[:3000], rows[3000:3500], y, 3, False, 0)
+    settings = candidates(_lgb_params(load_config("b2c"), 0), {}, 1, 0)
+
+    def searched():
+        return search(X, y, folds, [2], settings, max_rounds=400, patience=20, budget_seconds=60)
+
+    alone = searched()
+    assert with_refit(searched(), X, y, folds, [2], 0.0).oof.tolist() == alone.oof.tolist()
+    s = with_refit(searched(), X, y, folds, [2], 0.5)
+    assert s.refit_weight == 0.5 and s.rounds == pytest.approx(np.mean(s.fold_rounds) * 3500 / np.mean(
+        [len(f.fit) for f in folds]))  # fmt: skip
+    np.testing.assert_allclose(s.oof, 0.5 * alone.oof + 0.5 * s.refit_oof, atol=1e-12)
+    fresh = []  # each fold's rows, trained afresh to the scaled rounds, scoring the fold's held rows
+    for f, r in zip(folds, s.fold_rounds, strict=True):
+        b = lgb.train(s.params, lgb.Dataset(X[f.fit], y[f.fit], categorical_feature=[2]), round(r * 1.5))
+        fresh.append(b.predict(X[f.held], raw_score=True))
+    fresh = np.concatenate(fresh)
+    # the fold boosters grown on (their column draws after the stop are their own, so close, not equal)
+    assert np.corrcoef(s.refit_oof, fresh)[0, 1] > 0.98
+    assert np.std(s.refit_oof) == pytest.approx(np.std(fresh), rel=0.05)
+    # more rounds spread the log-odds wider: what the calibrator reads
+    assert np.std(s.refit_oof) > np.std(alone.oof)
