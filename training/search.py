@@ -62,7 +62,7 @@ class Searched:
     setting, and others when averaging them wins out of fold), their out-of-fold log-odds, and the blend."""
 
     params: dict[str, Any]
-    rounds: float  # boosting rounds for a refit on every fit row
+    rounds: float  # boosting rounds for a refit on every fit row: the best setting's, times ``row_scale``
     held_rows: np.ndarray
     oof: np.ndarray  # the members' mean out-of-fold log-odds (blend not applied)
     fold_boosters: list[lgb.Booster]  # every member's booster per fold, each early-stopped on its fold
@@ -73,6 +73,7 @@ class Searched:
     linear_oof: np.ndarray | None = None
     refit_weight: float = 0.0  # weight of a refit on every fit row beside the fold average (``with_refit``)
     refit_oof: np.ndarray | None = None  # the refit's out-of-fold stand-in: log-odds on ``held_rows``
+    row_scale: float = 1.0  # every fit row over a fold's fit rows: what a refit's rounds are scaled by
 
     def blended_oof(self) -> np.ndarray:
         if self.linear_oof is None or not self.blend:
@@ -180,6 +181,7 @@ def search(
         [r for m in unique for r in m.rounds],
         [members.count(m) / len(members) / len(m.boosters) for m in unique for _ in m.boosters],
         table,
+        row_scale=float(scale),
     )
 
 
@@ -240,10 +242,9 @@ def with_refit(
     and scored on its held rows: never seeing them, and spread as the refit is."""
     if weight <= 0 or len(folds) < 2:
         return s
-    scale = s.rounds / float(np.mean(s.fold_rounds[: len(folds)]))
     grown = []
     for f, b, r in zip(folds, s.fold_boosters, s.fold_rounds, strict=False):  # the best setting's come first
-        target = max(1, round(r * scale))
+        target = max(1, round(r * s.row_scale))
         more = target - b.current_iteration()  # it kept ``patience`` rounds past its best: grow it further
         if more > 0:
             b = lgb.train(

@@ -193,8 +193,8 @@ def test_the_refit_half_is_scored_out_of_fold_by_the_same_recipe_one_level_down(
     alone = searched()
     assert with_refit(searched(), X, y, folds, [2], 0.0).oof.tolist() == alone.oof.tolist()
     s = with_refit(searched(), X, y, folds, [2], 0.5)
-    assert s.refit_weight == 0.5 and s.rounds == pytest.approx(np.mean(s.fold_rounds) * 3500 / np.mean(
-        [len(f.fit) for f in folds]))  # fmt: skip
+    assert s.refit_weight == 0.5 and s.row_scale == pytest.approx(3500 / np.mean([len(f.fit) for f in folds]))
+    assert s.rounds == pytest.approx(np.mean(s.fold_rounds) * s.row_scale)
     np.testing.assert_allclose(s.oof, 0.5 * alone.oof + 0.5 * s.refit_oof, atol=1e-12)
     fresh = []  # each fold's rows, trained afresh to the scaled rounds, scoring the fold's held rows
     for f, r in zip(folds, s.fold_rounds, strict=True):
