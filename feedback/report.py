@@ -77,8 +77,10 @@ def trend(rows: pd.DataFrame, model, tier_order: list[str]) -> pd.DataFrame:
 def alerts(s: dict[str, Any], conf: MotionConfig, sla: pd.DataFrame, trained_auc: float | None) -> list[dict]:
     """What crossed a bound, worst first, each with what to do about it."""
     fb, motion, found = conf.feedback, conf.motion, []
-    if s["ece"] > fb.ece_bound:
-        found.append({"what": f"calibration has decayed: ECE {s['ece']:.3f} on outcomes (bound {fb.ece_bound})",
+    if s["calibration_decayed"]:
+        noise = (f"; on {s['rows']:,} outcomes a calibrated model's noise alone reaches {s['ece_limit']:.3f} one "
+                 "time in 20" if s["ece_limit"] > fb.ece_bound else "")  # fmt: skip
+        found.append({"what": f"calibration has decayed: ECE {s['ece']:.3f} on outcomes (bound {fb.ece_bound}{noise})",
                       "do": f"retrain on recent outcomes: leadscore feedback retrain {motion}"})  # fmt: skip
     if trained_auc is not None and s["auc"] < trained_auc - fb.auc_drop_bound:
         found.append({"what": f"ranking has weakened: AUC {s['auc']:.3f} on outcomes vs {trained_auc:.3f} at "
@@ -111,6 +113,7 @@ def build(motion: str, store: Store, since: str | None = None) -> Report:
         raise UserError(f"no matured, scored {motion} leads with outcomes yet (score, then ingest outcomes)")
     y, p = rows["label"].to_numpy(), rows["score"].to_numpy()
     core = metrics.core(y, p)
+    decayed, ece_limit = metrics.calibration_decayed(y, p, conf.feedback.ece_bound)
     deciles = metrics.by_decile(y, p)
     tier_order = [t.name for t in conf.tiers.levels]
     tiers = metrics.by_group(y, p, rows["tier"].to_numpy(), rows["label_value"].to_numpy()).rename(
@@ -140,8 +143,9 @@ def build(motion: str, store: Store, since: str | None = None) -> Report:
         "max_feature_psi": float(psi_table["psi"].max()) if len(psi_table) else 0.0,
         "drifted_features": drifted,
         "psi_bound": conf.feedback.psi_bound,
-        "calibration_decayed": core["ece"] > conf.feedback.ece_bound,
+        "calibration_decayed": decayed,
         "ece_bound": conf.feedback.ece_bound,
+        "ece_limit": ece_limit,  # the bound, or above it what noise alone reaches on these few outcomes
     }
     with stage("trend by scoring week"):
         tables = {"tiers": tiers, "deciles": deciles, "trend": trend(rows, model, tier_order)}

@@ -67,8 +67,20 @@ def evidence(motion: str, store: Store, conf: MotionConfig) -> tuple[list[str], 
             }
             if worst[1] > conf.feedback.psi_bound:
                 reasons.append(f"feature drift: PSI {worst[1]:.3f} on {worst[0]} > {conf.feedback.psi_bound}")
-            if m["ece"] > conf.feedback.ece_bound:
-                reasons.append(f"calibration decay: ECE {m['ece']:.3f} > {conf.feedback.ece_bound}")
+            decayed, limit = metrics.calibration_decayed(
+                served["label"].to_numpy(), served["score"].to_numpy(), conf.feedback.ece_bound
+            )
+            facts["ece_limit"] = limit
+            if decayed:
+                noise = (
+                    ""
+                    if limit == conf.feedback.ece_bound
+                    else (
+                        f" (the bound {conf.feedback.ece_bound} raised to what a calibrated model's noise alone "
+                        f"reaches on {len(served):,} outcomes one time in 20)"
+                    )
+                )
+                reasons.append(f"calibration decay: ECE {m['ece']:.3f} > {limit:.3f}{noise}")
             trained_auc = registry.test_auc(motion, champion)
             if trained_auc is not None and m["auc"] < trained_auc - conf.feedback.auc_drop_bound:
                 reasons.append(f"AUC decay: {m['auc']:.3f} on outcomes vs {trained_auc:.3f} at training")

@@ -19,12 +19,35 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     return float(total / max(len(y), 1))
 
 
+def _ece_null(p: np.ndarray, bins: int, sims: int, seed: int) -> np.ndarray:
+    """``sims`` ECEs of a perfectly calibrated model with scores ``p``: labels drawn as Bernoulli(p), binned as
+    ``ece`` bins them (a bin's count times its gap is the gap of its sums)."""
+    p = np.asarray(p, float)
+    if not len(p):
+        return np.zeros(1)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    sum_p = np.bincount(idx, p, bins)
+    rng = np.random.default_rng(seed)
+    return np.array(
+        [np.abs(sum_p - np.bincount(idx, rng.random(len(p)) < p, bins)).sum() / len(p) for _ in range(sims)]
+    )
+
+
 def ece_noise_floor(p: np.ndarray, bins: int = 10, sims: int = 200, seed: int = 0) -> float:
     """The ECE a perfectly calibrated model with these scores would show on this many rows, on average: labels
     drawn as Bernoulli(p). A test fold's ECE near this floor is as good as the fold can tell."""
-    p = np.asarray(p, float)
-    rng = np.random.default_rng(seed)
-    return float(np.mean([ece((rng.random(len(p)) < p).astype(float), p, bins) for _ in range(sims)]))
+    return float(_ece_null(p, bins, sims, seed).mean())
+
+
+def calibration_decayed(
+    y: np.ndarray, p: np.ndarray, bound: float, level: float = 0.95
+) -> tuple[bool, float]:
+    """Whether served scores have lost their calibration on these outcomes, and the ECE limit that says so: the
+    bound, or — on few outcomes, where a perfectly calibrated model's ECE alone passes the bound — the ECE such a
+    model stays below ``level`` of the time on these scores, whichever is higher. So 400 outcomes whose scores are
+    right are not called decayed for their noise (0.05 is about what they show), and many are held to the bound."""
+    limit = max(bound, float(np.quantile(_ece_null(p, 10, 400, 0), level)))
+    return ece(y, p) > limit, limit
 
 
 def base_rate_gap(y: np.ndarray, p: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Feedback building blocks: SLA adherence and PSI."""
+"""Feedback building blocks: SLA adherence, PSI and the calibration-decay rule."""
 
 from __future__ import annotations
 
@@ -70,3 +70,54 @@ def test_the_report_page_puts_alerts_first_and_escapes_what_it_shows(tmp_path):
     assert "SLA missed on &lt;ae_direct&gt;" in page and "<ae_direct>" not in page  # autoescaped
     assert "0.876" in page and "0.8764" not in page and "62.5%" in page and "50.0%" in page
     assert "No feature past PSI 0.2" in page
+
+
+def test_calibration_decay_is_not_called_on_the_noise_of_few_outcomes():
+    """300 outcomes of scores that are right: the ECE bound alone calls most of them decayed (a calibrated model's
+    ECE on 50 rows a bin is about 0.05); the rule raises the bound to what that noise reaches 1 time in 20, and
+    still catches scores 0.12 too high. On many outcomes the limit is the bound itself."""
+    from model.metrics import calibration_decayed, ece
+
+    rng = np.random.default_rng(0)
+    plain = right = high = 0
+    for _ in range(40):
+        p = rng.uniform(0.2, 0.8, 300)
+        y = (rng.random(300) < p).astype(float)
+        plain += ece(y, p) > 0.05
+        right += calibration_decayed(y, p, 0.05)[0]
+        high += calibration_decayed(y, np.clip(p + 0.12, 0, 1), 0.05)[0]
+    assert plain >= 15 and right <= 4 and high >= 34
+    p = rng.uniform(0.2, 0.8, 50_000)
+    assert calibration_decayed((rng.random(50_000) < p).astype(float), p, 0.05) == (False, 0.05)
+    assert calibration_decayed((rng.random(50_000) < p).astype(float), np.clip(p + 0.06, 0, 1), 0.05)[0]
+
+
+def test_a_decay_alert_on_few_outcomes_names_the_raised_limit():
+    from feedback.report import alerts
+
+    s = {"rows": 300, "ece": 0.095, "calibration_decayed": True, "ece_limit": 0.081, "auc": 0.8,
+         "drifted_features": [], "score_psi": 0.01}  # fmt: skip
+    (a,) = alerts(s, load_config("b2b"), pd.DataFrame(), None)
+    assert (
+        "ECE 0.095" in a["what"] and "noise alone reaches 0.081" in a["what"] and "300 outcomes" in a["what"]
+    )
+    (a,) = alerts(
+        s | {"rows": 9000, "ece": 0.07, "ece_limit": 0.05}, load_config("b2b"), pd.DataFrame(), None
+    )
+    assert a["what"] == "calibration has decayed: ECE 0.070 on outcomes (bound 0.05)"
+    assert alerts(s | {"calibration_decayed": False}, load_config("b2b"), pd.DataFrame(), None) == []
+
+
+def test_the_report_page_says_when_few_outcomes_raised_the_ece_limit(tmp_path):
+    from feedback.report import Report, write
+
+    summary = {"motion": "b2c", "model_version": "1", "period": ["2026-06-01 00:00:00", "2026-06-14 00:00:00"],
+               "rows": 300, "positives": 150, "auc": 0.7, "pr_auc": 0.6, "brier": 0.2, "ece": 0.062,
+               "top_decile_lift": 1.5, "score_psi": 0.01, "drifted_features": [], "psi_bound": 0.2,
+               "ece_bound": 0.03, "ece_limit": 0.081, "calibration_decayed": False}  # fmt: skip
+    tables = {"tiers": pd.DataFrame({"tier": ["high"], "n": [300], "conversion": [0.5], "mean_score": [0.5]}),
+              "deciles": pd.DataFrame(), "trend": pd.DataFrame(), "psi": pd.DataFrame()}  # fmt: skip
+    images = dict.fromkeys(("tiers.png", "reliability.png", "gains.png", "psi.png"), b"\x89PNG\r\n\x1a\n")
+    page = write(Report("b2c", summary, tables, images, []), tmp_path).read_text()
+    text = " ".join(page.split())
+    assert "No alerts" in text and "ECE ≤ 0.03, raised to 0.081 on these 300 outcomes" in text
