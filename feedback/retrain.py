@@ -82,8 +82,16 @@ def evidence(motion: str, store: Store, conf: MotionConfig) -> tuple[list[str], 
                 )
                 reasons.append(f"calibration decay: ECE {m['ece']:.3f} > {limit:.3f}{noise}")
             trained_auc = registry.test_auc(motion, champion)
-            if trained_auc is not None and m["auc"] < trained_auc - conf.feedback.auc_drop_bound:
-                reasons.append(f"AUC decay: {m['auc']:.3f} on outcomes vs {trained_auc:.3f} at training")
+            if trained_auc is not None:
+                positives = int(served["label"].sum())
+                drop = metrics.auc_drop_limit(
+                    trained_auc, positives, len(served) - positives, conf.feedback.auc_drop_bound
+                )
+                facts["auc_drop_limit"] = drop
+                if m["auc"] < trained_auc - drop:
+                    reasons.append(
+                        f"AUC decay: {m['auc']:.3f} on outcomes vs {trained_auc:.3f} at training (limit −{drop:.3f})"
+                    )
     return reasons, rows, facts
 
 

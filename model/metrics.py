@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 
@@ -48,6 +49,21 @@ def calibration_decayed(
     right are not called decayed for their noise (0.05 is about what they show), and many are held to the bound."""
     limit = max(bound, float(np.quantile(_ece_null(p, 10, 400, 0), level)))
     return ece(y, p) > limit, limit
+
+
+def auc_drop_limit(
+    trained_auc: float, positives: int, negatives: int, bound: float, level: float = 0.95
+) -> float:
+    """How far the AUC on these outcomes may fall below the AUC at training before the ranking counts as weakened:
+    the bound, or — on few outcomes — the drop a model still ranking as it did at training stays within ``level``
+    of the time (one-sided, Hanley and McNeil's standard error at the trained AUC), whichever is larger. On 300
+    outcomes half converted, a 0.80 model's AUC alone falls 0.03 short about one time in eight."""
+    a = float(trained_auc)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)) / max(
+        positives * negatives, 1
+    )
+    return max(bound, float(stats.norm.ppf(level) * np.sqrt(max(var, 0.0))))
 
 
 def base_rate_gap(y: np.ndarray, p: np.ndarray) -> float:

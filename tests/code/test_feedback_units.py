@@ -121,3 +121,35 @@ def test_the_report_page_says_when_few_outcomes_raised_the_ece_limit(tmp_path):
     page = write(Report("b2c", summary, tables, images, []), tmp_path).read_text()
     text = " ".join(page.split())
     assert "No alerts" in text and "ECE ≤ 0.03, raised to 0.081 on these 300 outcomes" in text
+
+
+def test_an_auc_drop_is_not_called_on_the_noise_of_few_outcomes():
+    """A model still ranking at 0.80 scored on 300 outcomes: its AUC alone falls 0.03 short about one time in
+    eight; the limit (Hanley and McNeil at the trained AUC) holds that to one in 20 and still catches a fall to
+    0.70. On 2,000 outcomes the limit is the bound."""
+    from sklearn.metrics import roc_auc_score
+
+    from model.metrics import auc_drop_limit
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(150), np.zeros(150)]
+    limit = auc_drop_limit(0.80, 150, 150, 0.03)
+    kept = [roc_auc_score(y, 1.19 * y + rng.normal(size=300)) for _ in range(400)]  # AUC 0.80: Φ(1.19/√2)
+    fell = [roc_auc_score(y, 0.74 * y + rng.normal(size=300)) for _ in range(400)]  # AUC 0.70
+    assert np.mean(np.array(kept) < 0.77) > 0.09 and np.mean(np.array(kept) < 0.80 - limit) < 0.07
+    assert np.mean(np.array(fell) < 0.80 - limit) > 0.95
+    assert auc_drop_limit(0.80, 1000, 1000, 0.03) == 0.03
+
+
+def test_an_auc_alert_on_few_outcomes_names_the_raised_limit():
+    from feedback.report import alerts
+
+    s = {"rows": 300, "positives": 150, "ece": 0.01, "calibration_decayed": False, "ece_limit": 0.08,
+         "auc": 0.75, "drifted_features": [], "score_psi": 0.01}  # fmt: skip
+    (a,) = alerts(s, load_config("b2b"), pd.DataFrame(), 0.80)
+    assert "AUC 0.750 on outcomes vs 0.800" in a["what"] and "falls 0.042 short by noise alone" in a["what"]
+    assert alerts(s | {"auc": 0.765}, load_config("b2b"), pd.DataFrame(), 0.80) == []  # 0.035 short: noise
+    (a,) = alerts(
+        s | {"rows": 4000, "positives": 2000, "auc": 0.765}, load_config("b2b"), pd.DataFrame(), 0.80
+    )
+    assert a["what"].endswith("(bound −0.03)")
