@@ -62,14 +62,16 @@ def sla_adherence(rows: pd.DataFrame, conf: MotionConfig) -> pd.DataFrame:
 
 
 def trend(rows: pd.DataFrame, model, tier_order: list[str]) -> pd.DataFrame:
-    """Per scoring week (the Monday of ``as_of``): rows, AUC, ECE, score PSI and conversion by tier."""
+    """Per scoring week (the Monday of ``as_of``): rows, AUC, ECE beside its noise floor (what right scores show
+    on that week's rows: a week of 300 outcomes reads 0.05 for noise alone), score PSI and conversion by tier."""
     out = []
     for week, g in rows.groupby(rows["as_of"].dt.to_period("W-SUN").dt.start_time):
         y, p = g["label"].to_numpy(), g["score"].to_numpy()
         m = metrics.core(y, p)
         conv = g.groupby("tier")["label"].mean()
         out.append({"week": week.date().isoformat(), "rows": len(g), "positives": int(y.sum()), "auc": m["auc"],
-                    "ece": m["ece"], "score_psi": score_psi(model.reference, p)}
+                    "ece": m["ece"], "ece_floor": metrics.ece_noise_floor(p),
+                    "score_psi": score_psi(model.reference, p)}
                    | {f"conversion_{t}": float(conv[t]) if t in conv else None for t in tier_order})  # fmt: skip
     return pd.DataFrame(out)
 

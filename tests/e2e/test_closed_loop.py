@@ -131,9 +131,14 @@ def test_closed_loop(loop_env, browser):
     saved = json.loads((tmp / "report" / "summary.json").read_text())
     assert saved["motion"] == "b2c" and saved["alerts"] == rep.alerts
     assert set(saved["tables"]) == {"tiers", "deciles", "trend", "psi"}  # everything the page shows
-    assert len(saved["tables"]["trend"]) >= 2 and {"auc", "ece", "score_psi", "conversion_high"} <= set(
-        saved["tables"]["trend"][0]
-    )
+    assert len(saved["tables"]["trend"]) >= 2 and {
+        "auc",
+        "ece",
+        "ece_floor",
+        "score_psi",
+        "conversion_high",
+    } <= set(saved["tables"]["trend"][0])
+    assert all(0 < w["ece_floor"] < 0.2 for w in saved["tables"]["trend"])  # what a week's rows can tell
     text = page.read_text()
     assert not re.search(r"\d\.\d{5,}", re.sub(r"base64,[^\"]+", "", text)), "unformatted numbers"
     assert "[]" not in text and "{'" not in text
