@@ -1,8 +1,8 @@
 """Monitoring report per motion (compare within a motion, never across), for a RevOps lead and a data scientist:
 alerts first (what crossed a bound, and what to do), then realised conversion and calibration by tier and by
-decile, the trend per scoring week (AUC, ECE, conversion by tier, score PSI), SLA adherence by route (B2B),
-revenue by tier (B2C) and feature drift (PSI against the training reference). HTML from an autoescaped jinja2
-template, a JSON summary holding everything the page shows, and an MLflow monitoring run.
+decile, the trend per scoring week (AUC, ECE and its noise floor, conversion by tier, score PSI), SLA adherence
+by route (B2B), revenue by tier (B2C) and feature drift (PSI against the training reference). HTML from an
+autoescaped jinja2 template, a JSON summary holding everything the page shows, and an MLflow monitoring run.
 """
 
 from __future__ import annotations
