@@ -84,14 +84,17 @@ def alerts(s: dict[str, Any], conf: MotionConfig, sla: pd.DataFrame, trained_auc
                  "time in 20" if s["ece_limit"] > fb.ece_bound else "")  # fmt: skip
         found.append({"what": f"calibration has decayed: ECE {s['ece']:.3f} on outcomes (bound {fb.ece_bound}{noise})",
                       "do": f"retrain on recent outcomes: leadscore feedback retrain {motion}"})  # fmt: skip
-    drop = (metrics.auc_drop_limit(trained_auc, s["positives"], s["rows"] - s["positives"], fb.auc_drop_bound)
-            if trained_auc is not None else 0.0)  # fmt: skip
-    if trained_auc is not None and s["auc"] < trained_auc - drop:
-        noise = (f"; on {s['rows']:,} outcomes a model ranking as it did falls {drop:.3f} short by noise alone one "
-                 "time in 20" if drop > fb.auc_drop_bound else "")  # fmt: skip
-        found.append({"what": f"ranking has weakened: AUC {s['auc']:.3f} on outcomes vs {trained_auc:.3f} at "
-                              f"training (bound −{fb.auc_drop_bound}{noise})",
-                      "do": f"retrain, and look at the drifted features below: leadscore feedback retrain {motion}"})  # fmt: skip
+    if trained_auc is not None:
+        drop = metrics.auc_drop_limit(
+            trained_auc, s["positives"], s["rows"] - s["positives"], fb.auc_drop_bound
+        )
+        if s["auc"] < trained_auc - drop:
+            noise = (f"; on {s['rows']:,} outcomes a model ranking as it did falls {drop:.3f} short by noise alone "
+                     "one time in 20" if drop > fb.auc_drop_bound else "")  # fmt: skip
+            found.append({"what": f"ranking has weakened: AUC {s['auc']:.3f} on outcomes vs {trained_auc:.3f} at "
+                                  f"training (bound −{fb.auc_drop_bound}{noise})",
+                          "do": "retrain, and look at the drifted features below: "
+                                f"leadscore feedback retrain {motion}"})  # fmt: skip
     if s["drifted_features"]:
         names = ", ".join(s["drifted_features"][:5]) + (" …" if len(s["drifted_features"]) > 5 else "")
         found.append({"what": f"{len(s['drifted_features'])} feature(s) drifted past PSI {fb.psi_bound}: {names}",

@@ -8,29 +8,34 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 
+def _bin_of(p: np.ndarray, bins: int) -> np.ndarray:
+    """Each score's equal-width bin (1.0 in the last); a NaN score falls in none (negative)."""
+    return np.minimum((p * bins).astype(int), bins - 1)
+
+
 def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: |mean predicted − observed| per equal-width bin, weighted by count."""
+    """Expected calibration error: |mean predicted − observed| per equal-width bin, weighted by count (a bin's
+    count times its gap is the gap of its sums)."""
     y, p = np.asarray(y, float), np.asarray(p, float)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.sum() * abs(p[m].mean() - y[m].mean())
-    return float(total / max(len(y), 1))
+    idx = _bin_of(p, bins)
+    ok = idx >= 0
+    gaps = np.bincount(idx[ok], p[ok], bins) - np.bincount(idx[ok], y[ok], bins)
+    return float(np.abs(gaps).sum() / max(len(y), 1))
 
 
 def _ece_null(p: np.ndarray, bins: int, sims: int, seed: int) -> np.ndarray:
     """``sims`` ECEs of a perfectly calibrated model with scores ``p``: labels drawn as Bernoulli(p), binned as
-    ``ece`` bins them (a bin's count times its gap is the gap of its sums)."""
+    ``ece`` bins them."""
     p = np.asarray(p, float)
     if not len(p):
         return np.zeros(1)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    sum_p = np.bincount(idx, p, bins)
+    idx = _bin_of(p, bins)
+    ok = idx >= 0
+    idx, q = idx[ok], p[ok]
+    sum_p = np.bincount(idx, q, bins)
     rng = np.random.default_rng(seed)
     return np.array(
-        [np.abs(sum_p - np.bincount(idx, rng.random(len(p)) < p, bins)).sum() / len(p) for _ in range(sims)]
+        [np.abs(sum_p - np.bincount(idx, rng.random(len(q)) < q, bins)).sum() / len(p) for _ in range(sims)]
     )
 
 

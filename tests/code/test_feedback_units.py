@@ -1,4 +1,4 @@
-"""Feedback building blocks: SLA adherence, PSI and the calibration-decay rule."""
+"""Feedback building blocks: SLA adherence, PSI and the calibration and ranking decay rules."""
 
 from __future__ import annotations
 
